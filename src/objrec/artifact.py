@@ -1,0 +1,198 @@
+"""The model artifact: one self-describing folder per trained model, for every method.
+
+Layout::
+
+    model/
+      objrec.json          metadata: method, classes, input shape, preprocessing,
+                           training data and metrics, library versions, weights file
+      estimator.skops      scikit-learn pipelines (skops: no pickle, allow-listed types)
+      weights.safetensors  networks (written by the estimator's own ``_save_artifact``)
+
+Loading never executes code from the file: skops refuses any type outside the
+allow-list below, safetensors holds only tensors, and the estimator class named in the
+metadata must live in the ``objrec`` package.
+
+Estimators may define ``_save_artifact(self, folder) -> dict`` (write their own weight
+files, return extra metadata) and a classmethod ``_load_artifact(cls, folder, meta)``;
+everything else is saved with skops.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import platform
+from pathlib import Path
+
+from objrec.errors import ModelFileError
+from objrec.io import read_json, write_json
+
+META_NAME = "objrec.json"
+SKOPS_NAME = "estimator.skops"
+FORMAT = "objrec-model"
+FORMAT_VERSION = 1
+# Module roots whose types a .skops file may contain.
+TRUSTED_MODULES = (
+    "sklearn",
+    "numpy",
+    "scipy",
+    "objrec",
+    "builtins",
+    "collections",
+    "functools",
+    "_operator",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, objrec and the libraries a model depends on (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "objrec",
+        "numpy",
+        "scikit-learn",
+        "scikit-image",
+        "opencv-python-headless",
+        "torch",
+        "skops",
+    ):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _jsonable_params(est) -> dict:
+    import json
+
+    out = {}
+    for k, v in est.get_params(deep=False).items():
+        try:
+            json.dumps(v)
+            out[k] = v
+        except TypeError:
+            out[k] = repr(v)
+    return out
+
+
+def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
+    """Save a fitted estimator as a model folder at ``path``; returns the folder.
+
+    ``metadata`` (e.g. ``preprocessing``, ``training``, ``metrics``) is stored in
+    ``objrec.json`` beside what is read off the estimator itself.
+    """
+    if not hasattr(estimator, "classes_"):
+        raise ModelFileError("cannot save an unfitted estimator: call fit(X, y) first")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    cls = type(estimator)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": method or getattr(estimator, "method_name", cls.__name__),
+        "estimator": f"{cls.__module__}:{cls.__qualname__}",
+        "params": _jsonable_params(estimator),
+        "classes": [c.item() if hasattr(c, "item") else c for c in estimator.classes_],
+        "input_shape": list(getattr(estimator, "input_shape_", ()) or ()),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+    meta.update(metadata)
+    if hasattr(estimator, "_save_artifact"):
+        meta.update(estimator._save_artifact(folder))
+    else:
+        import skops.io as sio
+
+        sio.dump(estimator, folder / SKOPS_NAME)
+        meta["weights"] = SKOPS_NAME
+    write_json(folder / META_NAME, meta)  # written last: a folder without it is incomplete
+    return folder
+
+
+def resolve(path) -> Path:
+    """The model folder for ``path``: a model folder itself, or a run folder holding ``model/``."""
+    p = Path(path)
+    for cand in (p, p / "model"):
+        if (cand / META_NAME).is_file():
+            return cand
+    if not p.exists():
+        raise ModelFileError(
+            f"{p}: no such file or folder; give a run folder (runs/NAME) or its model/ folder"
+        )
+    raise ModelFileError(
+        f"{p}: not an objrec model (no {META_NAME} in it or in {p / 'model'}); train one with objrec train"
+    )
+
+
+def read_metadata(path) -> dict:
+    """The metadata of the model at ``path`` (run folder or model folder), validated."""
+    folder = resolve(path)
+    try:
+        meta = read_json(folder / META_NAME)
+    except ValueError as e:
+        raise ModelFileError(f"{folder / META_NAME}: corrupt metadata ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{folder / META_NAME}: not an objrec model file")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{folder}: written by a newer objrec (format {meta['format_version']}); upgrade objrec"
+        )
+    return meta
+
+
+def _estimator_class(spec: str, folder: Path):
+    """The class named ``module:Name`` in the metadata, imported only from objrec or scikit-learn."""
+    mod, _, name = spec.partition(":")
+    if mod.split(".", 1)[0] not in ("objrec", "sklearn") or not name.isidentifier():
+        raise ModelFileError(
+            f"{folder}: refusing to load estimator class {spec!r} from outside objrec"
+        )
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as e:
+        raise ModelFileError(
+            f"{folder}: estimator class {spec!r} is not available ({e}); pip install 'objrec[all]'"
+        ) from e
+
+
+def load(path):
+    """Load the fitted estimator saved at ``path`` (a run folder or its model folder).
+
+    The returned estimator carries the metadata as ``objrec_metadata_``.
+    """
+    folder = resolve(path)
+    meta = read_metadata(folder)
+    cls = _estimator_class(meta.get("estimator", ""), folder)
+    if hasattr(cls, "_load_artifact"):
+        est = cls._load_artifact(folder, meta)
+    else:
+        est = _load_skops(folder / meta.get("weights", SKOPS_NAME))
+        if not isinstance(est, cls):
+            raise ModelFileError(
+                f"{folder}: holds a {type(est).__name__}, metadata says {meta['estimator']}"
+            )
+    est.objrec_metadata_ = meta
+    return est
+
+
+def _load_skops(file: Path):
+    import skops.io as sio
+
+    if not file.is_file():
+        raise ModelFileError(f"{file}: missing; the model folder is incomplete")
+    try:
+        untrusted = sio.get_untrusted_types(file=file)
+    except Exception as e:  # not a zip, truncated, bad schema
+        raise ModelFileError(f"{file}: corrupt or not a skops file ({e})") from e
+    refused = [t for t in untrusted if t.split(".", 1)[0] not in TRUSTED_MODULES]
+    if refused:
+        raise ModelFileError(
+            f"{file}: refusing to load, it contains types outside the allow-list: {', '.join(refused)}"
+        )
+    try:
+        return sio.load(file, trusted=untrusted)
+    except Exception as e:
+        raise ModelFileError(f"{file}: could not be loaded ({e})") from e
