@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+import pytest
+
+import objrec
+from objrec.cli import main
+from objrec.errors import ObjrecError
+
+
+def test_help_and_version(capsys):
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert objrec.__version__ in capsys.readouterr().out
+
+
+def test_unknown_method_names_the_available_ones():
+    with pytest.raises(ObjrecError, match=r"unknown method 'no-such'.*available"):
+        objrec.make_method("no-such")
+
+
+def test_console_script_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "objrec.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("objrec ")
