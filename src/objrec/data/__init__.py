@@ -1,0 +1,63 @@
+"""Datasets: named sets (digits, MNIST-format IDX sets, ORL faces) and image folders.
+
+    >>> from objrec.data import load_dataset
+    >>> ds = load_dataset("mnist")                 # 50,000 / 10,000 / 10,000 (official test)
+    >>> ds.train.X.shape, ds.train.X.dtype         # (50000, 28, 28) uint8
+    >>> mean, std = ds.channel_stats()             # per channel, training split, 0..1 units
+
+Every loader returns a :class:`Dataset`: ``classes`` (names), and ``train``/``val``/``test``
+splits holding uint8 images (N, H, W) or (N, H, W, 3) and int64 labels (N,).
+"""
+
+from __future__ import annotations
+
+import os
+
+from objrec.data.dataset import Dataset, Split, apply_options
+from objrec.errors import DatasetError
+
+NAMES = ("digits", "mnist", "fashion-mnist", "kmnist", "orl-faces")
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    val_size: float | int | None = None,
+    test_size: float | int | None = None,
+    color: str | None = None,
+    size: int | tuple[int, int] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Dataset:
+    """Load a dataset by name or from a folder and split it train / val / test.
+
+    Parameters
+    ----------
+    name_or_path : one of ``NAMES`` or a folder (``root/<class>/<image>``, pre-split
+        ``root/{train,val,test}/<class>/<image>``, or the four MNIST-format IDX files).
+    data_dir : folder to look in first for a named set's files.
+    seed : seed of the stratified split (same seed, same split on every machine).
+    val_size, test_size : fraction (float in (0, 1)) or count (int). With an official test
+        split only ``val_size`` applies (default 10,000 for 60,000-image training sets, a
+        tenth otherwise); a single pool defaults to 70/15/15.
+    color : ``"grey"`` or ``"rgb"`` (default: as stored).
+    size : resize every image to ``size`` (int or (height, width)).
+    download : allow downloading a named set from its official mirrors.
+    progress : show progress bars.
+    """
+    key = str(name_or_path)
+    lowered = key.lower().replace("_", "-")
+    if lowered == "digits":
+        from objrec.data.named import load_digits
+
+        ds = load_digits(seed=seed, val_size=val_size, test_size=test_size)
+    else:
+        raise DatasetError(
+            f"unknown dataset {key!r}: not a known name ({', '.join(NAMES)}) nor an existing folder"
+        )
+    return apply_options(ds, color, size)
+
+
+__all__ = ["NAMES", "Dataset", "DatasetError", "Split", "load_dataset"]
