@@ -1,0 +1,432 @@
+"""Train several methods on one split, evaluate each once on the same test set, collect all.
+
+:func:`compare` is what ``objrec compare`` runs. Every method is built by name with
+:func:`objrec.make_method`, fitted on the training split (networks also get the
+validation split, for per-epoch feedback and early stopping), evaluated once on the
+test split with :func:`objrec.evaluation.metrics.evaluate_predictions`, timed and
+weighed with :mod:`objrec.evaluation.cost`, and saved with :func:`objrec.save` in the
+run folder::
+
+    runs/NAME/
+      config.json versions.json        what ran, with which libraries
+      metrics.json                     best method (chosen on validation accuracy) and each method's summary
+      comparison.csv comparison.json   the ranked table with cost columns
+      methods/<method>/model/          the saved model
+      methods/<method>/metrics.json    every metric (per class, confusion matrix, top losses...)
+      methods/<method>/per_class.csv
+      methods/<method>/history.csv     networks: per-epoch loss and accuracy
+      plots/*.png                      every figure of the report
+      report.html                      one self-contained file
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from objrec.errors import ObjrecError
+from objrec.io import write_json
+
+# One representative per approach, then the strongest network.
+DEFAULT_METHODS = ("hog-svm", "bovw-patch", "eigen", "simple_cnn", "resnet_small")
+# Stand-ins when a default is not registered (tried in order, same approach).
+FALLBACKS = {
+    "bovw-patch": ("bovw-sift",),
+    "resnet_small": ("lenet5",),
+}
+
+# Per-method parameters for each budget. Only parameters that the estimator accepts
+# (``get_params()``) are applied, so a preset never breaks a method that names them
+# differently. ``epochs`` is a count of passes over the training split.
+BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        "simple_cnn": {"epochs": 5},
+        "lenet5": {"epochs": 5},
+        "mlp": {"epochs": 5},
+        "resnet_small": {"epochs": 4},
+    },
+    "full": {
+        "simple_cnn": {"epochs": 10},
+        "lenet5": {"epochs": 10},
+        "mlp": {"epochs": 10},
+        "resnet_small": {"epochs": 15},
+    },
+}
+
+
+@dataclass
+class MethodResult:
+    """One method's outcome: the fitted estimator, its metrics and its costs."""
+
+    name: str
+    approach: str
+    description: str
+    estimator: Any
+    params: dict[str, Any]
+    metrics: dict[str, Any]  # evaluate_predictions on the test split
+    cost: dict[str, Any]
+    val_accuracy: float | None
+    test_pred: np.ndarray  # (N_test,) class indices
+    test_proba: np.ndarray | None  # (N_test, K)
+    folder: Path
+    history: list[dict] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """The method's line of the comparison table (scalars only)."""
+        from objrec.evaluation.metrics import summary_row
+
+        return {
+            "method": self.name,
+            "approach": self.approach,
+            "test_accuracy": self.metrics["accuracy"],
+            "val_accuracy": self.val_accuracy,
+            **{k: v for k, v in summary_row(self.metrics).items() if k != "accuracy"},
+            **self.cost,
+        }
+
+
+def resolve_methods(methods: list[str] | None) -> list[str]:
+    """The method names to run: ``methods`` (validated) or the defaults that are available."""
+    from objrec.methods import list_methods, method_spec
+
+    available = set(list_methods())
+    if methods:
+        for m in methods:
+            method_spec(m)  # clear error for unknown names
+        return list(dict.fromkeys(methods))
+    out = []
+    for m in DEFAULT_METHODS:
+        for cand in (m, *FALLBACKS.get(m, ())):
+            if cand in available:
+                out.append(cand)
+                break
+    if not out:
+        raise ObjrecError(
+            "no recognition method is available; pip install 'objrec[all]' and name methods "
+            "with --methods"
+        )
+    return out
+
+
+def budget_params(name: str, budget: str, estimator) -> dict[str, Any]:
+    """The preset parameters of ``budget`` for method ``name`` that ``estimator`` accepts."""
+    if budget not in BUDGETS:
+        raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    accepted = estimator.get_params(deep=False)
+    return {k: v for k, v in BUDGETS[budget].get(name, {}).items() if k in accepted}
+
+
+def _accepts_validation(estimator) -> bool:
+    try:
+        sig = inspect.signature(estimator.fit)
+    except (TypeError, ValueError):
+        return False
+    return "X_val" in sig.parameters and "y_val" in sig.parameters
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt_csv(r.get(k)) for k in keys})
+
+
+def _fmt_csv(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+def evaluate_estimator(
+    estimator,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    classes: list[str] | None = None,
+    batch_size: int = 256,
+    latency_images: int = 20,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Predict ``X`` once (timed, in batches) and compute every metric against labels ``y``.
+
+    Returns ``(metrics, cost, outputs)``: metrics from
+    :func:`~objrec.evaluation.metrics.evaluate_predictions`, cost with
+    ``images_per_second``, ``batch_size``, ``latency_ms`` (one image) and
+    ``predict_peak_mib``, outputs with ``pred`` (N,) class indices and ``proba`` or None.
+    """
+    from objrec.evaluation.cost import batched_predict, single_image_latency
+    from objrec.evaluation.metrics import encode, evaluate_predictions
+
+    out = batched_predict(estimator, X, batch_size=batch_size, progress=progress)
+    cls = estimator.classes_
+    y_idx = encode(y, cls)
+    pred_idx = encode(out["pred"], cls)
+    names = classes if classes is not None else [str(c) for c in cls]
+    if len(names) != len(cls):
+        # the dataset's names are indexed by label value; the model knows len(cls) of them
+        names = [str(c) for c in cls]
+    metrics = evaluate_predictions(
+        y_idx, pred_idx, classes=names, proba=out["proba"], scores=out["scores"]
+    )
+    cost = {
+        "images_per_second": out["images_per_second"],
+        "batch_size": batch_size,
+        "latency_ms": 1000 * single_image_latency(estimator, X, n=latency_images),
+        "predict_peak_mib": out["predict_peak_mib"],
+    }
+    return metrics, cost, {"pred": pred_idx, "proba": out["proba"]}
+
+
+def _class_names(dataset, estimator) -> list[str]:
+    """Names for the estimator's classes_ (labels index the dataset's class list)."""
+    names = list(getattr(dataset, "classes", []) or [])
+    out = []
+    for c in estimator.classes_:
+        i = int(c) if np.issubdtype(np.asarray(c).dtype, np.integer) else None
+        out.append(names[i] if i is not None and 0 <= i < len(names) else str(c))
+    return out
+
+
+def run_method(
+    name: str,
+    dataset,
+    folder: Path,
+    *,
+    budget: str = "quick",
+    params: dict[str, Any] | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> MethodResult:
+    """Fit method ``name`` on ``dataset.train``, evaluate on ``dataset.test``, save under ``folder``."""
+    from objrec.artifact import save
+    from objrec.evaluation.cost import folder_size, timed_fit
+    from objrec.methods import make_method, method_spec
+
+    spec = method_spec(name)
+    est = make_method(name)
+    applied = {**budget_params(name, budget, est), **(params or {})}
+    if applied:
+        est.set_params(**applied)
+    fit_kw = {}
+    if _accepts_validation(est) and len(dataset.val.y):
+        fit_kw = {"X_val": dataset.val.X, "y_val": dataset.val.y}
+    fit_cost = timed_fit(est, dataset.train.X, dataset.train.y, **fit_kw)
+    names = _class_names(dataset, est)
+    val_acc = None
+    if len(dataset.val.y):
+        val_acc = float(np.mean(est.predict(dataset.val.X) == dataset.val.y))
+    metrics, pred_cost, outputs = evaluate_estimator(
+        est, dataset.test.X, dataset.test.y, classes=names, batch_size=batch_size
+    )
+    mfolder = folder / "methods" / name
+    mfolder.mkdir(parents=True, exist_ok=True)
+    model_dir = save(
+        est,
+        mfolder / "model",
+        method=name,
+        training={
+            "dataset": getattr(dataset, "name", None),
+            "n_train": len(dataset.train.y),
+            "n_val": len(dataset.val.y),
+            "class_names": names,
+        },
+        metrics={"test_accuracy": metrics["accuracy"], "val_accuracy": val_acc},
+    )
+    cost = {
+        "fit_seconds": fit_cost["fit_seconds"],
+        **{k: v for k, v in pred_cost.items()},
+        "fit_peak_mib": fit_cost["fit_peak_mib"],
+        "model_bytes": folder_size(model_dir),
+    }
+    history = list(getattr(est, "history_", []) or [])
+    write_json(
+        mfolder / "metrics.json",
+        {
+            "method": name,
+            "approach": spec.approach,
+            "params": applied,
+            "test_accuracy": metrics["accuracy"],
+            "val_accuracy": val_acc,
+            "cost": cost,
+            "memory_method": fit_cost["memory_method"],
+            "test": metrics,
+        },
+    )
+    _write_csv(mfolder / "per_class.csv", metrics["per_class"])
+    if history:
+        write_json(mfolder / "history.json", history)
+        _write_csv(mfolder / "history.csv", history)
+    return MethodResult(
+        name=name,
+        approach=spec.approach,
+        description=spec.description,
+        estimator=est,
+        params=applied,
+        metrics=metrics,
+        cost=cost,
+        val_accuracy=val_acc,
+        test_pred=outputs["pred"],
+        test_proba=outputs["proba"],
+        folder=mfolder,
+        history=history,
+    )
+
+
+def rank(results: list[MethodResult]) -> list[MethodResult]:
+    """Results ordered by test accuracy, best first (ties: faster fit first)."""
+    return sorted(results, key=lambda r: (-r.metrics["accuracy"], r.cost["fit_seconds"]))
+
+
+TABLE_COLUMNS = (
+    ("method", "method", "{}"),
+    ("approach", "approach", "{}"),
+    ("test_accuracy", "test acc", "{:.2%}"),
+    ("balanced_accuracy", "bal acc", "{:.2%}"),
+    ("macro_f1", "macro F1", "{:.3f}"),
+    ("val_accuracy", "val acc", "{:.2%}"),
+    ("ece", "ECE", "{:.3f}"),
+    ("fit_seconds", "fit s", "{:.1f}"),
+    ("images_per_second", "img/s", "{:,.0f}"),
+    ("latency_ms", "1-img ms", "{:.2f}"),
+    ("model_bytes", "size", "bytes"),
+    ("fit_peak_mib", "peak MiB", "{:.0f}"),
+)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def format_cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if fmt == "bytes":
+        return human_bytes(value)
+    return fmt.format(value)
+
+
+def format_table(rows: list[dict[str, Any]], columns=TABLE_COLUMNS) -> str:
+    """A plain text table (one row per method) with right-aligned numbers."""
+    head = ["#", *(c[1] for c in columns)]
+    body = [
+        [str(i + 1), *(format_cell(r.get(key), fmt) for key, _, fmt in columns)]
+        for i, r in enumerate(rows)
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+
+    def line(cells):
+        return "  ".join(
+            c.ljust(w) if j in (1, 2) else c.rjust(w)
+            for j, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(head), sep, *(line(b) for b in body)])
+
+
+def compare(
+    dataset,
+    *,
+    methods: list[str] | None = None,
+    budget: str = "quick",
+    folder: str | os.PathLike,
+    params: dict[str, dict[str, Any]] | None = None,
+    robustness: bool = False,
+    report: bool = True,
+    batch_size: int = 256,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Run the comparison on ``dataset`` (an :class:`objrec.data.Dataset`) into ``folder``.
+
+    Returns a dict with ``results`` (list of :class:`MethodResult`, ranked), ``table``
+    (list of row dicts), ``best`` (method chosen on validation accuracy) and ``folder``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = resolve_methods(methods)
+    if budget not in BUDGETS:
+        raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    t_start = time.perf_counter()
+    results = []
+    for i, name in enumerate(names):
+        log(f"[{i + 1}/{len(names)}] {name}: fitting on {len(dataset.train.y):,} images ...")
+        r = run_method(
+            name,
+            dataset,
+            folder,
+            budget=budget,
+            params=(params or {}).get(name),
+            batch_size=batch_size,
+            progress=progress,
+        )
+        log(
+            f"[{i + 1}/{len(names)}] {name}: test accuracy {r.metrics['accuracy']:.2%}, "
+            f"fit {r.cost['fit_seconds']:.1f} s, {r.cost['images_per_second']:,.0f} img/s"
+        )
+        results.append(r)
+    ranked = rank(results)
+    table = [r.row() for r in ranked]
+    with_val = [r for r in results if r.val_accuracy is not None]
+    best = max(with_val, key=lambda r: r.val_accuracy) if with_val else ranked[0]
+    write_json(folder / "comparison.json", table)
+    _write_csv(folder / "comparison.csv", table)
+    out: dict[str, Any] = {
+        "results": ranked,
+        "table": table,
+        "best": best.name,
+        "folder": folder,
+        "robustness": None,
+    }
+    if robustness:
+        out["robustness"] = _run_robustness(ranked, dataset, folder, log=log)
+    write_json(
+        folder / "metrics.json",
+        {
+            "best_method": best.name,
+            "best_chosen_on": "val_accuracy" if with_val else "test_accuracy",
+            "test_accuracy": best.metrics["accuracy"],
+            "val_accuracy": best.val_accuracy,
+            "methods": {r.name: r.row() for r in ranked},
+            "seconds": time.perf_counter() - t_start,
+        },
+    )
+    if report:
+        from objrec.report.html import write_report
+
+        log("writing the report ...")
+        out["report"] = write_report(folder, dataset, ranked, robustness=out["robustness"])
+    out["seconds"] = time.perf_counter() - t_start
+    return out
+
+
+def _run_robustness(results: list[MethodResult], dataset, folder: Path, *, log=print):
+    """The invariance suite on every compared method (see :mod:`objrec.evaluation.robustness`)."""
+    try:
+        from objrec.evaluation import robustness as rob
+    except ModuleNotFoundError as e:
+        raise ObjrecError(f"the invariance suite is not available ({e})") from e
+    log("robustness: every method under each nuisance family and severity ...")
+    return rob.run_suite(
+        {r.name: r.estimator for r in results},
+        dataset.test.X,
+        dataset.test.y,
+        folder=folder / "robustness",
+    )

@@ -1,0 +1,324 @@
+"""``report.html``: one self-contained file (every image embedded as base64 PNG).
+
+:func:`write_report` draws every figure of a comparison (also saved as PNG files in
+``plots/``), then renders ``templates/report.html.j2`` with Jinja2 (autoescaped).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from objrec.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Picture:
+    """A figure as it goes into the page: title, caption, PNG as a data URI, file name."""
+
+    title: str
+    caption: str
+    src: str
+    file: str
+    wide: bool = False
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+class _Plots:
+    """Renders figures to PNG once: file in ``plots/`` and data URI for the page."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.used: set[str] = set()
+
+    def add(self, fig, name: str, title: str, caption: str = "", wide: bool = False) -> Picture:
+        from objrec.report.plots import to_png
+
+        base = _slug(name)
+        stem, i = base, 2
+        while stem in self.used:
+            stem, i = f"{base}-{i}", i + 1
+        self.used.add(stem)
+        png = to_png(fig)
+        fig.clear()
+        atomic_write_bytes(self.folder / f"{stem}.png", png)
+        src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return Picture(title, caption, src, f"plots/{stem}.png", wide)
+
+
+def _fmt_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    from objrec.evaluation.compare import TABLE_COLUMNS, format_cell
+
+    head = ["#", *(c[1] for c in TABLE_COLUMNS)]
+    body = [
+        [str(i + 1), *(format_cell(r.get(k), fmt) for k, _, fmt in TABLE_COLUMNS)]
+        for i, r in enumerate(rows)
+    ]
+    return head, body
+
+
+def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
+    from objrec.evaluation.metrics import encode
+    from objrec.report import plots as P
+    from objrec.report.learned import learned_figures
+
+    m = result.metrics
+    names = [c["class"] for c in m["per_class"]]
+    X = dataset.test.X
+    y_idx = encode(dataset.test.y, result.estimator.classes_)
+    key = result.name
+    results_pics: list[Picture] = []
+    results_pics.append(
+        plots.add(
+            P.confusion_matrix_figure(
+                np.asarray(m["confusion_matrix_normalized"]),
+                np.asarray(m["confusion_matrix"]),
+                names,
+            ),
+            f"{key}-confusion",
+            "Confusion matrix",
+            "Rows: true class, columns: prediction; colour is the fraction of the row, numbers are counts.",
+        )
+    )
+    results_pics.append(
+        plots.add(
+            P.per_class_accuracy_figure(m["per_class"]),
+            f"{key}-per-class",
+            "Per-class accuracy",
+            "Fraction of each class's test images classified right (recall); the weakest classes in red.",
+        )
+    )
+    if m["top_losses"]:
+        how = (
+            "ranked by the probability given to the true class"
+            if m["top_losses"][0].get("confidence") is not None
+            else "ranked by the decision-score margin"
+            if m["top_losses"][0].get("loss") is not None
+            else ""
+        )
+        results_pics.append(
+            plots.add(
+                P.top_losses_figure(X, m["top_losses"], names),
+                f"{key}-top-losses",
+                "Top losses",
+                f"The most confidently wrong test images ({how}): true → predicted"
+                + (", with the predicted class's probability." if "probability" in how else "."),
+                wide=True,
+            )
+        )
+    if m.get("calibration"):
+        results_pics.append(
+            plots.add(
+                P.calibration_figure(m["calibration"], m["ece"]),
+                f"{key}-calibration",
+                "Calibration",
+                "Reliability diagram: when the method says 90% sure, is it right 90% of the time? "
+                "Bars below the diagonal mean over-confidence.",
+            )
+        )
+    learned: list[Picture] = []
+    if result.history:
+        for metric in ("loss", "accuracy"):
+            learned.append(
+                plots.add(
+                    P.learning_curve_figure(result.history, metric),
+                    f"{key}-curve-{metric}",
+                    f"Learning curve: {metric}",
+                    "Per epoch on the training split (with augmentation, if any) and the "
+                    "validation split; the test split was never used in training.",
+                )
+            )
+    for e in learned_figures(result, X, y_idx, names):
+        learned.append(plots.add(e.figure, f"{key}-{e.title}", e.title, e.caption, e.wide))
+    summary = [
+        ("test accuracy", f"{m['accuracy']:.2%}"),
+        ("balanced accuracy", f"{m['balanced_accuracy']:.2%}"),
+        ("macro F1", f"{m['macro_f1']:.3f}"),
+        (
+            "validation accuracy",
+            "-" if result.val_accuracy is None else f"{result.val_accuracy:.2%}",
+        ),
+    ]
+    for k, v in (m.get("top_k_accuracy") or {}).items():
+        if k != "1":
+            summary.append((f"top-{k} accuracy", f"{v:.2%}"))
+    if m.get("log_loss") is not None:
+        summary += [("log loss", f"{m['log_loss']:.3f}"), ("ECE", f"{m['ece']:.3f}")]
+    from objrec.evaluation.compare import human_bytes
+
+    c = result.cost
+    costs = [
+        ("fit time", f"{c['fit_seconds']:.1f} s"),
+        ("fit peak memory", f"{c['fit_peak_mib']:.0f} MiB"),
+        ("throughput", f"{c['images_per_second']:,.0f} images/s (batch {c['batch_size']})"),
+        ("one image", f"{c['latency_ms']:.2f} ms"),
+        ("model on disk", human_bytes(c["model_bytes"])),
+    ]
+    return {
+        "name": result.name,
+        "anchor": "m-" + _slug(result.name),
+        "approach": result.approach,
+        "description": result.description,
+        "params": {k: v for k, v in result.params.items()},
+        "summary": summary,
+        "costs": costs,
+        "confused": m["most_confused"][:6],
+        "results": results_pics,
+        "learned": learned,
+        "has_proba": m.get("log_loss") is not None,
+    }
+
+
+APPROACH_TITLES = {
+    "features": "Features + classifier",
+    "bovw": "Bag of visual words",
+    "eigen": "Eigenfaces (PCA)",
+    "cnn": "Convolutional network",
+}
+
+
+def _robustness_pictures(robustness, plots: _Plots) -> list[Picture]:
+    """Figures of the invariance suite, drawn by :mod:`objrec.report.robustness_plots`."""
+    if not robustness:
+        return []
+    try:
+        from objrec.report import robustness_plots as R
+    except ModuleNotFoundError:
+        return []
+    out = []
+    try:
+        for e in R.robustness_figures(robustness):
+            out.append(plots.add(e.figure, f"robustness-{e.title}", e.title, e.caption, e.wide))
+    except Exception as e:  # never lose the rest of the report
+        log.warning("robustness figures failed: %s", e, exc_info=True)
+    return out
+
+
+def render(context: dict[str, Any]) -> str:
+    """The HTML page for ``context`` (see :func:`write_report`) from the Jinja2 template."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("objrec.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(**context)
+
+
+def write_report(
+    folder: str | Path,
+    dataset,
+    results: list,
+    *,
+    robustness=None,
+    title: str | None = None,
+) -> Path:
+    """Draw every figure and write ``folder/report.html``; returns its path.
+
+    ``results``: ranked :class:`~objrec.evaluation.compare.MethodResult` list;
+    ``dataset``: the :class:`objrec.data.Dataset` they were trained and tested on.
+    """
+    from objrec import __version__
+    from objrec.report import plots as P
+    from objrec.report.learned import sample_images_figure
+
+    folder = Path(folder)
+    plots = _Plots(folder / "plots")
+    rows = [r.row() for r in results]
+    head, body = _fmt_table(rows)
+    classes = [str(c) for c in getattr(dataset, "classes", [])] or [
+        str(c) for c in np.unique(dataset.train.y)
+    ]
+    overview = [
+        plots.add(
+            P.comparison_bars(rows),
+            "comparison",
+            "Accuracy and cost",
+            "Test accuracy, fit time and inference throughput of each method on the same split.",
+            wide=True,
+        ),
+    ]
+    try:
+        overview.append(
+            plots.add(
+                sample_images_figure(dataset.test.X, dataset.test.y, classes),
+                "samples",
+                "The data",
+                "One test image per class.",
+                wide=True,
+            )
+        )
+    except (IndexError, ValueError) as e:  # labels that do not index the class list
+        log.warning("sample images: %s", e)
+    sections = [_method_section(r, dataset, plots) for r in results]
+    with_val = [r for r in results if r.val_accuracy is not None]
+    best = max(with_val, key=lambda r: r.val_accuracy).name if with_val else rows[0]["method"]
+    by_approach = {}
+    for s in sections:
+        by_approach.setdefault(s["approach"], []).append(s["name"])
+    shape = "×".join(str(s) for s in dataset.train.X.shape[1:])
+    context = {
+        "title": title or f"objrec comparison: {getattr(dataset, 'name', 'dataset')}",
+        "dataset": {
+            "name": getattr(dataset, "name", "dataset"),
+            "source": str(getattr(dataset, "source", "")),
+            "n_train": len(dataset.train.y),
+            "n_val": len(dataset.val.y),
+            "n_test": len(dataset.test.y),
+            "shape": shape,
+            "n_classes": len(classes),
+            "classes": classes[:20],
+        },
+        "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "table_head": head,
+        "table_rows": [
+            {"cells": b, "anchor": "m-" + _slug(r["method"]), "best": r["method"] == best}
+            for r, b in zip(rows, body, strict=True)
+        ],
+        "best": best,
+        "overview": overview,
+        "methods": sections,
+        "approach_titles": APPROACH_TITLES,
+        "approaches_present": by_approach,
+        "robustness": _robustness_pictures(robustness, plots),
+        "robustness_table": _robustness_table(robustness),
+    }
+    html = render(context)
+    path = folder / "report.html"
+    atomic_write_bytes(path, html.encode("utf-8"))
+    return path
+
+
+def _robustness_table(robustness) -> dict[str, Any] | None:
+    """(head, body) of the invariance summary when the suite provides one."""
+    if not robustness:
+        return None
+    try:
+        from objrec.report import robustness_plots as R
+    except ModuleNotFoundError:
+        return None
+    fn = getattr(R, "summary_table", None)
+    if fn is None:
+        return None
+    try:
+        head, body = fn(robustness)
+        return {"head": head, "body": body}
+    except Exception as e:
+        log.warning("robustness table failed: %s", e)
+        return None

@@ -1,0 +1,584 @@
+"""What each approach learned, as pictures.
+
+:func:`learned_figures` dispatches on the method's approach and returns a list of
+:class:`Figure` entries (title, caption, matplotlib figure):
+
+- features: HOG of sample images at each cell size the method uses;
+- bovw: the codebook's words as montages of their nearest patches, and one image's
+  word histogram;
+- eigen: the mean image, the leading components, reconstructions with growing k, the
+  explained variance;
+- cnn: first-layer filters, the feature maps of one image layer by layer (spatial size
+  shrinking as depth grows) and Grad-CAM heat maps on right and wrong predictions
+  (the learning curves are drawn by :mod:`objrec.report.plots`).
+
+The pictures are drawn from the fitted estimator's attributes and the helpers of the
+method modules; nothing here changes an estimator.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from objrec.report.plots import image_grid, new_figure, show_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FigureEntry:
+    """One picture of the report: a title, a sentence saying what it shows, the figure."""
+
+    title: str
+    caption: str
+    figure: Figure
+    wide: bool = False
+
+
+def _pick(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` samples, one per class first (in class order), deterministic."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        out.append(int(rng.choice(idx)))
+        if len(out) == n:
+            break
+    rest = np.setdiff1d(np.arange(len(y)), out)
+    if len(out) < n and len(rest):
+        out.extend(rng.choice(rest, size=min(n - len(out), len(rest)), replace=False).tolist())
+    return np.asarray(out[:n], dtype=np.int64)
+
+
+def _gray(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) float of (N, H, W[, C]) uint8 images (luminance for colour)."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4:
+        x = x[..., :3].mean(axis=-1) if x.shape[-1] >= 3 else x[..., 0]
+    return x
+
+
+# -- features + classifier ----------------------------------------------------------------
+def draw_hog(ax, image: np.ndarray, hist: np.ndarray, cell: tuple[int, int]) -> None:
+    """Draw cell histograms (R, C, O) as line glyphs over a faint ``image`` on ``ax``.
+
+    For each cell and orientation bin, a line through the cell centre perpendicular to
+    the bin's mid-angle (the edge direction), as long as the cell, its opacity the bin's
+    value over the image's largest one: scikit-image's ``hog(visualize=True)`` drawn
+    with vector lines, so that it stays readable on 8x8 images.
+    """
+    from matplotlib.collections import LineCollection
+
+    ch, cw = cell
+    nr, nc, no = hist.shape
+    show_image(ax, (np.asarray(image) * 0.4).astype(np.uint8))  # dimmed under the glyphs
+    theta = np.pi * (np.arange(no) + 0.5) / no  # mid-angle of each gradient bin
+    r = 0.45 * min(ch, cw)
+    vmax = hist.max() or 1.0
+    segs, colors = [], []
+    for i in range(nr):
+        for j in range(nc):
+            cy, cx = i * ch + ch / 2 - 0.5, j * cw + cw / 2 - 0.5
+            for o in range(no):
+                v = hist[i, j, o] / vmax
+                if v < 0.02:
+                    continue
+                dx, dy = r * np.sin(theta[o]), r * np.cos(theta[o])
+                segs.append([(cx + dx, cy - dy), (cx - dx, cy + dy)])
+                colors.append((1.0, 0.75, 0.1, float(v)))
+    ax.add_collection(LineCollection(segs, colors=colors, linewidths=1.6))
+
+
+def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
+    """HOG of one sample per class (up to 6), at each cell size the method uses."""
+    if getattr(est, "features", None) != "hog" or not hasattr(est, "feature_params_"):
+        return []
+    from objrec.features.hog import cell_histograms
+
+    cells = est.feature_params_["cells"]
+    idx = _pick(y, 6)
+    cols = 1 + len(cells)
+    fig = new_figure(1.7 * len(idx), 1.75 * cols)
+    axes = np.atleast_2d(fig.subplots(cols, len(idx)))
+    for c, i in enumerate(idx):
+        show_image(axes[0, c], X[i])
+        for r, (ppc, _) in enumerate(cells, start=1):
+            hist = cell_histograms(
+                X[i : i + 1],
+                orientations=est.orientations,
+                pixels_per_cell=ppc,
+                transform_sqrt=getattr(est, "transform_sqrt", False),
+            )[0]
+            draw_hog(axes[r, c], X[i], hist, (ppc, ppc))
+    axes[0, 0].set_ylabel("image", fontsize=8)
+    for r, (ppc, cpb) in enumerate(cells, start=1):
+        axes[r, 0].set_ylabel(f"{ppc}px cells\n{cpb}x{cpb} blocks", fontsize=8)
+    return [
+        FigureEntry(
+            "HOG of sample images",
+            "Each cell's histogram of gradient orientations, drawn as lines along the edges it "
+            "found (more opaque = stronger): this, after block normalisation, is what the "
+            f"classifier sees instead of the pixels ({est.n_features_:,} numbers per image, "
+            f"{len(cells)} cell size(s)).",
+            fig,
+            wide=True,
+        )
+    ]
+
+
+# -- bag of visual words --------------------------------------------------------------------
+def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
+    """Codebook words as patch montages and one image's word histogram."""
+    from objrec.methods import bovw as B
+
+    out = []
+    montage = getattr(B, "word_montages", None) or getattr(B, "codebook_montage", None)
+    codebook = getattr(est, "codebook_", None)
+    if codebook is None:
+        return out
+    k = len(codebook.cluster_centers_) if hasattr(codebook, "cluster_centers_") else len(codebook)
+    if montage is not None:
+        try:
+            mont = montage(est, X[: min(len(X), 500)], n_words=16, n_patches=8)
+            out.append(_montage_entry(mont, k))
+        except (TypeError, ValueError) as e:
+            log.warning("codebook montage failed: %s", e)
+    hist = getattr(B, "word_histogram", None) or getattr(est, "encode", None)
+    i = int(_pick(y, 1)[0])
+    if hist is not None:
+        try:
+            h = np.asarray(
+                hist(est, X[i : i + 1])
+                if hist is getattr(B, "word_histogram", None)
+                else hist(X[i : i + 1])
+            )
+            out.append(_histogram_entry(X[i], h.reshape(-1), k))
+        except (TypeError, ValueError) as e:
+            log.warning("word histogram failed: %s", e)
+    return out
+
+
+def _montage_entry(mont, k: int) -> FigureEntry:
+    """``mont``: (n_words, n_patches, h, w) patches nearest to each word's centre."""
+    mont = np.asarray(mont)
+    n_words, n_patches = mont.shape[:2]
+    fig = new_figure(0.5 * n_patches + 0.6, 0.5 * n_words + 0.4)
+    axes = np.atleast_2d(fig.subplots(n_words, n_patches))
+    for w in range(n_words):
+        for p in range(n_patches):
+            show_image(axes[w, p], mont[w, p], cmap="gray", vmin=None, vmax=None)
+        axes[w, 0].set_ylabel(f"w{w}", fontsize=7, rotation=0, ha="right", va="center")
+    return FigureEntry(
+        "Codebook: visual words",
+        f"{n_words} of the {k} visual words (k-means centres of local patch descriptors); each "
+        f"row shows the {n_patches} training patches closest to one word.",
+        fig,
+    )
+
+
+def _histogram_entry(image: np.ndarray, h: np.ndarray, k: int) -> FigureEntry:
+    fig = new_figure(9, 2.4)
+    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1, 6])
+    show_image(ax0, image)
+    ax1.bar(np.arange(len(h)), h, width=1.0, color="#2563eb")
+    ax1.set_xlim(-0.5, len(h) - 0.5)
+    ax1.set_xlabel("visual word" + (" (x spatial pyramid cell)" if len(h) > k else ""))
+    ax1.set_ylabel("weight")
+    return FigureEntry(
+        "One image as a bag of words",
+        "The image is described only by how often each visual word occurs in it "
+        "(its word histogram): patch positions are forgotten, except through the spatial pyramid.",
+        fig,
+        wide=True,
+    )
+
+
+# -- eigenfaces ---------------------------------------------------------------------------------
+def eigen_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
+    """Mean image, leading components (and Fisherfaces), reconstructions with growing k,
+    explained variance, drawn with the helpers of :mod:`objrec.methods.eigen`."""
+    from objrec.methods import eigen as E
+
+    if getattr(est, "pca_", None) is None:
+        return []
+    out = []
+    evr = E.explained_variance(est)
+    n_show = min(15, len(evr))
+    imgs = [E.mean_image(est), *E.component_images(est, n_show)]
+    titles = ["mean"] + [f"PC{i + 1} {evr[i]:.1%}" for i in range(n_show)]
+    out.append(
+        FigureEntry(
+            "Mean image and leading components",
+            "Every image is approximated as the mean plus a weighted sum of these components "
+            "(eigenimages; red positive, blue negative, with the share of variance each explains); "
+            "the method classifies images by their weights.",
+            _signed_grid(imgs, titles, first_plain=True),
+            wide=True,
+        )
+    )
+    if getattr(est, "lda_", None) is not None:
+        fis = E.fisher_images(est, 15)
+        out.append(
+            FigureEntry(
+                "Fisherfaces",
+                "The discriminant axes (LDA on the PCA weights) mapped back to pixels: the pixel "
+                "patterns that best separate the classes.",
+                _signed_grid(list(fis), [f"LD{i + 1}" for i in range(len(fis))]),
+                wide=True,
+            )
+        )
+    idx = _pick(y, 4)
+    n_comp = len(evr)
+    ks = [k for k in (1, 2, 5, 10, 20, 40, 80, 160) if k < n_comp] + [n_comp]
+    fig = new_figure(1.15 * (len(ks) + 1) + 0.2, 1.2 * len(idx) + 0.3)
+    axes = np.atleast_2d(fig.subplots(len(idx), len(ks) + 1))
+    for c, k in enumerate(ks):
+        rec = E.reconstruct(est, X[idx], k)  # (n, H, W[, C]) in 0..1
+        for r in range(len(idx)):
+            show_image(axes[r, c + 1], _unit_to_uint8(rec[r]))
+        axes[0, c + 1].set_title(f"k={k}", fontsize=8)
+    for r in range(len(idx)):
+        show_image(axes[r, 0], X[idx[r]])
+    axes[0, 0].set_title("image", fontsize=8)
+    out.append(
+        FigureEntry(
+            "Reconstruction from the first k components",
+            "Mean plus the first k weighted components: a few give a blurred prototype, more add "
+            "the details of the individual image.",
+            fig,
+            wide=True,
+        )
+    )
+    fig = new_figure(5.5, 3.0)
+    ax = fig.subplots()
+    ks_ = np.arange(1, len(evr) + 1)
+    ax.bar(ks_, evr * 100, color="#93c5fd", width=1.0)
+    ax2 = ax.twinx()
+    ax2.plot(ks_, np.cumsum(evr) * 100, color="#f97316")
+    ax2.set_ylim(0, 100)
+    ax.set_xlabel("component")
+    ax.set_ylabel("explained variance (%)", color="#2563eb")
+    ax2.set_ylabel("cumulative (%)", color="#f97316")
+    ax.set_title(f"{len(evr)} components keep {evr.sum():.1%} of the variance", fontsize=10)
+    out.append(
+        FigureEntry(
+            "Explained variance",
+            "Share of the training images' pixel variance each component explains (bars) and "
+            "the running total (line).",
+            fig,
+        )
+    )
+    return out
+
+
+def _signed_grid(imgs: list[np.ndarray], titles: list[str], first_plain: bool = False) -> Figure:
+    """Images of both signs in a diverging colour map (the first, optionally, in grey)."""
+    cols = min(8, len(imgs))
+    rows = int(np.ceil(len(imgs) / cols))
+    fig = new_figure(1.3 * cols, 1.45 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for i, ax in enumerate(axes):
+        if i >= len(imgs):
+            ax.axis("off")
+            continue
+        im = np.asarray(imgs[i], dtype=np.float64)
+        if i == 0 and first_plain:
+            show_image(ax, _unit_to_uint8(im))
+        else:
+            im = im.mean(axis=-1) if im.ndim == 3 else im
+            v = np.abs(im).max() or 1.0
+            show_image(ax, im, cmap="RdBu_r", vmin=-v, vmax=v)
+        ax.set_title(titles[i], fontsize=7)
+    return fig
+
+
+def _unit_to_uint8(img: np.ndarray) -> np.ndarray:
+    """A float image in 0..1 units as uint8 0..255 (clipped)."""
+    return np.clip(np.round(np.asarray(img) * 255), 0, 255).astype(np.uint8)
+
+
+# -- CNNs -------------------------------------------------------------------------------------
+def _module_name(m) -> str:
+    return type(m).__name__
+
+
+def first_layer_filters(model) -> Figure | None:
+    """The first convolution's filters (out, in, kh, kw) as small images."""
+    from torch import nn
+
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        return None
+    w = conv.weight.detach().cpu().numpy()  # (out, in, kh, kw)
+    n = min(64, w.shape[0])
+    cols = min(16, n)
+    rows = int(np.ceil(n / cols))
+    fig = new_figure(0.55 * cols + 0.3, 0.6 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for i, ax in enumerate(axes):
+        if i >= n:
+            ax.axis("off")
+            continue
+        f = w[i]
+        if f.shape[0] == 3:  # RGB filter: min-max to 0..1 per filter
+            f = np.transpose(f, (1, 2, 0))
+            f = (f - f.min()) / (np.ptp(f) or 1.0)
+            show_image(ax, f)
+        else:
+            f = f.mean(axis=0)
+            v = np.abs(f).max() or 1.0
+            show_image(ax, f, cmap="RdBu_r", vmin=-v, vmax=v)
+    return fig
+
+
+def feature_map_stages(model, x) -> list[tuple[str, Any]]:
+    """Feature maps of ``x`` (1, C, H, W) after each stage of ``model.features``.
+
+    Stages are the direct children of ``model.features`` whose output is (1, C, H, W);
+    consecutive children with the same output shape are merged (Conv then ReLU shows the
+    ReLU output, labelled "Conv2d+ReLU"). Returns [(label, tensor (C, H, W)), ...].
+    """
+    import torch
+    from torch import nn
+
+    feats = getattr(model, "features", None)
+    children = list(feats.children()) if isinstance(feats, nn.Sequential) else []
+    if not children:
+        children = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    records: list[tuple[str, Any]] = []
+    hooks = []
+    for m in children:
+
+        def hook(mod, inp, out, _m=m):
+            if isinstance(out, torch.Tensor) and out.dim() == 4:
+                records.append((_module_name(_m), out.detach()[0].clone()))
+
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    stages: list[tuple[str, Any]] = []
+    for name, t in records:
+        if stages and stages[-1][1].shape == t.shape:
+            stages[-1] = (stages[-1][0] + "+" + name, t)
+        else:
+            stages.append((name, t))
+    return stages
+
+
+def feature_maps_figure(model, x, image: np.ndarray, n_channels: int = 8) -> Figure | None:
+    """One image's feature maps, one row per stage: spatial size shrinks, channels grow."""
+    stages = feature_map_stages(model, x)
+    if not stages:
+        return None
+    cols = n_channels + 1
+    fig = new_figure(1.1 * cols + 1.2, 1.15 * (len(stages) + 1))
+    axes = np.atleast_2d(fig.subplots(len(stages) + 1, cols))
+    show_image(axes[0, 0], image)
+    axes[0, 0].set_title(f"input {image.shape[0]}×{image.shape[1]}", fontsize=8)
+    for ax in axes[0, 1:]:
+        ax.axis("off")
+    for r, (name, t) in enumerate(stages, start=1):
+        a = t.cpu().numpy()  # (C, H, W)
+        # the most active channels of this stage
+        order = np.argsort(-a.reshape(len(a), -1).mean(axis=1))[:n_channels]
+        axes[r, 0].axis("off")
+        axes[r, 0].text(
+            0.95,
+            0.5,
+            f"{name}\n{a.shape[0]}×{a.shape[1]}×{a.shape[2]}",
+            ha="right",
+            va="center",
+            fontsize=7,
+            transform=axes[r, 0].transAxes,
+        )
+        for c in range(n_channels):
+            ax = axes[r, c + 1]
+            if c < len(order):
+                show_image(ax, a[order[c]], cmap="viridis")
+            else:
+                ax.axis("off")
+    return fig
+
+
+def grad_cam(model, x, target: np.ndarray | None = None):
+    """Grad-CAM heat maps (N, H, W) float in 0..1 for inputs ``x`` (N, C, H, W).
+
+    Hooks the last ``nn.Conv2d`` of ``model``: its activations A (N, K, h, w) and the
+    gradient G of the target class's logit with respect to them. The map is
+    ReLU(sum_k mean_{h,w}(G_k) * A_k), upsampled bilinearly to the input size and
+    scaled to 0..1 per image (Selvaraju et al., 2017). ``target``: (N,) class indices
+    (default: the predicted class). Returns (cams, logits (N, K)).
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    model = copy.deepcopy(model).eval()
+    for m in model.modules():  # in-place activations would overwrite the hooked tensor
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a model with at least one Conv2d layer")
+    store: dict[str, Any] = {}
+
+    def fwd(mod, inp, out):
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    h = convs[-1].register_forward_hook(fwd)
+    try:
+        with torch.enable_grad():
+            xin = x.clone().requires_grad_(True)
+            logits = model(xin)
+            tgt = logits.argmax(1) if target is None else torch.as_tensor(target, dtype=torch.long)
+            logits.gather(1, tgt[:, None]).sum().backward()
+    finally:
+        h.remove()
+    act, grad = store["act"].detach(), store["grad"].detach()
+    weights = grad.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
+    cam = torch.relu((weights * act).sum(dim=1, keepdim=True))  # (N, 1, h, w)
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    flat = cam.reshape(len(cam), -1)
+    lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+    cam = (cam - lo) / (hi - lo).clamp_min(1e-12)
+    return cam.numpy(), logits.detach().numpy()
+
+
+def grad_cam_figure(
+    images: np.ndarray,
+    cams_pred: np.ndarray,
+    cams_true: np.ndarray | None,
+    titles: list[str],
+) -> Figure:
+    """Rows: image, Grad-CAM for the predicted class, (for wrong ones) for the true class."""
+    n = len(images)
+    rows = 2 if cams_true is None else 3
+    fig = new_figure(1.35 * n + 0.8, 1.35 * rows + 0.3)
+    axes = np.atleast_2d(fig.subplots(rows, n))
+    if n == 1:
+        axes = axes.reshape(rows, 1)
+    for i in range(n):
+        show_image(axes[0, i], images[i])
+        axes[0, i].set_title(titles[i], fontsize=7)
+        for r, cams in ((1, cams_pred), (2, cams_true)):
+            if cams is None:
+                continue
+            show_image(axes[r, i], images[i], alpha=1.0)
+            axes[r, i].imshow(
+                cams[i], cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear"
+            )
+    axes[1, 0].set_ylabel("predicted", fontsize=8)
+    if cams_true is not None:
+        axes[2, 0].set_ylabel("true class", fontsize=8)
+    return fig
+
+
+def cnn_figures(
+    est, X: np.ndarray, y_idx: np.ndarray, pred_idx: np.ndarray, class_names: list[str]
+) -> list[FigureEntry]:
+    """Filters, feature maps and Grad-CAM of a fitted CNN estimator (``model_``, ``to_tensor``)."""
+    model = getattr(est, "model_", None)
+    if model is None or not hasattr(est, "to_tensor"):
+        return []
+    import torch
+
+    model.eval()
+    out = []
+    fig = first_layer_filters(model)
+    if fig is not None:
+        out.append(
+            FigureEntry(
+                "First-layer filters",
+                "The 3x3 (or larger) kernels of the first convolution, learned from the data "
+                "(red positive, blue negative weights): edge and blob detectors shared across "
+                "every image position.",
+                fig,
+            )
+        )
+    i = int(_pick(y_idx, 1)[0])
+    with torch.no_grad():
+        x = est.to_tensor(X[i : i + 1])
+    fig = feature_maps_figure(model, x, X[i])
+    if fig is not None:
+        out.append(
+            FigureEntry(
+                "Feature maps, layer by layer",
+                "One test image through the network's feature extractor (the 8 most active "
+                "channels per stage): the spatial size shrinks with pooling as the number of "
+                "channels grows, from local edges to class-specific parts.",
+                fig,
+                wide=True,
+            )
+        )
+    right = np.flatnonzero(pred_idx == y_idx)
+    wrong = np.flatnonzero(pred_idx != y_idx)
+    rng = np.random.default_rng(0)
+    for kind, pool, n in (("right", right, 8), ("wrong", wrong, 8)):
+        if not len(pool):
+            continue
+        sel = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))
+        xt = est.to_tensor(X[sel])
+        cam_p, logits = grad_cam(model, xt, pred_idx[sel])
+        cam_t = grad_cam(model, xt, y_idx[sel])[0] if kind == "wrong" else None
+        prob = torch.softmax(torch.as_tensor(logits), 1).numpy()
+        titles = [
+            f"{class_names[pred_idx[s]]} {prob[j, pred_idx[s]]:.0%}"
+            + ("" if kind == "right" else f"\n(true {class_names[y_idx[s]]})")
+            for j, s in enumerate(sel)
+        ]
+        out.append(
+            FigureEntry(
+                f"Grad-CAM on {kind} predictions",
+                "Where the last convolution's evidence for a class lies (red = most), for the "
+                + (
+                    "predicted class of correctly classified test images."
+                    if kind == "right"
+                    else "predicted class (middle row) and the true class (bottom row) of "
+                    "misclassified test images."
+                ),
+                grad_cam_figure(X[sel], cam_p, cam_t, titles),
+                wide=True,
+            )
+        )
+    return out
+
+
+def learned_figures(
+    result, X: np.ndarray, y_idx: np.ndarray, class_names: list[str]
+) -> list[FigureEntry]:
+    """The pictures of what method ``result`` (a :class:`~objrec.evaluation.compare.MethodResult`)
+    learned, drawn on test images ``X`` with class indices ``y_idx``. Never raises: a
+    picture that cannot be drawn is logged and left out."""
+    est = result.estimator
+    try:
+        if result.approach == "features":
+            return hog_figures(est, X, y_idx)
+        if result.approach == "bovw":
+            return bovw_figures(est, X, y_idx)
+        if result.approach == "eigen":
+            return eigen_figures(est, X, y_idx)
+        if result.approach == "cnn":
+            return cnn_figures(est, X, y_idx, result.test_pred, class_names)
+    except Exception as e:  # a picture must never sink the report
+        log.warning("%s: could not draw what it learned: %s", result.name, e, exc_info=True)
+    return []
+
+
+def sample_images_figure(
+    X: np.ndarray, y: np.ndarray, class_names: list[str], per_class: int = 1
+) -> Figure:
+    """One sample image per class (up to 20 classes)."""
+    idx = _pick(y, min(20, len(np.unique(y))))
+    return image_grid(X[idx], [class_names[int(y[i])] for i in idx], cols=10, cell=1.0)

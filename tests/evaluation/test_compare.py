@@ -1,0 +1,176 @@
+"""objrec compare on small data, with methods registered by the test (plus real ones if present)."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.svm import LinearSVC
+
+import objrec
+from objrec.errors import ObjrecError
+from objrec.evaluation import compare as C
+from objrec.methods import _REGISTRY, list_methods, register_method
+from objrec.methods.base import ImageClassifier
+
+
+class PixelLogreg(ImageClassifier):
+    """Logistic regression on raw pixels: probabilities."""
+
+    def __init__(self, C: float = 1.0, epochs: int = 1):
+        self.C = C
+        self.epochs = epochs
+
+    def fit(self, X, y):
+        X, y = self._check_fit(X, y)
+        self.clf_ = LogisticRegression(C=self.C, max_iter=200).fit(X.reshape(len(X), -1) / 255, y)
+        return self
+
+    def predict_proba(self, X):
+        X = self._check_predict(X)
+        return self.clf_.predict_proba(X.reshape(len(X), -1) / 255)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+class PixelSVM(ImageClassifier):
+    """Linear SVM on raw pixels: decision scores only, and it accepts a validation split."""
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        X, y = self._check_fit(X, y)
+        self.saw_val_ = X_val is not None and len(X_val) == len(y_val)
+        self.clf_ = LinearSVC(dual="auto").fit(X.reshape(len(X), -1) / 255, y)
+        return self
+
+    def decision_function(self, X):
+        X = self._check_predict(X)
+        return self.clf_.decision_function(X.reshape(len(X), -1) / 255)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(1)]
+
+
+@pytest.fixture(scope="module")
+def test_methods():
+    register_method("t-logreg", approach="features", description="test: logreg")(PixelLogreg)
+    register_method("t-svm", approach="features", description="test: svm")(PixelSVM)
+    yield ["t-logreg", "t-svm"]
+    for n in ("t-logreg", "t-svm"):
+        _REGISTRY.pop(n, None)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(digits_small):
+    from objrec.data import Dataset, Split
+
+    Xtr, ytr, Xte, yte = digits_small
+    return Dataset(
+        name="digits-small",
+        classes=[f"d{i}" for i in range(10)],
+        train=Split(Xtr[:450], ytr[:450]),
+        val=Split(Xtr[450:], ytr[450:]),
+        test=Split(Xte, yte),
+        source="test",
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, test_methods, small_dataset):
+    methods = list(test_methods)
+    if "eigen" in list_methods():
+        methods.append("eigen")
+    folder = tmp_path_factory.mktemp("cmp")
+    out = C.compare(
+        small_dataset,
+        methods=methods,
+        folder=folder,
+        params={"t-logreg": {"C": 0.5}},
+        report=False,
+        progress=False,
+        log=lambda *a: None,
+    )
+    return out, small_dataset
+
+
+def test_every_method_evaluated_on_the_same_test_set(run):
+    out, ds = run
+    assert len(out["results"]) >= 2
+    for r in out["results"]:
+        assert len(r.test_pred) == len(ds.test.y)
+        # the stored accuracy is what the fitted estimator gives on the test split
+        acc = accuracy_score(ds.test.y, r.estimator.predict(ds.test.X))
+        assert r.metrics["accuracy"] == pytest.approx(acc)
+        assert r.metrics["n_samples"] == len(ds.test.y)
+        for key in (
+            "fit_seconds",
+            "images_per_second",
+            "latency_ms",
+            "model_bytes",
+            "fit_peak_mib",
+        ):
+            assert r.cost[key] >= 0
+        assert r.cost["model_bytes"] > 0
+
+
+def test_ranked_table_and_files(run):
+    out, _ = run
+    folder = out["folder"]
+    accs = [row["test_accuracy"] for row in out["table"]]
+    assert accs == sorted(accs, reverse=True)
+    table = json.loads((folder / "comparison.json").read_text())
+    assert [r["method"] for r in table] == [r["method"] for r in out["table"]]
+    csv_lines = (folder / "comparison.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 1 + len(table)
+    assert "fit_seconds" in csv_lines[0] and "images_per_second" in csv_lines[0]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    best = max(out["results"], key=lambda r: r.val_accuracy)
+    assert metrics["best_method"] == best.name
+    assert metrics["test_accuracy"] == pytest.approx(best.metrics["accuracy"])
+    assert metrics["val_accuracy"] == pytest.approx(best.val_accuracy)
+    for r in out["results"]:
+        m = json.loads((r.folder / "metrics.json").read_text())
+        assert m["test"]["confusion_matrix"] == r.metrics["confusion_matrix"]
+        assert (r.folder / "per_class.csv").read_text().count("\n") == 11
+        assert (r.folder / "model" / "objrec.json").is_file()
+    text = C.format_table(out["table"])
+    for r in out["results"]:
+        assert r.name in text
+
+
+def test_params_and_validation_split_reach_the_estimators(run):
+    out, _ = run
+    by = {r.name: r for r in out["results"]}
+    assert by["t-logreg"].estimator.C == 0.5
+    assert by["t-svm"].estimator.saw_val_  # fit(X, y, X_val=, y_val=) when accepted
+    assert by["t-svm"].metrics["log_loss"] is None  # no probabilities, no log loss
+    assert by["t-logreg"].metrics["log_loss"] > 0
+
+
+def test_saved_models_reload_with_the_same_predictions(run):
+    out, ds = run
+    real = [r for r in out["results"] if r.name == "eigen"]
+    if not real:
+        pytest.skip("the eigen method is not available")
+    loaded = objrec.load(real[0].folder / "model")
+    np.testing.assert_array_equal(loaded.predict(ds.test.X), real[0].estimator.predict(ds.test.X))
+    assert loaded.objrec_metadata_["metrics"]["test_accuracy"] == real[0].metrics["accuracy"]
+
+
+def test_budget_params_only_apply_accepted_parameters():
+    est = PixelLogreg()
+    assert C.budget_params("simple_cnn", "full", est) == {
+        "epochs": C.BUDGETS["full"]["simple_cnn"]["epochs"]
+    }
+    assert C.budget_params("hog-svm", "quick", est) == {}
+    with pytest.raises(ObjrecError, match="budget"):
+        C.budget_params("hog-svm", "huge", est)
+
+
+def test_method_names_are_checked(test_methods):
+    with pytest.raises(ObjrecError, match="unknown method"):
+        C.resolve_methods(["t-logreg", "no-such-method"])
+    assert C.resolve_methods(["t-svm", "t-svm"]) == ["t-svm"]
+    defaults = C.resolve_methods(None)
+    assert set(defaults) <= set(list_methods())
