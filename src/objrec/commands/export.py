@@ -1,0 +1,126 @@
+"""``objrec export MODEL --format onnx|torchscript``: a portable model, checked against the original."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX or TorchScript (with a parity check)",
+        description="Export a model with its preprocessing inside: the exported model takes raw "
+        "uint8 images at the model's input size and returns class probabilities. Every export "
+        "is checked on real test images (max |difference| of probabilities <= 1e-4 and the same "
+        "top-1 class, ONNX Runtime and OpenCV's cv2.dnn against the original) and fails, writing "
+        "nothing, when the check does not hold.",
+    )
+    p.add_argument("model", metavar="MODEL", help="run folder or model folder")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument(
+        "--output", "-o", default=None, help="file to write (default: MODEL/model.onnx or model.pt)"
+    )
+    p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    p.add_argument(
+        "--check-data",
+        default=None,
+        help="images for the parity check: a dataset name, a folder or an image file "
+        "(default: the test split of the dataset the model was trained on)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="where datasets are found (for --check-data names)"
+    )
+    p.add_argument("--check-size", type=int, default=256, help="number of check images")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |difference|")
+    p.set_defaults(func=run)
+
+
+def _dataset_name(meta: dict) -> str | None:
+    for section in (meta.get("training"), meta.get("data"), meta):
+        if isinstance(section, dict):
+            for key in ("dataset", "data", "dataset_name"):
+                if isinstance(section.get(key), str):
+                    return section[key]
+    return None
+
+
+def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None):
+    """Up to ``n`` real uint8 images at the model's input shape for the parity check."""
+    import numpy as np
+
+    from objrec.errors import ObjrecError
+    from objrec.serving.preprocess import decode_image, find_images, to_model_input
+
+    source = source or _dataset_name(meta)
+    if source is None:
+        raise ObjrecError(
+            "the model's metadata names no dataset to check the export on; "
+            "pass --check-data DATASET|FOLDER (real images the model is meant for)"
+        )
+    path = Path(source)
+    if path.exists():
+        files = find_images([path])[: max(n * 4, n)]
+        rng = np.random.default_rng(0)
+        if len(files) > n:
+            files = [files[i] for i in sorted(rng.choice(len(files), n, replace=False))]
+        images = [decode_image(f) for f in files]
+        if not images:
+            raise ObjrecError(f"--check-data {source}: no readable images found there")
+        return to_model_input(images, est.input_shape_)
+    try:
+        from objrec.data import load_dataset
+    except ImportError as e:
+        raise ObjrecError(
+            f"cannot load dataset {source!r} for the parity check ({e}); pass --check-data FOLDER"
+        ) from e
+    kwargs = {"data_dir": data_dir} if data_dir else {}
+    ds = load_dataset(source, progress=False, **kwargs)
+    return to_model_input(ds.test.X[:n], est.input_shape_)
+
+
+def run(args) -> int:
+    import objrec
+    from objrec.artifact import resolve
+    from objrec.io import write_json
+    from objrec.serving.export import export
+
+    folder = resolve(args.model)
+    est = objrec.load(folder)
+    meta = est.objrec_metadata_
+    out = (
+        Path(args.output)
+        if args.output
+        else folder / ("model.onnx" if args.format == "onnx" else "model.pt")
+    )
+    X = check_images_for(est, meta, args.check_data, args.check_size, args.data_dir)
+    result = export(
+        est,
+        out,
+        format=args.format,
+        check_images=X,
+        opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
+        tolerance=args.tolerance,
+    )
+    side = {
+        **result.as_dict(),
+        "input": {
+            "name": "images",
+            "dtype": "uint8",
+            "shape": [
+                "batch" if args.dynamic_batch or args.format != "onnx" else 1,
+                *est.input_shape_,
+            ],
+            "meaning": "raw pixels 0..255, (N, H, W) grey or (N, H, W, C) RGB, resized to the model's input",
+        },
+        "output": {"name": "probabilities", "shape": ["batch", len(est.classes_)]},
+        "classes": meta.get("classes"),
+        "method": meta.get("method"),
+        "preprocessing": "inside the graph",
+    }
+    write_json(out.with_name(out.name + ".json"), side)
+    print(f"objrec: wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
+    for r in result.reports:
+        print(f"  parity {r}")
+    return 0

@@ -1,0 +1,527 @@
+"""Export a trained model to ONNX or TorchScript, with the preprocessing inside the graph.
+
+The exported model takes raw images exactly as objrec holds them, uint8
+``(N, H, W)`` (grey) or ``(N, H, W, C)`` (colour) at the model's ``input_shape``, and
+returns class probabilities ``(N, K)`` float32 (input ``images``, output
+``probabilities``; the class names are in the ONNX metadata as ``classes``). So a
+consumer only resizes its image to the model's input size and needs no other knowledge
+of the training set.
+
+Every export runs a parity check on real images before it is accepted: the
+probabilities of the original estimator (PyTorch or scikit-learn) and of the exported
+model (ONNX Runtime; TorchScript reloaded) must differ by at most ``tolerance``
+(default 1e-4) and agree on the top-1 class for every image, otherwise
+:class:`ExportError` is raised and no file is left behind. ONNX files of CNNs are also
+loaded and run with OpenCV's ``cv2.dnn``, an independent consumer, under the same rule.
+
+What can be exported
+--------------------
+* CNNs (``CNNClassifier``): ONNX (legacy TorchScript-based ``torch.onnx.export``, opset
+  17 by default, dynamic batch axis optional) and TorchScript (``torch.jit.trace``).
+* Classic pipelines whose every step skl2onnx can convert: raw pixels
+  (flatten, scale to 0..1) or PCA (``eigen``/``fisher``) followed by a scikit-learn
+  classifier skl2onnx supports (linear SVM, logistic regression, kNN, random forest,
+  SVC, LDA ...). Not exportable, with a clear error: HOG (scikit-image's ``hog`` has no
+  ONNX operator set equivalent: per-cell orientation histograms with bilinear vote
+  splitting and block normalisation would have to be rebuilt from primitive ops), SIFT
+  (OpenCV's keypoint detector and descriptor are not ONNX operators), and the bags of
+  visual words (their encoders - dense descriptor extraction, nearest-word assignment,
+  histograms, spatial pyramids - are custom Python code with no skl2onnx converter).
+  These run natively (``objrec predict``/``objrec serve`` handle them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from objrec.errors import ObjrecError
+
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+
+
+class ExportError(ObjrecError):
+    """A model cannot be exported, or the exported model does not match the original."""
+
+
+@dataclass
+class ParityReport:
+    """Result of comparing the original model's outputs with an exported model's."""
+
+    runtime: str  # "onnxruntime", "opencv-dnn", "torchscript"
+    n_images: int
+    max_abs_diff: float
+    top1_agreement: float  # fraction of images with the same top-1 class
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.top1_agreement == 1.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.runtime}: {verdict} on {self.n_images} images, max |diff| of probabilities "
+            f"{self.max_abs_diff:.2e} (limit {self.tolerance:.0e}), same top-1 for "
+            f"{self.top1_agreement:.2%}"
+        )
+
+
+def compare_outputs(
+    expected: np.ndarray, got: np.ndarray, runtime: str, tolerance: float = TOLERANCE
+) -> ParityReport:
+    """Compare two ``(N, K)`` output arrays: max absolute difference and top-1 agreement."""
+    expected = np.asarray(expected, np.float64)
+    got = np.asarray(got, np.float64)
+    if expected.shape != got.shape:
+        raise ExportError(
+            f"{runtime}: exported model returned shape {got.shape}, expected {expected.shape}"
+        )
+    return ParityReport(
+        runtime=runtime,
+        n_images=len(expected),
+        max_abs_diff=float(np.abs(expected - got).max()) if expected.size else 0.0,
+        top1_agreement=float(np.mean(expected.argmax(1) == got.argmax(1))) if len(got) else 1.0,
+        tolerance=tolerance,
+    )
+
+
+def is_cnn(est) -> bool:
+    """True for networks following the CNNClassifier contract (``model_``, ``preprocessing_``)."""
+    return hasattr(est, "model_") and hasattr(est, "preprocessing_")
+
+
+def has_proba(est) -> bool:
+    """Whether ``est`` gives probabilities: ``predict_proba`` exists and does not raise
+    ``AttributeError`` (objrec's SVM pipelines define it but refuse)."""
+    if not hasattr(est, "predict_proba"):
+        return False
+    inner = getattr(est, "classifier_", None)
+    if inner is not None:
+        return hasattr(inner, "predict_proba")
+    try:
+        est.predict_proba(np.zeros((1, *est.input_shape_), np.uint8))
+    except AttributeError:
+        return False
+    return True
+
+
+def reference_scores(est, X: np.ndarray) -> np.ndarray:
+    """What the original estimator answers, ``(N, K)``: ``predict_proba`` where it gives
+    probabilities, else ``decision_function`` (two-class scores s as ``[-s, s]``)."""
+    if has_proba(est):
+        return np.asarray(est.predict_proba(X))
+    scores = np.asarray(est.decision_function(X))
+    return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+
+
+# ----------------------------------------------------------------------------- CNNs
+
+
+def images_to_proba_module(est):
+    """A ``torch.nn.Module``: uint8 images ``(N, *input_shape)`` -> probabilities ``(N, K)``.
+
+    Applies the estimator's preprocessing (``(X/255 - mean)/std``, channels first, and a
+    bilinear resize when the network's ``input_size`` differs from ``input_shape_``), the
+    network, and a softmax.
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    pre = est.preprocessing_
+    shape = tuple(int(s) for s in est.input_shape_)
+    size = tuple(int(s) for s in pre.get("input_size", shape[:2]))
+    mean = torch.tensor(pre["mean"], dtype=torch.float32).reshape(1, -1, 1, 1)
+    std = torch.tensor(pre["std"], dtype=torch.float32).reshape(1, -1, 1, 1)
+
+    class ImagesToProba(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            x = images.to(torch.float32)  # (N, H, W) or (N, H, W, C), 0..255
+            x = x.unsqueeze(1) if len(shape) == 2 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
+            if size != shape[:2]:
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            x = (x / 255.0 - self.mean) / self.std
+            return torch.softmax(self.net(x), dim=1)  # (N, K)
+
+    return ImagesToProba(est.model_).eval()
+
+
+@contextlib.contextmanager
+def _quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def cnn_to_onnx_bytes(
+    est, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, metadata: dict | None = None
+) -> bytes:
+    """Serialised ONNX model of a CNN with its preprocessing and softmax inside."""
+    import io
+
+    import torch
+
+    module = images_to_proba_module(est)
+    example = torch.zeros((2 if dynamic_batch else 1, *est.input_shape_), dtype=torch.uint8)
+    buf = io.BytesIO()
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            if dynamic_batch
+            else None,
+        )
+    return _with_metadata(buf.getvalue(), est, metadata)
+
+
+def _with_metadata(model_bytes: bytes, est, metadata: dict | None) -> bytes:
+    import json
+
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    props = {
+        "classes": json.dumps([_plain(c) for c in est.classes_]),
+        "input_shape": json.dumps([int(s) for s in est.input_shape_]),
+        "input_dtype": "uint8",
+        "producer": "objrec",
+    }
+    for k, v in (metadata or {}).items():
+        props[k] = v if isinstance(v, str) else json.dumps(v, default=str)
+    del model.metadata_props[:]
+    for k, v in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    return model.SerializeToString()
+
+
+def _plain(c):
+    return c.item() if hasattr(c, "item") else c
+
+
+# ------------------------------------------------------------------- classic pipelines
+
+_NOT_EXPORTABLE = {
+    "hog": "HOG (scikit-image's hog: orientation histograms per cell with vote splitting "
+    "and block normalisation) has no ONNX converter",
+    "sift": "SIFT (OpenCV's detector and descriptor) is not expressible in ONNX operators",
+    "eigen": "eigen/fisher classify by distance to class templates in PCA (and LDA) "
+    "space, custom code without a skl2onnx converter",
+    "fisher": "fisher classifies by distance to class templates in PCA + LDA space, "
+    "custom code without a skl2onnx converter",
+    "bovw": "bag-of-visual-words encoders (dense descriptors, nearest-word assignment, "
+    "histograms, spatial pyramid) are custom code without a skl2onnx converter",
+}
+
+
+def _classic_parts(est):
+    """(kind, sklearn estimator) for the part of a classic method skl2onnx can convert.
+
+    ``kind`` is "pixels": the sklearn estimator takes flattened pixels scaled to 0..1.
+    Raises :class:`ExportError` naming the step that cannot be converted.
+    """
+    from sklearn.base import BaseEstimator
+
+    name = str(getattr(est, "method_name", "") or type(est).__name__)
+    params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
+    feature = str(params.get("features", params.get("descriptor", "")) or name.split("-")[0])
+    for key, why in _NOT_EXPORTABLE.items():
+        if key in feature.lower() or name.lower().startswith(key):
+            raise ExportError(
+                f"{name}: cannot export to ONNX: {why}. Use the model natively "
+                "(objrec predict / objrec serve run it without ONNX)"
+            )
+    hook = getattr(est, "_onnx_parts", None)
+    if callable(hook):  # an estimator may declare its own convertible parts
+        return hook()
+    for attr in ("pipeline_", "classifier_", "clf_", "estimator_"):
+        inner = getattr(est, attr, None)
+        if isinstance(inner, BaseEstimator):
+            if feature.lower() in ("pixels", "pixel", "raw", ""):
+                return "pixels", inner
+    raise ExportError(
+        f"{name}: cannot export to ONNX: no skl2onnx-convertible pipeline found in "
+        f"{type(est).__name__} (supported: raw pixels or PCA followed by a scikit-learn "
+        "classifier). Use the model natively (objrec predict / objrec serve)"
+    )
+
+
+def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
+    """Serialised ONNX model of a classic (scikit-learn) method over raw uint8 images.
+
+    The graph: Cast to float32, Reshape to ``(N, H*W*C)``, divide by 255 (bit for bit what
+    :func:`objrec.features.pixels.pixels` computes), then the skl2onnx conversion of the
+    scikit-learn part, in float64 where its converter allows it (kNN distances and tree
+    thresholds in float32 change neighbours and branches near ties), else float32.
+    Output ``probabilities`` (or decision scores for SVMs).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    kind, skl = _classic_parts(est)
+    if len(est.classes_) == 2 and not has_proba(est):
+        raise ExportError(
+            f"{type(est).__name__}: two-class SVM decision scores are not exported to ONNX "
+            "(skl2onnx's sign and shape conventions for them differ from scikit-learn's); "
+            "use the model natively, or a classifier with probabilities (logreg, rf)"
+        )
+    if kind != "pixels":
+        raise ExportError(f"cannot export {kind} features to ONNX")
+    n_features = int(np.prod(est.input_shape_))
+    skl_onnx, double = _convert_sklearn(skl, n_features, opset)
+    outputs = [o.name for o in skl_onnx.graph.output]
+    score_out = outputs[1] if len(outputs) > 1 else outputs[0]
+
+    # prefix graph: uint8 images -> float pixels in 0..1
+    shape = ["batch", *(int(s) for s in est.input_shape_)]
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["as_float", "flat_shape"], ["flat"]),
+        helper.make_node("Div", ["flat", "c255"], ["pixels32"]),
+    ]
+    last = "pixels32"
+    if double:
+        nodes.append(helper.make_node("Cast", ["pixels32"], ["pixels64"], to=TensorProto.DOUBLE))
+        last = "pixels64"
+    pre = helper.make_graph(
+        nodes,
+        "objrec_preprocess",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, shape)],
+        [
+            helper.make_tensor_value_info(
+                last, TensorProto.DOUBLE if double else TensorProto.FLOAT, ["batch", n_features]
+            )
+        ],
+        initializer=[
+            helper.make_tensor("flat_shape", TensorProto.INT64, [2], [-1, n_features]),
+            helper.make_tensor("c255", TensorProto.FLOAT, [], [255.0]),
+        ],
+    )
+    pre_model = helper.make_model(pre, opset_imports=list(skl_onnx.opset_import))
+    pre_model.ir_version = skl_onnx.ir_version
+    merged = onnx.compose.merge_models(
+        pre_model, skl_onnx, io_map=[(last, "pixels")], outputs=[score_out]
+    )
+    raw = "scores_raw" if double else OUTPUT_NAME
+    for node in merged.graph.node:
+        node.input[:] = [raw if i == score_out else i for i in node.input]
+        node.output[:] = [raw if o == score_out else o for o in node.output]
+    if double:  # the common output type: float32 probabilities
+        merged.graph.node.append(
+            helper.make_node("Cast", [raw], [OUTPUT_NAME], to=TensorProto.FLOAT)
+        )
+    out_info = merged.graph.output[0]
+    out_info.name = OUTPUT_NAME
+    out_info.type.tensor_type.elem_type = TensorProto.FLOAT
+    onnx.checker.check_model(merged)
+    return _with_metadata(merged.SerializeToString(), est, metadata)
+
+
+def _convert_sklearn(skl, n_features: int, opset: int):
+    """skl2onnx conversion of ``skl`` (float64 input if supported): (ModelProto, is_double)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    errors = []
+    for double in (True, False):
+        tensor = DoubleTensorType if double else FloatTensorType
+        for options in ({id(m): {"zipmap": False} for m in _final_classifiers(skl)}, None):
+            try:
+                with _quiet():
+                    model = convert_sklearn(
+                        skl,
+                        initial_types=[("pixels", tensor([None, n_features]))],
+                        target_opset={"": opset, "ai.onnx.ml": 3},
+                        options=options,
+                    )
+                return model, double
+            except Exception as e:
+                errors.append(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
+    raise ExportError(
+        f"cannot export {type(skl).__name__} to ONNX: skl2onnx says: {errors[-1]}. "
+        "Use the model natively (objrec predict / objrec serve)"
+    )
+
+
+def _final_classifiers(skl):
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(skl, Pipeline):
+        return [skl.steps[-1][1]]
+    return [skl]
+
+
+# ------------------------------------------------------------------------- export
+
+
+def to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> bytes:
+    """Serialised ONNX model of any exportable estimator (no parity check; see :func:`export`)."""
+    if is_cnn(est):
+        return cnn_to_onnx_bytes(est, opset=opset, dynamic_batch=dynamic_batch)
+    return classic_to_onnx_bytes(est, opset=opset)
+
+
+def onnx_session(model_bytes: bytes, *, threads: int | None = None):
+    """An ONNX Runtime CPU session tuned for small CPUs (``threads`` intra-op threads)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+    """Run an objrec ONNX model on uint8 images, in batches (one at a time for a fixed batch)."""
+    dim = session.get_inputs()[0].shape[0]
+    if isinstance(dim, int):
+        batch_size = dim
+    batch_size = batch_size or len(X)
+    parts = [
+        session.run([OUTPUT_NAME], {INPUT_NAME: X[i : i + batch_size]})[0]
+        for i in range(0, len(X), batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+def run_opencv(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
+    """Run an ONNX model with OpenCV's ``cv2.dnn`` (an independent ONNX consumer), image by image."""
+    import cv2
+
+    net = cv2.dnn.readNetFromONNX(np.frombuffer(model_bytes, np.uint8))
+    out = []
+    for i in range(len(X)):
+        net.setInput(np.ascontiguousarray(X[i : i + 1]))
+        out.append(np.array(net.forward()).reshape(1, -1))
+    return np.concatenate(out)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    reports: list[ParityReport]
+
+    def as_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "checks": [r.as_dict() for r in self.reports],
+        }
+
+
+def export(
+    est,
+    out,
+    *,
+    format: str = "onnx",
+    check_images: np.ndarray,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    tolerance: float = TOLERANCE,
+    opencv: bool | None = None,
+) -> ExportResult:
+    """Export ``est`` to ``out`` and verify it on ``check_images``.
+
+    Parameters
+    ----------
+    est : fitted objrec estimator (``objrec.load(...)``).
+    out : file to write (``.onnx`` or ``.pt``); written only if every check passes.
+    format : "onnx" or "torchscript" (CNNs only).
+    check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
+    opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
+        the ``ai.onnx.ml`` operators OpenCV does not implement).
+
+    Raises
+    ------
+    ExportError
+        The model cannot be exported, or a parity check fails (nothing is written then).
+    """
+    from objrec.validation import check_images as _check
+
+    out = Path(out)
+    X = _check(check_images, what="check images")
+    if tuple(X.shape[1:]) != tuple(est.input_shape_):
+        raise ExportError(
+            f"check images are {X.shape[1:]}, the model takes {tuple(est.input_shape_)}"
+        )
+    expected = reference_scores(est, X)
+    reports: list[ParityReport] = []
+    if format == "onnx":
+        data = to_onnx_bytes(est, opset=opset, dynamic_batch=dynamic_batch)
+        session = onnx_session(data)
+        reports.append(compare_outputs(expected, run_onnx(session, X), "onnxruntime", tolerance))
+        if opencv is None:
+            opencv = is_cnn(est)
+        if opencv:
+            try:
+                got = run_opencv(data, X)
+            except Exception as e:  # cv2.error: the graph uses an op OpenCV lacks
+                raise ExportError(f"opencv-dnn could not run the exported model: {e}") from e
+            reports.append(compare_outputs(expected, got, "opencv-dnn", tolerance))
+        _fail_on(reports, out)
+        from objrec.io import atomic_write_bytes
+
+        atomic_write_bytes(out, data)
+    elif format == "torchscript":
+        if not is_cnn(est):
+            raise ExportError(
+                f"TorchScript export is for CNNs; {type(est).__name__} is a scikit-learn "
+                "pipeline: use --format onnx"
+            )
+        import torch
+
+        module = images_to_proba_module(est)
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(module, torch.as_tensor(X[: min(len(X), 2)]))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            tmp_file = Path(tmp) / out.name
+            with _quiet():
+                traced.save(str(tmp_file))
+                reloaded = torch.jit.load(str(tmp_file))
+            with torch.no_grad():
+                got = reloaded(torch.as_tensor(X)).numpy()
+            reports.append(compare_outputs(expected, got, "torchscript", tolerance))
+            _fail_on(reports, out)
+            tmp_file.replace(out)
+    else:
+        raise ExportError(f"unknown export format {format!r}; use onnx or torchscript")
+    return ExportResult(out, format, reports)
+
+
+def _fail_on(reports: list[ParityReport], out: Path) -> None:
+    bad = [r for r in reports if not r.passed]
+    if bad:
+        raise ExportError(
+            f"parity check failed, {out} not written: " + "; ".join(str(r) for r in bad)
+        )

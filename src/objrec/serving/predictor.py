@@ -1,0 +1,205 @@
+"""Top-k predictions for image files and arrays, through ONNX Runtime or the estimator itself.
+
+    >>> p = Predictor.from_path("runs/mnist-cnn")       # run folder or model folder
+    >>> p.top_k(images, k=3)                            # images: any size / colour mode
+    [[{'label': '7', 'index': 7, 'probability': 0.998}, ...], ...]
+
+``backend="auto"`` exports the model to ONNX in memory and runs it with ONNX Runtime when
+that works and matches the estimator (a quick parity check on random images at start-up);
+otherwise it runs the estimator natively (HOG, SIFT and bag-of-words pipelines always do).
+Estimators without ``predict_proba`` report a softmax of their ``decision_function``
+(``scores_are`` says which).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from objrec.errors import InputError, ObjrecError
+from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, decode_image, to_model_input
+
+log = logging.getLogger("objrec.serving")
+
+BACKENDS = ("auto", "onnxruntime", "native")
+
+
+def class_names(meta: dict, classes) -> list[str]:
+    """Human-readable class names: ``meta["class_names"]`` (or the training data's) if they
+    match the number of classes, else the class labels as strings."""
+    classes = list(classes)
+    for cand in (
+        meta.get("class_names"),
+        (meta.get("training") or {}).get("class_names")
+        if isinstance(meta.get("training"), dict)
+        else None,
+        (meta.get("data") or {}).get("classes") if isinstance(meta.get("data"), dict) else None,
+    ):
+        if isinstance(cand, list) and len(cand) == len(classes):
+            if all(isinstance(c, int | np.integer) for c in classes) and all(
+                0 <= int(c) < len(cand) for c in classes
+            ):
+                return [str(cand[int(c)]) for c in classes]
+            return [str(c) for c in cand]
+    return [str(c.item() if hasattr(c, "item") else c) for c in classes]
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input file: its top-k, or the reason it could not be read."""
+
+    path: str
+    top_k: list[dict] | None = None
+    error: str | None = None
+
+
+class Predictor:
+    """Wraps a fitted objrec estimator for prediction on raw images.
+
+    Parameters
+    ----------
+    estimator : fitted estimator (with ``classes_`` and ``input_shape_``).
+    metadata : the model's ``objrec.json`` (default: ``estimator.objrec_metadata_``).
+    backend : "auto", "onnxruntime" or "native".
+    threads : ONNX Runtime intra-op threads (None: its default, one per core).
+    """
+
+    def __init__(self, estimator, *, metadata=None, backend: str = "auto", threads=None):
+        if backend not in BACKENDS:
+            raise ObjrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.estimator = estimator
+        self.metadata = dict(metadata or getattr(estimator, "objrec_metadata_", {}) or {})
+        self.input_shape = tuple(int(s) for s in estimator.input_shape_)
+        self.classes = class_names(self.metadata, estimator.classes_)
+        from objrec.serving.export import has_proba
+
+        self._proba = has_proba(estimator)
+        self.scores_are = "probabilities" if self._proba else "softmax(decision_function)"
+        self._session = None
+        self.backend = "native"
+        self.backend_note = ""
+        if backend != "native":
+            try:
+                self._session = self._make_session(threads)
+                self.backend = "onnxruntime"
+            except Exception as e:
+                if backend == "onnxruntime":
+                    raise ObjrecError(f"cannot run this model with ONNX Runtime: {e}") from e
+                self.backend_note = f"native (ONNX Runtime not used: {e})"
+                log.info("objrec: running the model natively: %s", e)
+
+    @classmethod
+    def from_path(cls, path, **kw) -> Predictor:
+        """Load a run folder or model folder (``objrec.load``) and wrap it."""
+        import objrec
+
+        return cls(objrec.load(path), **kw)
+
+    def _make_session(self, threads):
+        from objrec.serving.export import (
+            compare_outputs,
+            onnx_session,
+            reference_scores,
+            run_onnx,
+            to_onnx_bytes,
+        )
+
+        session = onnx_session(to_onnx_bytes(self.estimator), threads=threads)
+        rng = np.random.default_rng(0)
+        X = rng.integers(0, 256, size=(8, *self.input_shape), dtype=np.uint8)
+        report = compare_outputs(
+            reference_scores(self.estimator, X), run_onnx(session, X), "onnxruntime"
+        )
+        if not report.passed:
+            raise ObjrecError(f"exported model does not match the estimator ({report})")
+        return session
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, K)`` float32 for uint8 images already at ``input_shape``."""
+        if self._session is not None:
+            from objrec.serving.export import run_onnx
+
+            out = run_onnx(self._session, X)
+            if self._proba:
+                return np.asarray(out, np.float32)
+            s = np.asarray(out, np.float64)
+        elif self._proba:
+            return np.asarray(self.estimator.predict_proba(X), np.float32)
+        else:
+            s = np.asarray(self.estimator.decision_function(X), np.float64)
+            if s.ndim == 1:
+                s = np.column_stack([-s, s])
+        s = np.exp(s - s.max(axis=1, keepdims=True))  # softmax of decision scores
+        return (s / s.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict_proba(self, images) -> np.ndarray:
+        """Probabilities ``(N, K)`` for images of any size and colour mode (list or array)."""
+        return self.scores(to_model_input(images, self.input_shape))
+
+    def top_k(self, images, k: int = 5) -> list[list[dict]]:
+        """The ``k`` most likely classes per image (k capped at the class count), best first."""
+        return self.format_top_k(self.predict_proba(images), k)
+
+    def format_top_k(self, proba: np.ndarray, k: int) -> list[list[dict]]:
+        if k < 1:
+            raise InputError(f"top_k must be at least 1, got {k}")
+        k = min(int(k), self.n_classes)
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [
+            [{"label": self.classes[j], "index": int(j), "probability": float(p[j])} for j in row]
+            for p, row in zip(proba, order, strict=True)
+        ]
+
+    def predict_files(
+        self,
+        paths: Iterable,
+        *,
+        k: int = 5,
+        batch_size: int = 256,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Iterator[FileResult]:
+        """Top-k for each file, in order, in batches; unreadable files give an error result."""
+        batch: list[tuple[str, np.ndarray]] = []
+
+        def flush():
+            X = to_model_input([a for _, a in batch], self.input_shape)
+            for (name, _), tk in zip(batch, self.format_top_k(self.scores(X), k), strict=True):
+                yield FileResult(name, top_k=tk)
+            batch.clear()
+
+        for p in paths:
+            name = str(p)
+            try:
+                if Path(p).is_dir():
+                    raise InputError(f"{name}: is a folder")
+                img = decode_image(Path(p), max_pixels=max_pixels)
+            except (InputError, OSError) as e:
+                msg = str(e) if isinstance(e, InputError) else f"{name}: {e.strerror or e}"
+                yield FileResult(name, error=msg)
+                continue
+            batch.append((name, img))
+            if len(batch) >= batch_size:
+                yield from flush()
+        if batch:
+            yield from flush()
+
+    def info(self) -> dict:
+        """What a client needs to know about the model (for ``GET /v1/model``)."""
+        m = self.metadata
+        keep = ("method", "created", "params", "metrics", "training", "preprocessing", "versions")
+        return {
+            **{k: m[k] for k in keep if k in m},
+            "classes": self.classes,
+            "n_classes": self.n_classes,
+            "input_shape": list(self.input_shape),
+            "backend": self.backend,
+            "scores": self.scores_are,
+        }
