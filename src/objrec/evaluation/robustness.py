@@ -23,6 +23,7 @@ images does not look robust for that reason alone.
 from __future__ import annotations
 
 import csv
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class RobustnessResult:
     ``accuracy[m, f, s]`` is the accuracy of ``methods[m]`` on the test set corrupted by
     ``families[f]`` at ``severities[s]``; ``clean_accuracy[m]`` on the unchanged test set.
     ``members[family] = (nuisance names, accuracy (M, k, S), counts (k, S))`` breaks a
-    family down by the nuisance each image received.
+    family down by the nuisance each image received. ``predict_seconds[method]`` is the
+    time its ``predict`` took over the whole suite (clean set included).
     """
 
     methods: list[str]
@@ -104,6 +106,7 @@ class RobustnessResult:
     seed: int = 0
     baseline: str | None = BASELINE
     members: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = field(default_factory=dict)
+    predict_seconds: dict[str, float] = field(default_factory=dict)
 
     # --- summaries
     def family_accuracy(self) -> np.ndarray:
@@ -255,6 +258,7 @@ class RobustnessResult:
                 f: {"nuisances": names, "accuracy": acc.tolist(), "counts": cnt.tolist()}
                 for f, (names, acc, cnt) in self.members.items()
             },
+            "predict_seconds": self.predict_seconds,
         }
 
     @classmethod
@@ -279,6 +283,7 @@ class RobustnessResult:
                 )
                 for f, v in d.get("members", {}).items()
             },
+            predict_seconds=dict(d.get("predict_seconds", {})),
         )
 
     def write(self, folder: str | Path) -> dict[str, Path]:
@@ -439,7 +444,15 @@ def evaluate_robustness(
     sev = parse_severities(severities)
     names = list(named)
     acc = np.zeros((len(names), len(fams), len(sev)))
-    clean = np.array([np.mean(np.asarray(named[n].predict(X)) == y) for n in names])
+    seconds = dict.fromkeys(names, 0.0)
+
+    def predict(n, images):
+        t0 = time.perf_counter()
+        pred = np.asarray(named[n].predict(images))
+        seconds[n] += time.perf_counter() - t0
+        return pred
+
+    clean = np.array([np.mean(predict(n, X) == y) for n in names])
     members: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     for f in fams:
         k = len(nz.resolve(f))
@@ -457,7 +470,7 @@ def evaluate_robustness(
     for f, s, Xc, member in pairs:
         j, k = fams.index(f), sev.index(s)
         for m, n in enumerate(names):
-            right = np.asarray(named[n].predict(Xc)) == y
+            right = predict(n, Xc) == y
             acc[m, j, k] = right.mean()
             if f in members:
                 for i in range(len(members[f][0])):
@@ -474,6 +487,7 @@ def evaluate_robustness(
         seed=seed,
         baseline=baseline,
         members=members,
+        predict_seconds=seconds,
     )
 
 
