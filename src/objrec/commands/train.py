@@ -1,0 +1,274 @@
+"""``objrec train DATASET --model NET | --method NAME ...``: train, validate, test once, write a run folder.
+
+The run folder (``runs/NAME`` or ``--out DIR``) receives ``config.json``, ``versions.json``,
+``history.csv``/``history.json`` and ``loss.png``/``accuracy.png`` (networks),
+``checkpoints/last.pt``/``best.pt``, ``metrics.json`` (``val_accuracy``, ``test_accuracy``)
+and ``model/`` (load it with ``objrec.load``). Under ``torchrun --nproc_per_node N`` the
+same command trains data-parallel; rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# Options forwarded to CNNClassifier (CLI dest -> parameter).
+CNN_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "warmup",
+    "weight_decay",
+    "label_smoothing",
+    "augment",
+    "class_weight",
+    "early_stopping",
+    "init_from",
+    "freeze_backbone",
+    "device",
+    "threads",
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a network or a classical method on a dataset; writes runs/NAME",
+        description="Train on the training split, validate on the validation split every epoch, "
+        "evaluate the test split once at the end. Networks: --model (objrec nets list); classical "
+        "methods: --method (objrec methods list).",
+    )
+    p.add_argument("dataset", nargs="?", help="dataset name (digits, mnist, ...) or folder")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--model", help="network to train (simple_cnn, lenet5, resnet_small, mlp)")
+    what.add_argument("--method", help="any registered method, e.g. hog-svm or simple_cnn")
+    g = p.add_argument_group("network training (defaults: the network's recommended recipe)")
+    g.add_argument("--epochs", type=int, help="epochs to train (with --resume: the new total)")
+    g.add_argument("--batch-size", type=int, help="images per optimiser step")
+    g.add_argument("--lr", type=float, help="base learning rate")
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    g.add_argument("--schedule", choices=["constant", "cosine", "onecycle"])
+    g.add_argument("--warmup", type=float, help="warm-up length in epochs")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument(
+        "--augment",
+        help="none, shift, default, flip, strong, objects, or key=value list "
+        "(translate=2,rotate=10,scale=0.1,flip,cutout=8)",
+    )
+    g.add_argument("--class-weight", choices=["balanced"], help="weight the loss against imbalance")
+    g.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without val improvement; keep the best weights",
+    )
+    g.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="fine-tune: start from this trained network (new head if the classes differ)",
+    )
+    g.add_argument(
+        "--freeze-backbone", action="store_true", help="with --init-from: train only the head"
+    )
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    g.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    g.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other method parameter (repeatable); values are parsed as JSON when possible",
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--val-size", type=float, help="validation split: fraction (<1) or count")
+    d.add_argument("--size", help="resize images to SIZE or HxW")
+    d.add_argument("--color", choices=["grey", "rgb"], help="convert images to grey or RGB")
+    o = p.add_argument_group("run")
+    o.add_argument("--name", help="run name: writes runs/NAME (default: METHOD-DATE)")
+    o.add_argument("--out", help="run folder to write instead of runs/NAME")
+    o.add_argument(
+        "--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint"
+    )
+    o.add_argument(
+        "--seed", type=int, default=0, help="seed for split, initialisation, order, augmentation"
+    )
+    o.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+    p.set_defaults(func=run)
+
+
+def _parse_params(items: list[str]) -> dict:
+    import json
+
+    from objrec.errors import ObjrecError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ObjrecError(f"--param {item!r}: expected KEY=VALUE, e.g. --param C=10")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _resolve_config(args: argparse.Namespace) -> dict:
+    """The run's configuration: from the command line, or from the resumed run plus overrides."""
+    from pathlib import Path
+
+    from objrec.errors import ObjrecError
+    from objrec.io import read_json
+
+    if args.resume:
+        cfg_file = Path(args.resume) / "config.json"
+        if not cfg_file.is_file():
+            raise ObjrecError(
+                f"--resume {args.resume}: no config.json there; give a run folder written by objrec train"
+            )
+        cfg = read_json(cfg_file)
+        if args.epochs:
+            cfg["params"]["epochs"] = args.epochs
+        cfg["quiet"] = args.quiet
+        return cfg
+    if not args.dataset:
+        raise ObjrecError("give a dataset: objrec train digits --model simple_cnn")
+    method = args.method or args.model or "simple_cnn"
+    from objrec.methods import method_spec
+
+    spec = method_spec(method)
+    params = {}
+    if spec.approach == "cnn":
+        params = {k: getattr(args, k) for k in CNN_OPTIONS if getattr(args, k) not in (None, False)}
+        params["seed"] = args.seed
+    params.update(_parse_params(args.param))
+    return {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "val_size": (int(args.val_size) if args.val_size and args.val_size >= 1 else args.val_size),
+        "size": args.size,
+        "color": args.color,
+        "method": method,
+        "approach": spec.approach,
+        "params": params,
+        "seed": args.seed,
+        "tensorboard": args.tensorboard,
+        "quiet": args.quiet,
+    }
+
+
+def _make_run_folder(args, cfg) -> str:
+    """Rank 0 creates the folder and tells the other ranks where it is."""
+    import os
+
+    from objrec.runs import new_run
+
+    if args.resume:
+        return args.resume
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return str(new_run(args.name, out=args.out, prefix=cfg["method"]))
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    box = [
+        str(new_run(args.name, out=args.out, prefix=cfg["method"]))
+        if dist.get_rank() == 0
+        else None
+    ]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    import objrec
+    from objrec.data import load_dataset
+    from objrec.io import write_json
+    from objrec.runs import write_run_info
+
+    cfg = _resolve_config(args)
+    main = int(os.environ.get("RANK", "0")) == 0
+    ds = load_dataset(
+        cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
+        size=cfg["size"], color=cfg["color"], progress=not cfg["quiet"] and main,
+    )  # fmt: skip
+    folder = Path(_make_run_folder(args, cfg))
+    if main and not args.resume:
+        write_run_info(folder, {**cfg, "dataset_source": ds.source, "classes": ds.classes})
+    est = objrec.make_method(cfg["method"], **cfg["params"])
+    is_net = cfg["approach"] == "cnn"
+    if main:
+        print(
+            f"training {cfg['method']} on {ds.name}: {len(ds.train.y)} train / {len(ds.val.y)} val / "
+            f"{len(ds.test.y)} test images -> {folder}",
+            file=sys.stderr,
+        )
+    t0 = time.perf_counter()
+    if is_net:
+        from objrec.training.callbacks import HistoryWriter
+
+        est.set_params(
+            checkpoint_dir=str(folder / "checkpoints"),
+            verbose=not cfg["quiet"],
+            tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
+            resume=str(folder / "checkpoints" / "last.pt") if args.resume else None,
+        )
+        try:
+            est.fit(ds.train.X, ds.train.y, ds.val.X, ds.val.y, callbacks=[HistoryWriter(folder)])
+        except KeyboardInterrupt:
+            if main:
+                print(
+                    f"objrec: interrupted; the last finished epoch is saved in {folder / 'checkpoints'}. "
+                    f"Continue with: objrec train --resume {folder}",
+                    file=sys.stderr,
+                )
+            return 130
+    else:
+        est.fit(ds.train.X, ds.train.y)
+    seconds = time.perf_counter() - t0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from objrec.training.distributed import cleanup
+
+        cleanup()
+    if not main:
+        return 0
+    # The test split is used here, once, after training.
+    val_acc = float(np.mean(est.predict(ds.val.X) == ds.val.y)) if len(ds.val.y) else None
+    test_acc = float(np.mean(est.predict(ds.test.X) == ds.test.y)) if len(ds.test.y) else None
+    metrics = {
+        "dataset": ds.name,
+        "method": cfg["method"],
+        "val_accuracy": val_acc,
+        "test_accuracy": test_acc,
+        "train_seconds": seconds,
+        "n_train": len(ds.train.y),
+        "n_val": len(ds.val.y),
+        "n_test": len(ds.test.y),
+    }
+    if is_net:
+        from objrec.training.callbacks import write_history
+        from objrec.training.plots import plot_history
+
+        metrics["epochs"] = len(est.history_)
+        write_history(folder, est.history_)
+        plot_history(est.history_, folder, title=f"{cfg['method']} on {ds.name}")
+    write_json(folder / "metrics.json", metrics)
+    objrec.save(est, folder / "model", dataset=ds.name, class_names=ds.classes, metrics=metrics)
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(
+        f"{cfg['method']} on {ds.name}: val_accuracy {fmt(val_acc)}  test_accuracy {fmt(test_acc)}  "
+        f"({seconds:.1f}s) -> {folder}"
+    )
+    return 0

@@ -1,0 +1,439 @@
+"""The fourth approach: convolutional networks trained end to end, as a scikit-learn estimator.
+
+    >>> clf = objrec.make_method("simple_cnn", epochs=5).fit(X_train, y_train)  # uint8 (N, H, W[, C])
+    >>> clf.predict(X_test); clf.predict_proba(X_test); clf.score(X_test, y_test)
+
+Every network of :mod:`objrec.nets` is a method of the same name (``simple_cnn``,
+``lenet5``, ``resnet_small``, ``mlp``). PyTorch is imported only when a network is fitted,
+used or loaded.
+
+Validation: ``fit(X, y, X_val, y_val)`` validates on the given split; without one it holds
+out a stratified ``val_fraction`` (default 10%, seeded) of the training images, which are
+then not trained on. Validation drives early stopping and the best checkpoint; a test
+split is never seen by ``fit``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from objrec.errors import InputError, ModelFileError, ObjrecError
+from objrec.methods import register_method
+from objrec.methods.base import ImageClassifier
+from objrec.nets.registry import list_models, model_info
+
+WEIGHTS_NAME = "weights.safetensors"
+# Training settings used when neither the estimator nor the network's defaults set them.
+GLOBAL_DEFAULTS = {
+    "epochs": 10,  # passes over the training split
+    "batch_size": 64,  # images per optimiser step (global, over all ranks)
+    "lr": 1e-3,  # base learning rate
+    "optimizer": "adam",  # adam | adamw | sgd (Nesterov, momentum 0.9)
+    "schedule": "constant",  # constant | cosine | onecycle (per batch, see training.schedules)
+    "warmup": 0.0,  # warm-up length in epochs (onecycle: 25% of training when 0)
+    "weight_decay": 0.0,  # L2 (adam, sgd) or decoupled (adamw) weight decay
+    "label_smoothing": 0.0,  # cross-entropy label smoothing, 0..1
+    "augment": None,  # preset or recipe, see training.augment
+}
+
+
+class CNNClassifier(ImageClassifier):
+    """A network from :mod:`objrec.nets` trained on uint8 images ``(N, H, W[, C])``.
+
+    Parameters left as ``None`` take the network's recommended value
+    (``objrec.nets.model_info(name).defaults``), then :data:`GLOBAL_DEFAULTS`.
+
+    Parameters
+    ----------
+    model : network name (``objrec.nets.list_models()``)
+    epochs, batch_size, lr, optimizer, schedule, warmup, weight_decay, label_smoothing, augment
+        training recipe (units in :data:`GLOBAL_DEFAULTS`)
+    class_weight : None or "balanced" (loss weights inversely proportional to class counts)
+    early_stopping : None or patience in epochs on ``monitor``; restores the best weights
+    monitor : "val_accuracy" or "val_loss", for early stopping and the best checkpoint
+    val_fraction : share of the training images held out when no validation split is given
+    model_args : extra constructor arguments of the network (e.g. ``{"widths": [16, 32, 64]}``)
+    init_from : a trained objrec model (run or model folder) to fine-tune: its weights are
+        loaded, the last layer replaced when the class count differs
+    freeze_backbone : with ``init_from``, train only the head
+    checkpoint_dir : write ``last.pt`` / ``best.pt`` there every epoch (and history files)
+    resume : checkpoint (file or run folder) to continue from; ``epochs`` may be raised
+    tensorboard : folder for TensorBoard logs, or None
+    device : "auto" (CUDA when available), "cpu", "cuda"
+    threads : CPU threads (None: free cores, see ``objrec.training.runtime``)
+    seed : seeds initialisation, validation split, batch order and augmentation
+    verbose : progress bar per epoch and one summary line per epoch
+    """
+
+    def __init__(
+        self,
+        model: str = "simple_cnn",
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        optimizer: str | None = None,
+        schedule: str | None = None,
+        warmup: float | None = None,
+        weight_decay: float | None = None,
+        label_smoothing: float | None = None,
+        augment=None,
+        class_weight: str | None = None,
+        early_stopping: int | None = None,
+        monitor: str = "val_accuracy",
+        val_fraction: float = 0.1,
+        model_args: dict | None = None,
+        init_from: str | None = None,
+        freeze_backbone: bool = False,
+        checkpoint_dir: str | None = None,
+        resume: str | None = None,
+        tensorboard: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        seed: int = 0,
+        verbose: bool = True,
+    ):
+        self.model = model
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.monitor = monitor
+        self.val_fraction = val_fraction
+        self.model_args = model_args
+        self.init_from = init_from
+        self.freeze_backbone = freeze_backbone
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.tensorboard = tensorboard
+        self.device = device
+        self.threads = threads
+        self.seed = seed
+        self.verbose = verbose
+
+    @property
+    def method_name(self) -> str:
+        return self.model
+
+    def recipe(self) -> dict:
+        """The resolved training recipe: explicit parameters, else the network's, else global defaults."""
+        net_defaults = model_info(self.model).defaults
+        out = {}
+        for key, default in GLOBAL_DEFAULTS.items():
+            value = getattr(self, key)
+            out[key] = value if value is not None else net_defaults.get(key, default)
+        return out
+
+    # ----------------------------------------------------------------- data
+    def _split_validation(self, X, y, X_val, y_val):
+        if X_val is not None:
+            X_val = self._check_predict(X_val)
+            y_val = np.asarray(y_val)
+            if len(y_val) != len(X_val):
+                raise InputError(f"y_val: {len(y_val)} labels for {len(X_val)} validation images")
+            unknown = np.setdiff1d(np.unique(y_val), self.classes_)
+            if len(unknown):
+                raise InputError(
+                    f"y_val: classes {unknown[:5].tolist()} do not occur in the training labels"
+                )
+            return X, y, X_val, y_val
+        if not self.val_fraction:
+            return X, y, None, None
+        from sklearn.model_selection import train_test_split
+
+        n_val = max(len(self.classes_), math.ceil(self.val_fraction * len(y)))
+        counts = np.unique(y, return_counts=True)[1]
+        strat = y if counts.min() >= 2 and n_val <= len(y) - len(self.classes_) else None
+        if len(y) - n_val < 1:
+            raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
+        X, X_val, y, y_val = train_test_split(
+            X, y, test_size=n_val, stratify=strat, random_state=self.seed
+        )
+        return X, y, X_val, y_val
+
+    def _encode(self, y) -> np.ndarray:
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def to_tensor(self, X):
+        """uint8 images (N, H, W[, C]) -> float32 tensor (N, C, H, W) = (X/255 - mean) / std."""
+        import torch
+
+        from objrec.training.loader import to_nchw
+
+        X = to_nchw(check_shape(self, X))
+        mean = torch.tensor(self.preprocessing_["mean"], dtype=torch.float32)[None, :, None, None]
+        std = torch.tensor(self.preprocessing_["std"], dtype=torch.float32)[None, :, None, None]
+        return (torch.from_numpy(X).float() / 255 - mean) / std
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, X, y, X_val=None, y_val=None, *, callbacks=()):
+        """Train on uint8 images ``X`` (N, H, W[, C]) with labels ``y`` (N,); returns ``self``.
+
+        ``X_val, y_val``: the validation split (else a stratified ``val_fraction`` of ``X``).
+        ``callbacks``: extra :mod:`objrec.training.callbacks` objects, run after the built-in ones.
+        """
+        import torch
+
+        from objrec.nets import create_model
+        from objrec.training import callbacks as cb
+        from objrec.training import distributed as ddp
+        from objrec.training.augment import resolve_recipe
+        from objrec.training.checkpoint import load_checkpoint, set_rng_state
+        from objrec.training.loader import BatchLoader, to_nchw
+        from objrec.training.loop import Batches, TrainState, fit
+        from objrec.training.runtime import configure_threads, pick_device
+        from objrec.training.schedules import make_scheduler
+
+        info = model_info(self.model)
+        X, y = self._check_fit(X, y, min_size=info.min_size)
+        X, y, X_val, y_val = self._split_validation(X, y, X_val, y_val)
+        rec = self.recipe()
+        try:
+            aug = resolve_recipe(rec["augment"])
+        except ValueError as e:
+            raise InputError(f"augment: {e}") from e
+        device = pick_device(self.device)
+        dist = ddp.setup(device)
+        configure_threads(
+            self.threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+        )
+        torch.manual_seed(self.seed)
+
+        Xt = torch.from_numpy(to_nchw(X))  # (N, C, H, W) uint8
+        channels, size = int(Xt.shape[1]), [int(Xt.shape[2]), int(Xt.shape[3])]
+        x01 = Xt.float().div_(255)
+        mean = x01.mean(dim=(0, 2, 3)).tolist()
+        std = x01.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+        del x01
+        state_ckpt = load_checkpoint(self.resume) if self.resume else None
+        if state_ckpt is not None:
+            m = state_ckpt["meta"]
+            if m["classes"] != self.classes_.tolist() or m["preprocessing"]["input_size"] != size:
+                raise InputError(
+                    f"{self.resume}: the checkpoint was trained on classes {m['classes'][:10]} and "
+                    f"{m['preprocessing']['input_size']} images; resume needs the same data"
+                )
+            mean, std = m["preprocessing"]["mean"], m["preprocessing"]["std"]
+        self.preprocessing_ = {"mean": mean, "std": std, "channels": channels, "input_size": size}
+
+        net = self._build_network(create_model, channels, size)
+        net.to(device)
+        channels_last = device.type == "cuda"
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = _make_optimizer(rec["optimizer"], params, rec["lr"], rec["weight_decay"])
+        batches_per_epoch = max(1, len(y) // rec["batch_size"] + (len(y) % rec["batch_size"] > 0))
+        sched = make_scheduler(
+            opt,
+            rec["schedule"],
+            total_steps=rec["epochs"] * batches_per_epoch,
+            warmup_steps=round(rec["warmup"] * batches_per_epoch) or None,
+        )
+        weight = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(self._encode(y), minlength=len(self.classes_))
+            weight = torch.tensor(
+                len(y) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32
+            )
+        elif self.class_weight is not None:
+            raise InputError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=rec["label_smoothing"])
+        loss_fn.to(device)
+        state = TrainState(
+            ddp.wrap(net, dist, device), opt, sched, loss_fn, amp=device.type == "cuda"
+        )
+        if state_ckpt is not None:
+            net.load_state_dict(state_ckpt["model"])
+            opt.load_state_dict(state_ckpt["optimizer"])
+            sched.load_state_dict(state_ckpt["scheduler"])
+            state.epoch = int(state_ckpt["epoch"])
+            state.history = list(state_ckpt["meta"].get("history", []))
+            set_rng_state(state_ckpt["rng"])
+
+        mean_t, std_t = self.preprocessing_["mean"], self.preprocessing_["std"]
+        train = Batches(
+            BatchLoader(Xt, torch.from_numpy(self._encode(y)), rec["batch_size"], shuffle=True,
+                        seed=self.seed, rank=dist.rank, world_size=dist.world_size),
+            mean_t, std_t, device, augment=aug, seed=self.seed, channels_last=channels_last,
+        )  # fmt: skip
+        val = None
+        if X_val is not None:
+            val = Batches(
+                BatchLoader(torch.from_numpy(to_nchw(X_val)), torch.from_numpy(self._encode(y_val)),
+                            512, rank=dist.rank, world_size=dist.world_size),
+                mean_t, std_t, device, channels_last=channels_last,
+            )  # fmt: skip
+        cbs = [cb.EpochPrinter()] if self.verbose else []
+        if self.early_stopping:
+            if val is None:
+                raise InputError("early_stopping needs a validation split (val_fraction > 0)")
+            cbs.append(cb.EarlyStopping(self.monitor, int(self.early_stopping)))
+        if self.checkpoint_dir:
+            ckpt = cb.Checkpointer(self.checkpoint_dir, self._checkpoint_meta, self.monitor)
+            cbs.append(ckpt)
+        if self.tensorboard:
+            cbs.append(cb.TensorBoardLogger(self.tensorboard))
+        cbs += list(callbacks)
+        self._state = state
+        try:
+            fit(state, train, val, rec["epochs"], cbs, progress=self.verbose)
+        except KeyboardInterrupt:
+            if self.checkpoint_dir and state.epoch == 0:
+                ckpt.save(state)  # a resumable starting point even before epoch 1 ends
+            raise
+        finally:
+            self.history_ = list(state.history)
+        self.model_ = net.to("cpu").to(memory_format=torch.contiguous_format).eval()
+        self._state = None
+        self.val_accuracy_ = None
+        if X_val is not None:
+            self.val_accuracy_ = float(np.mean(self.predict(X_val) == y_val))
+        return self
+
+    def _build_network(self, create_model, channels, size):
+        import objrec
+
+        if not self.init_from:
+            return create_model(
+                self.model, channels, len(self.classes_), size, **(self.model_args or {})
+            )
+        base = objrec.load(self.init_from)
+        if not isinstance(base, CNNClassifier):
+            raise ModelFileError(
+                f"{self.init_from}: init_from needs a trained network, got {type(base).__name__}"
+            )
+        if (
+            base.preprocessing_["channels"] != channels
+            or list(base.preprocessing_["input_size"]) != size
+        ):
+            raise InputError(
+                f"init_from {self.init_from}: the network takes {base.preprocessing_['channels']}x"
+                f"{'x'.join(map(str, base.preprocessing_['input_size']))} input, the data is "
+                f"{channels}x{'x'.join(map(str, size))}; resize the images (--size) or convert colour (--color)"
+            )
+        net = base.model_
+        if net.model_args["num_classes"] != len(self.classes_) or not np.array_equal(
+            base.classes_, self.classes_
+        ):
+            net.reset_classifier(len(self.classes_))
+        if self.freeze_backbone:
+            for p in net.features.parameters():
+                p.requires_grad_(False)
+        return net
+
+    def _checkpoint_meta(self, state) -> dict:
+        net = getattr(state.model, "module", state.model)
+        return {
+            "model_args": net.model_args,
+            "classes": self.classes_.tolist(),
+            "input_shape": list(self.input_shape_),
+            "preprocessing": self.preprocessing_,
+            "params": {k: v for k, v in self.get_params().items() if _jsonable(v)},
+            "history": state.history,
+        }
+
+    # ----------------------------------------------------------------- predict
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (N, n_classes), columns in the order of ``classes_``."""
+        import torch
+
+        x = self.to_tensor(X)
+        out = []
+        self.model_.eval()
+        with torch.no_grad():
+            for i in range(0, len(x), 1024):
+                out.append(torch.softmax(self.model_(x[i : i + 1024]), dim=1))
+        return torch.cat(out).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    # ----------------------------------------------------------------- artifact
+    def _save_artifact(self, folder) -> dict:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME))
+        return {
+            "weights": WEIGHTS_NAME,
+            "model_args": self.model_.model_args,
+            "preprocessing": self.preprocessing_,
+            "history": getattr(self, "history_", []),
+        }
+
+    @classmethod
+    def _load_artifact(cls, folder, meta: dict):
+        from safetensors.torch import load_file
+
+        from objrec.nets import create_model
+
+        file = folder / meta.get("weights", WEIGHTS_NAME)
+        if not file.is_file():
+            raise ModelFileError(f"{file}: missing; the model folder is incomplete")
+        known = cls().get_params()
+        est = cls(**{k: v for k, v in meta.get("params", {}).items() if k in known})
+        args = dict(meta["model_args"])
+        net = create_model(args.pop("name"), **args)
+        try:
+            net.load_state_dict(load_file(str(file)))
+        except Exception as e:
+            raise ModelFileError(f"{file}: weights do not fit {meta['model_args']} ({e})") from e
+        est.model_ = net.eval()
+        est.classes_ = np.asarray(meta["classes"])
+        est.input_shape_ = tuple(meta["input_shape"])
+        est.preprocessing_ = meta["preprocessing"]
+        est.history_ = meta.get("history", [])
+        return est
+
+
+def check_shape(est, X) -> np.ndarray:
+    """``est._check_predict`` (validated uint8 images of the training shape)."""
+    return est._check_predict(X)
+
+
+def _jsonable(v) -> bool:
+    import json
+
+    try:
+        json.dumps(v)
+        return True
+    except TypeError:
+        return False
+
+
+def _make_optimizer(name: str, params, lr: float, weight_decay: float):
+    import torch
+
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+        )
+    raise ObjrecError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
+
+
+def _factory(name: str):
+    def make(**params) -> CNNClassifier:
+        return CNNClassifier(model=name, **params)
+
+    return make
+
+
+for _name in list_models():
+    register_method(_name, approach="cnn", description=model_info(_name).description)(
+        _factory(_name)
+    )

@@ -1,0 +1,144 @@
+"""Map model names to constructors: ``register_model``, ``create_model``, ``list_models``.
+
+Built-in models are listed here by module so that ``list_models()`` (and the method
+registry, which offers every network as a method) needs no PyTorch import; the module
+is imported when a model is created. ``register_model`` adds user-defined models.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from objrec.errors import ObjrecError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a network before it is built.
+
+    ``min_size`` is the smallest (H, W) the network accepts; ``default_input`` the
+    (C, H, W) it was designed for; ``augment`` the batch augmentation recipe that suits
+    it by default (see :mod:`objrec.training.augment`).
+    """
+
+    name: str
+    module: str
+    description: str
+    default_input: tuple[int, int, int] = (1, 28, 28)
+    min_size: tuple[int, int] = (8, 8)
+    defaults: dict = field(default_factory=dict)
+
+
+_BUILTIN: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo(
+            "simple_cnn",
+            "objrec.nets.simple_cnn",
+            "the reference CNN: conv3x3 32, pool, conv3x3 64, pool, fc 64, fc (Adam 1e-3, batch 32)",
+            defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+        ),
+        ModelInfo(
+            "lenet5",
+            "objrec.nets.lenet",
+            "LeNet-5 (LeCun 1998): conv5x5 6, pool, conv5x5 16, pool, fc 120, fc 84, fc",
+            defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 10},
+        ),
+        ModelInfo(
+            "resnet_small",
+            "objrec.nets.resnet",
+            "small residual network (BatchNorm, 2 residual stages) built to train fast on CPUs",
+            defaults={
+                "optimizer": "sgd",
+                "lr": 0.1,
+                "batch_size": 128,
+                "epochs": 12,
+                "schedule": "onecycle",
+                "augment": "default",
+                "label_smoothing": 0.1,
+                "weight_decay": 5e-4,
+            },
+        ),
+        ModelInfo(
+            "mlp",
+            "objrec.nets.mlp",
+            "multilayer perceptron on the flattened image (no convolution, no shift invariance)",
+            min_size=(1, 1),
+            defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 10},
+        ),
+    )
+}
+_REGISTERED: dict[str, tuple[ModelInfo, Callable]] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    description: str = "",
+    default_input: tuple[int, int, int] = (1, 28, 28),
+    min_size: tuple[int, int] = (1, 1),
+    defaults: dict | None = None,
+):
+    """Decorator: register ``fn(in_channels, num_classes, input_size, **kw) -> nn.Module``."""
+
+    def deco(fn):
+        info = _BUILTIN.get(name) or ModelInfo(
+            name, fn.__module__, description, default_input, min_size, dict(defaults or {})
+        )
+        _REGISTERED[name] = (info, fn)
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names of every available network (no PyTorch import)."""
+    return sorted(set(_BUILTIN) | set(_REGISTERED))
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name`` (clear error for unknown names)."""
+    if name in _REGISTERED:
+        return _REGISTERED[name][0]
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    raise ObjrecError(f"unknown network {name!r}; available: {', '.join(list_models())}")
+
+
+def create_model(
+    name: str,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    input_size: tuple[int, int] = (28, 28),
+    **kwargs,
+):
+    """Build network ``name`` for ``(N, in_channels, *input_size)`` float input.
+
+    Returns a ``torch.nn.Module`` whose ``forward`` gives logits ``(N, num_classes)``;
+    its ``model_args`` attribute holds the arguments that rebuild it.
+    """
+    info = model_info(name)
+    if name not in _REGISTERED:
+        importlib.import_module(info.module)  # runs its @register_model
+    _, fn = _REGISTERED[name]
+    h, w = (int(s) for s in input_size)
+    if h < info.min_size[0] or w < info.min_size[1]:
+        raise ObjrecError(
+            f"{name} needs images of at least {info.min_size[0]}x{info.min_size[1]} pixels, got {h}x{w}; "
+            "resize them (objrec train --size 28)"
+        )
+    if num_classes < 2:
+        raise ObjrecError(f"{name}: num_classes must be at least 2, got {num_classes}")
+    model = fn(
+        in_channels=int(in_channels), num_classes=int(num_classes), input_size=(h, w), **kwargs
+    )
+    model.model_args = {
+        "name": name,
+        "in_channels": int(in_channels),
+        "num_classes": int(num_classes),
+        "input_size": [h, w],
+        **kwargs,
+    }
+    return model

@@ -1,0 +1,154 @@
+"""Callbacks for :func:`objrec.training.loop.fit`: hooks ``on_train_begin``, ``on_epoch_end(state, logs)``,
+``on_train_end``; setting ``state.stop_training`` ends training after the current epoch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from objrec.io import atomic_write_bytes, write_json
+from objrec.training.distributed import current
+
+
+class Callback:
+    def on_train_begin(self, state) -> None:
+        pass
+
+    def on_epoch_end(self, state, logs: dict) -> None:
+        pass
+
+    def on_train_end(self, state) -> None:
+        pass
+
+
+def _score(logs: dict, monitor: str) -> float | None:
+    v = logs.get(monitor)
+    if v is None:
+        return None
+    return -v if monitor.endswith("loss") else v  # higher is better
+
+
+class EpochPrinter(Callback):
+    """One summary line per epoch (rank 0 only)."""
+
+    def on_epoch_end(self, state, logs):
+        if not current().is_main:
+            return
+        from tqdm.auto import tqdm
+
+        val = ""
+        if logs.get("val_loss") is not None:
+            val = f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}"
+        tqdm.write(
+            f"epoch {logs['epoch']:>3}  loss {logs['train_loss']:.4f}  acc {logs['train_accuracy']:.4f}"
+            f"{val}  lr {logs['lr']:.2e}  {logs['seconds']:.1f}s"
+        )
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights."""
+
+    def __init__(self, monitor: str = "val_accuracy", patience: int = 5, restore_best: bool = True):
+        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        self.best, self.best_epoch, self.best_weights, self.wait = -math.inf, 0, None, 0
+
+    def on_epoch_end(self, state, logs):
+        score = _score(logs, self.monitor)
+        if score is None:
+            return
+        if score > self.best:
+            self.best, self.best_epoch, self.wait = score, logs["epoch"], 0
+            if self.restore_best:
+                model = getattr(state.model, "module", state.model)
+                self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                state.stop_training = True
+
+    def on_train_end(self, state):
+        if self.restore_best and self.best_weights is not None:
+            getattr(state.model, "module", state.model).load_state_dict(self.best_weights)
+
+
+class Checkpointer(Callback):
+    """Write ``folder/last.pt`` every epoch and ``folder/best.pt`` when ``monitor`` improves."""
+
+    def __init__(self, folder, meta_fn, monitor: str = "val_accuracy"):
+        self.folder, self.meta_fn, self.monitor = Path(folder), meta_fn, monitor
+        self.best = -math.inf
+
+    def on_train_begin(self, state):
+        for logs in state.history:  # resumed: best so far
+            s = _score(logs, self.monitor)
+            if s is not None:
+                self.best = max(self.best, s)
+
+    def save(self, state, name: str = "last.pt"):
+        from objrec.training.checkpoint import save_checkpoint
+
+        if current().is_main:
+            save_checkpoint(
+                self.folder / name,
+                model=state.model,
+                optimizer=state.optimizer,
+                scheduler=state.scheduler,
+                epoch=state.epoch,
+                meta=self.meta_fn(state),
+            )
+
+    def on_epoch_end(self, state, logs):
+        self.save(state, "last.pt")
+        score = _score(logs, self.monitor)
+        if score is not None and score > self.best:
+            self.best = score
+            self.save(state, "best.pt")
+
+
+class HistoryWriter(Callback):
+    """Rewrite ``history.csv`` and ``history.json`` in ``folder`` after every epoch."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, state, logs):
+        if not current().is_main:
+            return
+        write_history(self.folder, state.history)
+
+
+def write_history(folder, history: list[dict]) -> None:
+    """``history.csv`` and ``history.json`` (one row per epoch) in ``folder``."""
+    folder = Path(folder)
+    write_json(folder / "history.json", history)
+    buf = io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    atomic_write_bytes(folder / "history.csv", buf.getvalue().encode())
+
+
+class TensorBoardLogger(Callback):
+    """Per-epoch scalars for TensorBoard (``pip install tensorboard``)."""
+
+    def __init__(self, log_dir):
+        self.log_dir, self.writer = Path(log_dir), None
+
+    def on_epoch_end(self, state, logs):
+        if not current().is_main:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.log_dir))
+        for k, v in logs.items():
+            if k != "epoch" and v is not None:
+                self.writer.add_scalar(k, v, logs["epoch"])
+        self.writer.flush()
+
+    def on_train_end(self, state):
+        if self.writer is not None:
+            self.writer.close()

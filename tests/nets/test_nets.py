@@ -1,0 +1,117 @@
+"""Every registered network: shapes, gradients, the features/head split; simple_cnn against the reference."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from objrec.errors import ObjrecError  # noqa: E402
+from objrec.nets import create_model, list_models, model_info  # noqa: E402
+from objrec.nets.summary import format_summary, summarize  # noqa: E402
+
+SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_backward_and_split(name, shape):
+    torch.manual_seed(0)
+    model = create_model(name, shape[0], 7, shape[1:])
+    x = torch.randn(4, *shape)
+    logits = model(x)
+    assert logits.shape == (4, 7)
+    logits.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    feats = model.forward_features(x)
+    assert feats.shape == (4, model.num_features)
+    torch.testing.assert_close(model.forward_head(feats), model(x))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_args_rebuild_the_same_network(name):
+    model = create_model(name, 3, 5, (32, 32))
+    args = dict(model.model_args)
+    twin = create_model(args.pop("name"), **args)
+    twin.load_state_dict(model.state_dict())  # same layers, same shapes
+    assert model_info(name).description
+
+
+def test_reset_classifier_changes_only_the_last_layer():
+    model = create_model("resnet_small", 1, 10, (28, 28)).eval()
+    before = {k: v.clone() for k, v in model.features.state_dict().items()}
+    model.reset_classifier(3)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+    assert model.model_args["num_classes"] == 3
+    for k, v in model.features.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+class ReferenceCNN(torch.nn.Module):
+    """The reference network exactly as MISSION.md and the seed baseline write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 32, kernel_size=3)
+        self.conv2 = torch.nn.Conv2d(32, 64, kernel_size=3)
+        self.fc1 = torch.nn.Linear(64 * 5 * 5, 64)
+        self.fc2 = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(x.view(-1, 64 * 5 * 5)))
+        return self.fc2(x)
+
+
+def test_simple_cnn_is_the_reference_network():
+    torch.manual_seed(1)
+    ref = ReferenceCNN()
+    ours = create_model("simple_cnn", 1, 10, (28, 28))
+    mapping = {"conv1": "features.0", "conv2": "features.3", "fc1": "head.0", "fc2": "head.2"}
+    ours.load_state_dict(
+        {f"{mapping[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in ref.state_dict().items()}
+    )
+    x = torch.randn(5, 1, 28, 28)
+    torch.testing.assert_close(ours(x), ref(x))
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    assert ours.num_features == 64 * 5 * 5
+
+
+def test_simple_cnn_adapts_to_small_and_colour_inputs():
+    assert create_model("simple_cnn", 1, 10, (8, 8)).num_features == 64 * 2 * 2  # padded convs
+    assert create_model("simple_cnn", 3, 10, (32, 32)).num_features == 64 * 6 * 6  # 30,15,13,6
+
+
+def test_summary_rows_shapes_params_and_macs():
+    model = create_model("simple_cnn", 1, 10, (28, 28))
+    rows = {r.name: r for r in summarize(model, (1, 28, 28))}
+    assert rows["features.0"].output_shape == (32, 26, 26)
+    assert rows["features.5"].output_shape == (64, 5, 5)
+    assert rows["features.0"].params == 32 * 9 + 32
+    assert rows["features.0"].macs == 26 * 26 * 32 * 9  # hand-computed
+    assert rows["head.0"].params == 1600 * 64 + 64
+    assert sum(r.params for r in rows.values()) == sum(p.numel() for p in model.parameters())
+    text = format_summary(model, (1, 28, 28))
+    assert "64x5x5" in text and "121,930" in text
+
+
+def test_errors_are_clear():
+    with pytest.raises(ObjrecError, match="unknown network 'nope'"):
+        create_model("nope")
+    with pytest.raises(ObjrecError, match="at least 8x8"):
+        create_model("resnet_small", 1, 10, (4, 4))
+    with pytest.raises(ObjrecError, match="at least 2"):
+        create_model("mlp", 1, 1, (8, 8))
+
+
+def test_nets_cli(capsys):
+    from objrec.cli import main
+
+    assert main(["nets", "summary", "lenet5", "--input", "1x28x28"]) == 0
+    out = capsys.readouterr().out
+    assert "16x5x5" in out and "61,706" in out
+    assert main(["nets", "list"]) == 0
+    assert "resnet_small" in capsys.readouterr().out
+    assert main(["nets", "summary", "mlp", "--input", "28"]) == 2
+    assert np.any(["CxHxW" in capsys.readouterr().err])
