@@ -244,3 +244,37 @@ def test_cli_on_saved_model(tmp_path, capsys):
         main(["robustness", str(model), "--families", "posture", "--out", str(out), "--quiet"]) == 2
     )
     assert "unknown nuisance family 'posture'" in capsys.readouterr().err
+
+
+def test_cli_heldout_protocol(tmp_path, capsys):
+    from objrec.cli import main
+
+    out = tmp_path / "ho"
+    code = main(
+        [
+            "robustness",
+            "--heldout",
+            "pixels-knn",
+            "--dataset",
+            "digits",
+            "--train-families",
+            "noise",
+            "--families",
+            "blur",
+            "--severities",
+            "2",
+            "--limit",
+            "60",
+            "--train-limit",
+            "300",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ]
+    )
+    assert code == 0
+    assert "held out" in capsys.readouterr().out
+    ho = json.loads((out / "heldout.json").read_text())
+    assert ho["trained"] == ["noise"] and ho["held_out"] == ["blur"]
+    assert [r["family"] for r in ho["rows"]] == ["clean", "noise", "blur"]

@@ -15,7 +15,7 @@ def register(sub) -> None:
         "uses AlexNet) and writes robustness.json, robustness.csv, robustness_summary.csv and "
         "plots into the output folder.",
     )
-    p.add_argument("models", metavar="RUN|MODEL", nargs="+", help="run folders or model folders")
+    p.add_argument("models", metavar="RUN|MODEL", nargs="*", help="run folders or model folders")
     p.add_argument(
         "--families",
         nargs="+",
@@ -52,6 +52,21 @@ def register(sub) -> None:
     )
     p.add_argument("--out", help="output folder (default runs/robustness-TIMESTAMP)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    g = p.add_argument_group(
+        "invariance by training",
+        "train METHOD on --dataset plainly and with augmentation by --train-families, then "
+        "measure both under those families and the held-out ones (--families, default all)",
+    )
+    g.add_argument("--heldout", metavar="METHOD", help="method name, e.g. simple_cnn or hog-svm")
+    g.add_argument("--train-families", nargs="+", metavar="NAME", default=["pose"])
+    g.add_argument("--train-severities", default="1-5", help="severities drawn for augmentation")
+    g.add_argument("--copies", type=int, default=1, help="corrupted copies per training image")
+    g.add_argument(
+        "--train-limit",
+        type=int,
+        default=0,
+        help="train on at most this many images (stratified; 0 = the whole training split)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -87,6 +102,12 @@ def run(args) -> int:
     from objrec.runs import new_run, write_run_info
 
     sev = rb.parse_severities(args.severities)
+    if args.heldout:
+        return run_heldout(args, sev)
+    if not args.models:
+        raise ObjrecError(
+            "give at least one run or model folder (or --heldout METHOD --dataset NAME)"
+        )
     models = {}
     dataset_name, split_seed = None, 0
     for path in args.models:
@@ -164,4 +185,60 @@ def run(args) -> int:
     )
     print(out["table"])
     print(f"written to {folder}/ (robustness.json, robustness.csv, robustness_summary.csv)")
+    return 0
+
+
+def run_heldout(args, sev) -> int:
+    """``--heldout METHOD``: the held-out-family protocol of :mod:`objrec.evaluation.augment`."""
+    import numpy as np
+
+    import objrec
+    from objrec.errors import ObjrecError
+    from objrec.evaluation import robustness as rb
+    from objrec.evaluation.augment import heldout_family_protocol
+    from objrec.io import write_json
+    from objrec.runs import new_run, write_run_info
+
+    if not args.dataset:
+        raise ObjrecError("--heldout needs --dataset (the data to train and test on)")
+    if args.models:
+        raise ObjrecError("--heldout trains its own models; leave out the RUN|MODEL arguments")
+    from objrec.data import load_dataset
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir, progress=not args.quiet)
+    Xtr, ytr = rb.subsample(data.train.X, data.train.y, args.train_limit or None, args.seed)
+    split = getattr(data, args.split)
+    Xte, yte = rb.subsample(split.X, np.asarray(split.y), args.limit or None, args.seed)
+    if not args.quiet:
+        print(
+            f"training {args.heldout} on {len(ytr):,} images, plain and augmented with "
+            f"{', '.join(args.train_families)} ..."
+        )
+    result = heldout_family_protocol(
+        objrec.make_method(args.heldout),
+        Xtr,
+        ytr,
+        Xte,
+        yte,
+        train_families=args.train_families,
+        test_families=args.families,
+        train_severities=rb.parse_severities(args.train_severities),
+        severities=sev,
+        copies=args.copies,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    folder = new_run(out=args.out, prefix="heldout")
+    write_run_info(
+        folder,
+        {"command": "robustness --heldout", **{k: v for k, v in vars(args).items() if k != "func"}},
+    )
+    write_json(folder / "heldout.json", result.to_dict())
+    result.robustness.write(folder)
+    if not args.no_plots:
+        from objrec.report.robustness_plots import write_robustness_plots
+
+        write_robustness_plots(result.robustness, folder, Xte[0])
+    print(result.format_table())
+    print(f"written to {folder}/ (heldout.json, robustness.json, robustness.csv)")
     return 0
