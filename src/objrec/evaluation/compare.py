@@ -36,6 +36,8 @@ from objrec.io import write_json
 
 # One representative per approach, then the strongest network.
 DEFAULT_METHODS = ("hog-svm", "bovw-patch", "eigen", "simple_cnn", "resnet_small")
+# The baseline of the relative corruption error (added to the methods by --robustness).
+ROBUSTNESS_BASELINE = "pixels-knn"
 # Stand-ins when a default is not registered (tried in order, same approach).
 FALLBACKS = {
     "bovw-patch": ("bovw-sift",),
@@ -207,6 +209,7 @@ def run_method(
     params: dict[str, Any] | None = None,
     batch_size: int = 256,
     progress: bool = True,
+    split_seed: int = 0,
 ) -> MethodResult:
     """Fit method ``name`` on ``dataset.train``, evaluate on ``dataset.test``, save under ``folder``."""
     from objrec.artifact import save
@@ -239,7 +242,10 @@ def run_method(
             "dataset": getattr(dataset, "name", None),
             "n_train": len(dataset.train.y),
             "n_val": len(dataset.val.y),
+            "seed": split_seed,
             "class_names": names,
+            "fit_seconds": fit_cost["fit_seconds"],
+            "fit_peak_mib": fit_cost["fit_peak_mib"],
         },
         metrics={"test_accuracy": metrics["accuracy"], "val_accuracy": val_acc},
     )
@@ -353,8 +359,12 @@ def compare(
     batch_size: int = 256,
     progress: bool = True,
     log=print,
+    split_seed: int = 0,
 ) -> dict[str, Any]:
     """Run the comparison on ``dataset`` (an :class:`objrec.data.Dataset`) into ``folder``.
+
+    ``split_seed`` (the seed the dataset was split with) is recorded in each model's
+    metadata so that later commands can rebuild the same test split.
 
     Returns a dict with ``results`` (list of :class:`MethodResult`, ranked), ``table``
     (list of row dicts), ``best`` (method chosen on validation accuracy) and ``folder``.
@@ -362,6 +372,11 @@ def compare(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = resolve_methods(methods)
+    if robustness and ROBUSTNESS_BASELINE not in names:
+        from objrec.methods import list_methods
+
+        if ROBUSTNESS_BASELINE in list_methods():  # the reference of the corruption error
+            names.append(ROBUSTNESS_BASELINE)
     if budget not in BUDGETS:
         raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
     t_start = time.perf_counter()
@@ -376,6 +391,7 @@ def compare(
             params=(params or {}).get(name),
             batch_size=batch_size,
             progress=progress,
+            split_seed=split_seed,
         )
         log(
             f"[{i + 1}/{len(names)}] {name}: test accuracy {r.metrics['accuracy']:.2%}, "
@@ -396,7 +412,7 @@ def compare(
         "robustness": None,
     }
     if robustness:
-        out["robustness"] = _run_robustness(ranked, dataset, folder, log=log)
+        out["robustness"] = _run_robustness(ranked, dataset, folder, progress=progress, log=log)
     write_json(
         folder / "metrics.json",
         {
@@ -417,7 +433,9 @@ def compare(
     return out
 
 
-def _run_robustness(results: list[MethodResult], dataset, folder: Path, *, log=print):
+def _run_robustness(
+    results: list[MethodResult], dataset, folder: Path, *, progress: bool = True, log=print
+):
     """The invariance suite on every compared method (see :mod:`objrec.evaluation.robustness`)."""
     try:
         from objrec.evaluation import robustness as rob
@@ -429,4 +447,5 @@ def _run_robustness(results: list[MethodResult], dataset, folder: Path, *, log=p
         dataset.test.X,
         dataset.test.y,
         folder=folder / "robustness",
+        progress=progress,
     )

@@ -53,7 +53,6 @@ class _Plots:
             stem, i = f"{base}-{i}", i + 1
         self.used.add(stem)
         png = to_png(fig)
-        fig.clear()
         atomic_write_bytes(self.folder / f"{stem}.png", png)
         src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         return Picture(title, caption, src, f"plots/{stem}.png", wide)
@@ -190,21 +189,49 @@ APPROACH_TITLES = {
 }
 
 
+ROBUSTNESS_FIGURES = {
+    "accuracy_vs_severity": (
+        "Accuracy against severity",
+        "One panel per nuisance family, one line per method; severity 0 is the clean test set.",
+    ),
+    "samples": (
+        "One test image at every severity",
+        "What each nuisance does at severities 0 (clean) to 5, so the numbers can be judged.",
+    ),
+}
+
+
 def _robustness_pictures(robustness, plots: _Plots) -> list[Picture]:
-    """Figures of the invariance suite, drawn by :mod:`objrec.report.robustness_plots`."""
+    """Figures of the invariance suite (drawn by :mod:`objrec.report.robustness_plots`)."""
     if not robustness:
         return []
-    try:
-        from objrec.report import robustness_plots as R
-    except ModuleNotFoundError:
-        return []
     out = []
-    try:
-        for e in R.robustness_figures(robustness):
-            out.append(plots.add(e.figure, f"robustness-{e.title}", e.title, e.caption, e.wide))
-    except Exception as e:  # never lose the rest of the report
-        log.warning("robustness figures failed: %s", e, exc_info=True)
+    for name, fig in (robustness.get("figures") or {}).items():
+        title, caption = ROBUSTNESS_FIGURES.get(name, (name.replace("_", " "), ""))
+        out.append(plots.add(fig, f"robustness-{name}", title, caption, wide=True))
     return out
+
+
+def _robustness_table(robustness) -> dict[str, Any] | None:
+    """Head and body (formatted cells) of the suite's summary: accuracy per family, mCE."""
+    rows = (robustness or {}).get("summary") or []
+    if not rows:
+        return None
+    keys = list(rows[0])
+    head = [k.replace("_", " ") for k in keys]
+    body = []
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k)
+            if v is None:
+                cells.append("-")
+            elif isinstance(v, float):
+                cells.append(f"{v:.3f}" if "mCE" in k else f"{v:.1%}")
+            else:
+                cells.append(str(v))
+        body.append(cells)
+    return {"head": head, "body": body}
 
 
 def render(context: dict[str, Any]) -> str:
@@ -303,22 +330,3 @@ def write_report(
     path = folder / "report.html"
     atomic_write_bytes(path, html.encode("utf-8"))
     return path
-
-
-def _robustness_table(robustness) -> dict[str, Any] | None:
-    """(head, body) of the invariance summary when the suite provides one."""
-    if not robustness:
-        return None
-    try:
-        from objrec.report import robustness_plots as R
-    except ModuleNotFoundError:
-        return None
-    fn = getattr(R, "summary_table", None)
-    if fn is None:
-        return None
-    try:
-        head, body = fn(robustness)
-        return {"head": head, "body": body}
-    except Exception as e:
-        log.warning("robustness table failed: %s", e)
-        return None

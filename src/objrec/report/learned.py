@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from objrec.report.mosaic import Placement, tile_figure, to_rgb
 from objrec.report.plots import image_grid, new_figure, show_image
 
 log = logging.getLogger(__name__)
@@ -64,60 +65,66 @@ def _gray(images: np.ndarray) -> np.ndarray:
 
 
 # -- features + classifier ----------------------------------------------------------------
-def draw_hog(ax, image: np.ndarray, hist: np.ndarray, cell: tuple[int, int]) -> None:
-    """Draw cell histograms (R, C, O) as line glyphs over a faint ``image`` on ``ax``.
+def hog_segments(hist: np.ndarray, cell: tuple[int, int], place: Placement) -> tuple[list, list]:
+    """Line glyphs of cell histograms (R, C, O), in mosaic coordinates.
 
     For each cell and orientation bin, a line through the cell centre perpendicular to
     the bin's mid-angle (the edge direction), as long as the cell, its opacity the bin's
     value over the image's largest one: scikit-image's ``hog(visualize=True)`` drawn
     with vector lines, so that it stays readable on 8x8 images.
     """
-    from matplotlib.collections import LineCollection
-
     ch, cw = cell
     nr, nc, no = hist.shape
-    show_image(ax, (np.asarray(image) * 0.4).astype(np.uint8))  # dimmed under the glyphs
     theta = np.pi * (np.arange(no) + 0.5) / no  # mid-angle of each gradient bin
     r = 0.45 * min(ch, cw)
     vmax = hist.max() or 1.0
     segs, colors = [], []
     for i in range(nr):
         for j in range(nc):
-            cy, cx = i * ch + ch / 2 - 0.5, j * cw + cw / 2 - 0.5
+            cy, cx = i * ch + ch / 2, j * cw + cw / 2  # source pixel units, edges at integers
             for o in range(no):
                 v = hist[i, j, o] / vmax
                 if v < 0.02:
                     continue
                 dx, dy = r * np.sin(theta[o]), r * np.cos(theta[o])
-                segs.append([(cx + dx, cy - dy), (cx - dx, cy + dy)])
+                pts = [(cx + dx, cy - dy), (cx - dx, cy + dy)]
+                segs.append(
+                    [(place.x0 + x * place.sx - 0.5, place.y0 + y * place.sy - 0.5) for x, y in pts]
+                )
                 colors.append((1.0, 0.75, 0.1, float(v)))
-    ax.add_collection(LineCollection(segs, colors=colors, linewidths=1.6))
+    return segs, colors
 
 
 def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
     """HOG of one sample per class (up to 6), at each cell size the method uses."""
     if getattr(est, "features", None) != "hog" or not hasattr(est, "feature_params_"):
         return []
+    from matplotlib.collections import LineCollection
+
     from objrec.features.hog import cell_histograms
 
     cells = est.feature_params_["cells"]
     idx = _pick(y, 6)
-    cols = 1 + len(cells)
-    fig = new_figure(1.7 * len(idx), 1.75 * cols)
-    axes = np.atleast_2d(fig.subplots(cols, len(idx)))
-    for c, i in enumerate(idx):
-        show_image(axes[0, c], X[i])
-        for r, (ppc, _) in enumerate(cells, start=1):
-            hist = cell_histograms(
-                X[i : i + 1],
-                orientations=est.orientations,
-                pixels_per_cell=ppc,
-                transform_sqrt=getattr(est, "transform_sqrt", False),
-            )[0]
-            draw_hog(axes[r, c], X[i], hist, (ppc, ppc))
-    axes[0, 0].set_ylabel("image", fontsize=8)
-    for r, (ppc, cpb) in enumerate(cells, start=1):
-        axes[r, 0].set_ylabel(f"{ppc}px cells\n{cpb}x{cpb} blocks", fontsize=8)
+    tiles = [to_rgb(X[i]) for i in idx]
+    for _ in cells:  # the image dimmed under the glyphs
+        tiles += [to_rgb(X[i]) * 0.4 for i in idx]
+    labels = ["image"] + [f"{ppc}px cells, {cpb}x{cpb} blocks" for ppc, cpb in cells]
+    fig, ax, places = tile_figure(
+        tiles, cols=len(idx), row_labels=labels, cell=1.5, label_width=1.3
+    )
+    segs, colors = [], []
+    for r, (ppc, _) in enumerate(cells, start=1):
+        hist = cell_histograms(
+            X[idx],
+            orientations=est.orientations,
+            pixels_per_cell=ppc,
+            transform_sqrt=getattr(est, "transform_sqrt", False),
+        )
+        for c in range(len(idx)):
+            sg, co = hog_segments(hist[c], (ppc, ppc), places[r * len(idx) + c])
+            segs += sg
+            colors += co
+    ax.add_collection(LineCollection(segs, colors=colors, linewidths=1.5))
     return [
         FigureEntry(
             "HOG of sample images",
@@ -164,15 +171,17 @@ def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
 
 
 def _montage_entry(mont, k: int) -> FigureEntry:
-    """``mont``: (n_words, n_patches, h, w) patches nearest to each word's centre."""
+    """``mont``: (n_words, n_patches, h, w[, C]) patches nearest to each word's centre."""
     mont = np.asarray(mont)
     n_words, n_patches = mont.shape[:2]
-    fig = new_figure(0.5 * n_patches + 0.6, 0.5 * n_words + 0.4)
-    axes = np.atleast_2d(fig.subplots(n_words, n_patches))
-    for w in range(n_words):
-        for p in range(n_patches):
-            show_image(axes[w, p], mont[w, p], cmap="gray", vmin=None, vmax=None)
-        axes[w, 0].set_ylabel(f"w{w}", fontsize=7, rotation=0, ha="right", va="center")
+    tiles = [to_rgb(mont[w, p]) for w in range(n_words) for p in range(n_patches)]
+    fig, _, _ = tile_figure(
+        tiles,
+        cols=n_patches,
+        row_labels=[f"word {w}" for w in range(n_words)],
+        cell=0.55,
+        label_width=0.7,
+    )
     return FigureEntry(
         "Codebook: visual words",
         f"{n_words} of the {k} visual words (k-means centres of local patch descriptors); each "
@@ -235,16 +244,15 @@ def eigen_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
     idx = _pick(y, 4)
     n_comp = len(evr)
     ks = [k for k in (1, 2, 5, 10, 20, 40, 80, 160) if k < n_comp] + [n_comp]
-    fig = new_figure(1.15 * (len(ks) + 1) + 0.2, 1.2 * len(idx) + 0.3)
-    axes = np.atleast_2d(fig.subplots(len(idx), len(ks) + 1))
-    for c, k in enumerate(ks):
-        rec = E.reconstruct(est, X[idx], k)  # (n, H, W[, C]) in 0..1
-        for r in range(len(idx)):
-            show_image(axes[r, c + 1], _unit_to_uint8(rec[r]))
-        axes[0, c + 1].set_title(f"k={k}", fontsize=8)
+    recs = [E.reconstruct(est, X[idx], k) for k in ks]  # each (n, H, W[, C]) in 0..1
+    tiles, titles = [], []
     for r in range(len(idx)):
-        show_image(axes[r, 0], X[idx[r]])
-    axes[0, 0].set_title("image", fontsize=8)
+        tiles.append(to_rgb(X[idx[r]]))
+        titles.append("image" if r == 0 else "")
+        for c, k in enumerate(ks):
+            tiles.append(to_rgb(_unit_to_uint8(recs[c][r])))
+            titles.append(f"k={k}" if r == 0 else "")
+    fig, _, _ = tile_figure(tiles, cols=len(ks) + 1, titles=titles, cell=1.05)
     out.append(
         FigureEntry(
             "Reconstruction from the first k components",
@@ -278,22 +286,16 @@ def eigen_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
 
 def _signed_grid(imgs: list[np.ndarray], titles: list[str], first_plain: bool = False) -> Figure:
     """Images of both signs in a diverging colour map (the first, optionally, in grey)."""
-    cols = min(8, len(imgs))
-    rows = int(np.ceil(len(imgs) / cols))
-    fig = new_figure(1.3 * cols, 1.45 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for i, ax in enumerate(axes):
-        if i >= len(imgs):
-            ax.axis("off")
-            continue
-        im = np.asarray(imgs[i], dtype=np.float64)
+    tiles = []
+    for i, im in enumerate(imgs):
+        im = np.asarray(im, dtype=np.float64)
         if i == 0 and first_plain:
-            show_image(ax, _unit_to_uint8(im))
-        else:
-            im = im.mean(axis=-1) if im.ndim == 3 else im
-            v = np.abs(im).max() or 1.0
-            show_image(ax, im, cmap="RdBu_r", vmin=-v, vmax=v)
-        ax.set_title(titles[i], fontsize=7)
+            tiles.append(to_rgb(_unit_to_uint8(im)))
+            continue
+        im = im.mean(axis=-1) if im.ndim == 3 else im
+        v = float(np.abs(im).max()) or 1.0
+        tiles.append(to_rgb(im, "RdBu_r", -v, v))
+    fig, _, _ = tile_figure(tiles, cols=min(8, len(tiles)), titles=titles, cell=1.2)
     return fig
 
 
@@ -315,24 +317,15 @@ def first_layer_filters(model) -> Figure | None:
     if conv is None:
         return None
     w = conv.weight.detach().cpu().numpy()  # (out, in, kh, kw)
-    n = min(64, w.shape[0])
-    cols = min(16, n)
-    rows = int(np.ceil(n / cols))
-    fig = new_figure(0.55 * cols + 0.3, 0.6 * rows + 0.4)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for i, ax in enumerate(axes):
-        if i >= n:
-            ax.axis("off")
-            continue
-        f = w[i]
-        if f.shape[0] == 3:  # RGB filter: min-max to 0..1 per filter
-            f = np.transpose(f, (1, 2, 0))
-            f = (f - f.min()) / (np.ptp(f) or 1.0)
-            show_image(ax, f)
+    tiles = []
+    for f in w[:64]:
+        if f.shape[0] == 3:  # RGB filter: min..max per filter
+            tiles.append(to_rgb(np.transpose(f, (1, 2, 0))))
         else:
             f = f.mean(axis=0)
-            v = np.abs(f).max() or 1.0
-            show_image(ax, f, cmap="RdBu_r", vmin=-v, vmax=v)
+            v = float(np.abs(f).max()) or 1.0
+            tiles.append(to_rgb(f, "RdBu_r", -v, v))
+    fig, _, _ = tile_figure(tiles, cols=min(16, len(tiles)), cell=0.7, min_side=30)
     return fig
 
 
@@ -379,33 +372,16 @@ def feature_maps_figure(model, x, image: np.ndarray, n_channels: int = 8) -> Fig
     stages = feature_map_stages(model, x)
     if not stages:
         return None
-    cols = n_channels + 1
-    fig = new_figure(1.1 * cols + 1.2, 1.15 * (len(stages) + 1))
-    axes = np.atleast_2d(fig.subplots(len(stages) + 1, cols))
-    show_image(axes[0, 0], image)
-    axes[0, 0].set_title(f"input {image.shape[0]}×{image.shape[1]}", fontsize=8)
-    for ax in axes[0, 1:]:
-        ax.axis("off")
-    for r, (name, t) in enumerate(stages, start=1):
+    tiles: list = [to_rgb(image)] + [None] * (n_channels - 1)
+    labels = [f"input {'x'.join(map(str, image.shape[:2]))}"]
+    for name, t in stages:
         a = t.cpu().numpy()  # (C, H, W)
-        # the most active channels of this stage
+        # the most active channels of this stage, each scaled to its own range
         order = np.argsort(-a.reshape(len(a), -1).mean(axis=1))[:n_channels]
-        axes[r, 0].axis("off")
-        axes[r, 0].text(
-            0.95,
-            0.5,
-            f"{name}\n{a.shape[0]}×{a.shape[1]}×{a.shape[2]}",
-            ha="right",
-            va="center",
-            fontsize=7,
-            transform=axes[r, 0].transAxes,
-        )
-        for c in range(n_channels):
-            ax = axes[r, c + 1]
-            if c < len(order):
-                show_image(ax, a[order[c]], cmap="viridis")
-            else:
-                ax.axis("off")
+        row = [to_rgb(a[o], "viridis") for o in order]
+        tiles += row + [None] * (n_channels - len(row))
+        labels.append(f"{name}\n{a.shape[0]} x {a.shape[1]} x {a.shape[2]}")
+    fig, _, _ = tile_figure(tiles, cols=n_channels, row_labels=labels, cell=1.0, label_width=1.6)
     return fig
 
 
@@ -463,25 +439,23 @@ def grad_cam_figure(
     titles: list[str],
 ) -> Figure:
     """Rows: image, Grad-CAM for the predicted class, (for wrong ones) for the true class."""
+    from matplotlib import colormaps
+
+    def overlay(img, cam):  # heat map over the image, opaque where the evidence is strong
+        a = 0.65 * np.clip(cam, 0, 1)[..., None]
+        return (1 - a) * to_rgb(img) + a * colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
+
     n = len(images)
-    rows = 2 if cams_true is None else 3
-    fig = new_figure(1.35 * n + 0.8, 1.35 * rows + 0.3)
-    axes = np.atleast_2d(fig.subplots(rows, n))
-    if n == 1:
-        axes = axes.reshape(rows, 1)
-    for i in range(n):
-        show_image(axes[0, i], images[i])
-        axes[0, i].set_title(titles[i], fontsize=7)
-        for r, cams in ((1, cams_pred), (2, cams_true)):
-            if cams is None:
-                continue
-            show_image(axes[r, i], images[i], alpha=1.0)
-            axes[r, i].imshow(
-                cams[i], cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear"
-            )
-    axes[1, 0].set_ylabel("predicted", fontsize=8)
+    tiles = [to_rgb(im) for im in images]
+    tiles += [overlay(images[i], cams_pred[i]) for i in range(n)]
+    labels = ["image", "predicted class"]
     if cams_true is not None:
-        axes[2, 0].set_ylabel("true class", fontsize=8)
+        tiles += [overlay(images[i], cams_true[i]) for i in range(n)]
+        labels.append("true class")
+    all_titles = list(titles) + [""] * (len(tiles) - n)
+    fig, _, _ = tile_figure(
+        tiles, cols=n, titles=all_titles, row_labels=labels, cell=1.15, label_width=1.1
+    )
     return fig
 
 

@@ -141,25 +141,19 @@ def image_grid(
     titles: Sequence[str],
     *,
     cols: int = 8,
-    cell: float = 1.35,
+    cell: float = 1.2,
     title_colors: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid of images with a small title above each."""
-    n = len(images)
-    cols = max(1, min(cols, n))
-    rows = max(1, int(np.ceil(n / cols)))
-    fig = new_figure(cols * cell, rows * (cell + 0.3))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for i, ax in enumerate(axes):
-        if i < n:
-            show_image(ax, images[i])
-            ax.set_title(
-                titles[i],
-                fontsize=7,
-                color=(title_colors[i] if title_colors is not None else "black"),
-            )
-        else:
-            ax.axis("off")
+    """A grid of images with a small title above each (one Axes, see :mod:`.mosaic`)."""
+    from objrec.report.mosaic import tile_figure, to_rgb
+
+    fig, _, _ = tile_figure(
+        [to_rgb(im) for im in images],
+        cols=cols,
+        titles=titles,
+        title_colors=title_colors,
+        cell=cell,
+    )
     return fig
 
 
@@ -224,6 +218,9 @@ def learning_curve_figure(history: Sequence[dict[str, Any]], metric: str) -> Fig
                 ms=4,
                 label="training" if split == "train" else "validation",
             )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "cross-entropy loss")
     ax.set_title(f"{metric}: training vs validation", fontsize=10)
