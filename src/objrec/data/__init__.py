@@ -12,6 +12,7 @@ splits holding uint8 images (N, H, W) or (N, H, W, 3) and int64 labels (N,).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from objrec.data.dataset import Dataset, Split, apply_options
 from objrec.errors import DatasetError
@@ -53,6 +54,47 @@ def load_dataset(
         from objrec.data.named import load_digits
 
         ds = load_digits(seed=seed, val_size=val_size, test_size=test_size)
+    elif lowered in ("mnist", "fashion-mnist", "kmnist"):
+        from objrec.data.named import load_idx_set
+
+        ds = load_idx_set(
+            lowered,
+            data_dir=data_dir,
+            seed=seed,
+            val_size=val_size,
+            download=download,
+            progress=progress,
+        )
+    elif lowered in ("orl-faces", "orl", "att-faces"):
+        from objrec.data.named import load_orl_faces
+
+        ds = load_orl_faces(
+            data_dir=data_dir, seed=seed, val_size=val_size, test_size=test_size, progress=progress
+        )
+        return apply_options(ds, color, size)
+    elif Path(key).expanduser().is_dir():
+        folder = Path(key).expanduser()
+        from objrec.data.named import find_idx_files, load_idx_folder
+
+        if find_idx_files(folder) is not None:
+            ds = load_idx_folder(folder, folder.resolve().name, seed=seed, val_size=val_size)
+        else:
+            from objrec.data.folders import load_folder
+
+            return load_folder(
+                folder,
+                color=color,
+                size=size,
+                seed=seed,
+                val_size=val_size,
+                test_size=test_size,
+                progress=progress,
+            )
+    elif Path(key).expanduser().exists():
+        raise DatasetError(
+            f"{key}: is a file; give a folder of class folders, a folder holding the four "
+            f"IDX files, or a dataset name ({', '.join(NAMES)})"
+        )
     else:
         raise DatasetError(
             f"unknown dataset {key!r}: not a known name ({', '.join(NAMES)}) nor an existing folder"
