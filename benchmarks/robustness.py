@@ -59,7 +59,9 @@ def load(name: str):
     """(train X, train y, test X, test y): objrec.data's training split and official test
     split, or the IDX files read directly when objrec.data cannot load the set."""
     try:
-        d = objrec.data.load_dataset(name, progress=False)
+        d = objrec.data.load_dataset(
+            name, data_dir=IDX_FOLDERS.get(name), download=False, progress=False
+        )
         return d.train.X, d.train.y, d.test.X, d.test.y, f"objrec.data ({d.source})"
     except objrec.ObjrecError as e:
         print(f"  objrec.data could not load {name} ({e}); reading the IDX files", flush=True)
@@ -151,6 +153,19 @@ def run_dataset(name, args, log):
     return out, res, protocol
 
 
+def source_tree() -> str:
+    """The commit the benchmark ran from, and whether objrec's sources had local changes."""
+    import subprocess
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "src/objrec")
+    return git("rev-parse", "--short", "HEAD") + (
+        " with local changes in src/objrec" if dirty else ""
+    )
+
+
 def pct(v) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
 
@@ -166,7 +181,8 @@ def markdown(results, args, load_before, load_after, seconds) -> str:
         f"Command: `{cmd}` ({seconds / 60:.0f} min; load average "
         f"{load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before, "
         f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after, on "
-        f"{os.cpu_count()} cores shared with other work; Python {platform.python_version()}).",
+        f"{os.cpu_count()} cores shared with other work; Python {platform.python_version()}; "
+        f"source {source_tree()}).",
         "",
         f"Every method is fitted on **{args.train:,} training images** (a stratified subset of "
         "the training split, to fit the time on 2 cores; the full-data accuracies are in the "
@@ -344,20 +360,27 @@ def main() -> int:
     log(f"load average before: {load_before}")
     t0 = time.perf_counter()
     results = []
+    sev_list = args.severities
     for name in args.datasets:
+        args.severities = sev_list
         out, _, protocol = run_dataset(name, args, log)
         out["protocol"] = protocol
         results.append(out)
+        load_after = os.getloadavg()
+        seconds = time.perf_counter() - t0
+        args.severities = sev_text
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
-    load_after = os.getloadavg()
-    seconds = time.perf_counter() - t0
+        RESULTS.write_text(
+            json.dumps(
+                {"args": vars(args), "source_tree": source_tree(), "results": results}, indent=1
+            )
+        )
+        # Written after every dataset, so that an interrupted run still leaves its tables.
+        text = markdown(results, args, load_before, load_after, seconds)
+        if not args.no_write:
+            write_section(text)
     log(f"load average after: {load_after}; {seconds:.0f} s")
-    args.severities = sev_text
-    text = markdown(results, args, load_before, load_after, seconds)
     print(text)
-    if not args.no_write:
-        write_section(text)
     return 0
 
 
