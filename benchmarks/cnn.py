@@ -18,7 +18,8 @@ Each part runs in its own process so that its peak resident memory is its own.
 Usage::
 
     flock /tmp/objrec-bench.lock python benchmarks/cnn.py [--datasets mnist fashion]
-        [--parts baseline simple best] [--write]
+        [--parts baseline simple best]
+    python benchmarks/cnn.py --report     # the table, from benchmarks/results/cnn.json
 """
 
 from __future__ import annotations
@@ -191,9 +192,13 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion"], choices=list(DATA))
     ap.add_argument("--parts", nargs="+", default=["baseline", "simple", "best"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cnn.json"))
+    ap.add_argument("--report", action="store_true", help="only print the table of saved results")
     args = ap.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
+    if args.report:
+        print(report(results))
+        return
     peak, assumption = cpu_peak_flops()
     results["cpu"] = {"peak_flops": peak, "assumption": assumption}
     for ds in args.datasets:

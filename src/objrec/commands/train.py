@@ -96,7 +96,9 @@ def register(subparsers) -> None:
     o.add_argument(
         "--seed", type=int, default=0, help="seed for split, initialisation, order, augmentation"
     )
-    o.add_argument("--quiet", action="store_true", help="no progress bars (for logs)")
+    o.add_argument(
+        "--quiet", action="store_true", help="no progress bars, one line per epoch (for logs)"
+    )
     p.set_defaults(func=run)
 
 
@@ -221,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
         est.set_params(
             checkpoint_dir=str(folder / "checkpoints"),
-            verbose=not cfg["quiet"],
+            verbose=1 if cfg["quiet"] else True,  # quiet: epoch lines, no bars
             tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
             resume=str(folder / "checkpoints" / "last.pt") if args.resume else None,
         )

@@ -65,7 +65,8 @@ class CNNClassifier(ImageClassifier):
     device : "auto" (CUDA when available), "cpu", "cuda"
     threads : CPU threads (None: free cores, see ``objrec.training.runtime``)
     seed : seeds initialisation, validation split, batch order and augmentation
-    verbose : progress bar per epoch and one summary line per epoch
+    verbose : True or 2: a progress bar per epoch and one summary line per epoch; 1: the
+        summary lines only (for logs); 0 or False: silent
     """
 
     def __init__(
@@ -94,7 +95,7 @@ class CNNClassifier(ImageClassifier):
         device: str = "auto",
         threads: int | None = None,
         seed: int = 0,
-        verbose: bool = True,
+        verbose: bool | int = True,
     ):
         self.model = model
         self.epochs = epochs
@@ -287,7 +288,14 @@ class CNNClassifier(ImageClassifier):
         cbs += list(callbacks)
         self._state = state
         try:
-            fit(state, train, val, rec["epochs"], cbs, progress=self.verbose)
+            fit(
+                state,
+                train,
+                val,
+                rec["epochs"],
+                cbs,
+                progress=self.verbose is True or self.verbose >= 2,
+            )
         except KeyboardInterrupt:
             if self.checkpoint_dir and state.epoch == 0:
                 ckpt.save(state)  # a resumable starting point even before epoch 1 ends

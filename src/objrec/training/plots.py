@@ -11,6 +11,7 @@ def plot_history(history: list[dict], folder, title: str = "") -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     folder = Path(folder)
     epochs = [h["epoch"] for h in history]
@@ -22,8 +23,9 @@ def plot_history(history: list[dict], folder, title: str = "") -> list[Path]:
         if any(v is not None for v in val):
             ax.plot(epochs, val, "s-", label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{title} {metric}".strip())
+        ax.set_title(f"{title}: {metric}" if title else metric)
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
