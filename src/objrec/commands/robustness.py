@@ -30,7 +30,9 @@ def register(sub) -> None:
         "model was trained on, from its metadata)",
     )
     p.add_argument("--data-dir", help="folder to look in first for a named dataset's files")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument(
+        "--split", choices=("test", "val"), default="test", help="split to corrupt (default test)"
+    )
     p.add_argument(
         "--limit",
         type=int,
@@ -58,7 +60,13 @@ def register(sub) -> None:
         "measure both under those families and the held-out ones (--families, default all)",
     )
     g.add_argument("--heldout", metavar="METHOD", help="method name, e.g. simple_cnn or hog-svm")
-    g.add_argument("--train-families", nargs="+", metavar="NAME", default=["pose"])
+    g.add_argument(
+        "--train-families",
+        nargs="+",
+        metavar="NAME",
+        default=["pose"],
+        help="families (or single nuisances) to augment the training set with (default pose)",
+    )
     g.add_argument("--train-severities", default="1-5", help="severities drawn for augmentation")
     g.add_argument("--copies", type=int, default=1, help="corrupted copies per training image")
     g.add_argument(

@@ -20,8 +20,9 @@ single nuisance by name.
 Background and foreground: the fill colour for pixels that pose changes bring in, and the
 object's foreground mask used by ``background_*`` and ``occlusion``, come from the image
 border (:func:`border_colour`, :func:`foreground_mask`). For dark-background sets such as
-MNIST and Fashion-MNIST the border is black and the mask is the object's nonzero pixels.
-For photographs whose object does not stand out from a uniform border the mask is only a
+MNIST and Fashion-MNIST the border is black and the mask is the object's nonzero pixels
+(dark parts inside an object, such as a black print on a shirt, count as background and
+let the clutter show through). For photographs whose object does not stand out from a uniform border the mask is only a
 rough guess (pixels far from the border's median colour), so the ``background`` family is
 meaningful mainly for object-on-plain-background data.
 """
