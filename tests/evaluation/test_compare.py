@@ -159,10 +159,15 @@ def test_saved_models_reload_with_the_same_predictions(run):
 
 
 def test_budget_params_only_apply_accepted_parameters():
-    est = PixelLogreg()
-    assert C.budget_params("simple_cnn", "full", est) == {
-        "epochs": C.BUDGETS["full"]["simple_cnn"]["epochs"]
+    est = PixelLogreg()  # accepts C and epochs, not batch_size or lr
+    full = C.BUDGETS["full"]["simple_cnn"]["epochs"]
+    assert C.budget_params("simple_cnn", "full", est) == {"epochs": full}
+    assert C.budget_params("resnet_small", "quick", est, n_train=100_000) == {
+        "epochs": C.BUDGETS["quick"]["resnet_small"]["epochs"]
     }
+    # small training sets: more epochs; batch_size and lr are not parameters of this one
+    small = C.budget_params("resnet_small", "quick", est, n_train=C.SMALL_TRAIN - 1)
+    assert small == {"epochs": C.SMALL_DATA["resnet_small"]["epochs"]}
     assert C.budget_params("hog-svm", "quick", est) == {}
     with pytest.raises(ObjrecError, match="budget"):
         C.budget_params("hog-svm", "huge", est)

@@ -140,52 +140,44 @@ def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
 
 # -- bag of visual words --------------------------------------------------------------------
 def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
-    """Codebook words as patch montages and one image's word histogram."""
+    """Codebook words as patch montages and one image's word histogram
+    (:func:`objrec.methods.bovw.word_montages`, :func:`~objrec.methods.bovw.word_histogram`)."""
     from objrec.methods import bovw as B
 
-    out = []
-    montage = getattr(B, "word_montages", None) or getattr(B, "codebook_montage", None)
     codebook = getattr(est, "codebook_", None)
     if codebook is None:
-        return out
-    k = len(codebook.cluster_centers_) if hasattr(codebook, "cluster_centers_") else len(codebook)
-    if montage is not None:
-        try:
-            mont = montage(est, X[: min(len(X), 500)], n_words=16, n_patches=8)
-            out.append(_montage_entry(mont, k))
-        except (TypeError, ValueError) as e:
-            log.warning("codebook montage failed: %s", e)
-    hist = getattr(B, "word_histogram", None) or getattr(est, "encode", None)
+        return []
+    k = len(codebook)
+    sample = X[: min(len(X), 300)]
+    # the 16 words used most on these images, most frequent first
+    D = est.describe(sample[:200])  # (n, K, d) descriptors
+    nearest = B.squared_distances(D.reshape(-1, D.shape[-1]), codebook).argmin(axis=1)
+    counts = np.bincount(nearest, minlength=k)
+    words = np.argsort(-counts, kind="stable")[:16]
+    mont = B.word_montages(est, sample, n_patches=10)[words]
+    out = [_montage_entry(mont, k, words)]
     i = int(_pick(y, 1)[0])
-    if hist is not None:
-        try:
-            h = np.asarray(
-                hist(est, X[i : i + 1])
-                if hist is getattr(B, "word_histogram", None)
-                else hist(X[i : i + 1])
-            )
-            out.append(_histogram_entry(X[i], h.reshape(-1), k))
-        except (TypeError, ValueError) as e:
-            log.warning("word histogram failed: %s", e)
+    out.append(_histogram_entry(X[i], B.word_histogram(est, X[i]), k))
     return out
 
 
-def _montage_entry(mont, k: int) -> FigureEntry:
-    """``mont``: (n_words, n_patches, h, w[, C]) patches nearest to each word's centre."""
+def _montage_entry(mont, k: int, words) -> FigureEntry:
+    """``mont``: (n_words, n_patches, s, s[, C]) patches nearest to each word's centre."""
     mont = np.asarray(mont)
     n_words, n_patches = mont.shape[:2]
     tiles = [to_rgb(mont[w, p]) for w in range(n_words) for p in range(n_patches)]
     fig, _, _ = tile_figure(
         tiles,
         cols=n_patches,
-        row_labels=[f"word {w}" for w in range(n_words)],
-        cell=0.55,
-        label_width=0.7,
+        row_labels=[f"word {w}" for w in words],
+        cell=0.5,
+        label_width=0.8,
+        min_side=24,
     )
     return FigureEntry(
         "Codebook: visual words",
-        f"{n_words} of the {k} visual words (k-means centres of local patch descriptors); each "
-        f"row shows the {n_patches} training patches closest to one word.",
+        f"The {n_words} most frequent of the {k} visual words (k-means centres of local patch "
+        f"descriptors); each row shows the {n_patches} test-image patches closest to one word.",
         fig,
     )
 
@@ -196,12 +188,13 @@ def _histogram_entry(image: np.ndarray, h: np.ndarray, k: int) -> FigureEntry:
     show_image(ax0, image)
     ax1.bar(np.arange(len(h)), h, width=1.0, color="#2563eb")
     ax1.set_xlim(-0.5, len(h) - 0.5)
-    ax1.set_xlabel("visual word" + (" (x spatial pyramid cell)" if len(h) > k else ""))
-    ax1.set_ylabel("weight")
+    ax1.set_xlabel("visual word")
+    ax1.set_ylabel("count")
     return FigureEntry(
         "One image as a bag of words",
-        "The image is described only by how often each visual word occurs in it "
-        "(its word histogram): patch positions are forgotten, except through the spatial pyramid.",
+        "The image described by how often each visual word occurs in it (hard assignment, "
+        "whole image): patch positions are forgotten. The classifier itself uses the method's "
+        "encoding (e.g. soft assignment, spatial pyramid) of the same words.",
         fig,
         wide=True,
     )
@@ -325,7 +318,7 @@ def first_layer_filters(model) -> Figure | None:
             f = f.mean(axis=0)
             v = float(np.abs(f).max()) or 1.0
             tiles.append(to_rgb(f, "RdBu_r", -v, v))
-    fig, _, _ = tile_figure(tiles, cols=min(16, len(tiles)), cell=0.7, min_side=30)
+    fig, _, _ = tile_figure(tiles, cols=min(16, len(tiles)), cell=0.55, min_side=30)
     return fig
 
 
@@ -479,6 +472,7 @@ def cnn_figures(
                 "(red positive, blue negative weights): edge and blob detectors shared across "
                 "every image position.",
                 fig,
+                wide=True,
             )
         )
     i = int(_pick(y_idx, 1)[0])

@@ -95,8 +95,14 @@ def tile_figure(
     band = round(th * 0.32) if titles is not None else 0
     if titles is not None and any("\n" in (t or "") for t in titles):
         band *= 2
-    cell_h = band + th + pad
-    H, W = rows * cell_h + pad, cols * (tw + pad) + pad
+    # a title band only above rows that have a title
+    has_title = [
+        titles is not None
+        and any(titles[i] for i in range(r * cols, min(n, (r + 1) * cols)) if i < len(titles))
+        for r in range(rows)
+    ]
+    row_top = np.concatenate([[0], np.cumsum([(band if t else 0) + th + pad for t in has_title])])
+    H, W = int(row_top[-1]) + pad, cols * (tw + pad) + pad
     canvas = np.ones((H, W, 3))
     places: list[Placement | None] = []
     for i, t in enumerate(tiles):
@@ -104,7 +110,7 @@ def tile_figure(
             places.append(None)
             continue
         r, c = divmod(i, cols)
-        y0, x0 = r * cell_h + pad + band, c * (tw + pad) + pad
+        y0, x0 = int(row_top[r]) + pad + (band if has_title[r] else 0), c * (tw + pad) + pad
         canvas[y0 : y0 + th, x0 : x0 + tw] = resize_nearest(t, th, tw)
         places.append(Placement(x0, y0, th / t.shape[0], tw / t.shape[1]))
     left = label_width if row_labels is not None else 0.05
@@ -113,7 +119,7 @@ def tile_figure(
     fig = Figure(figsize=(left + width_in + 0.05, height_in))
     fw = left + width_in + 0.05
     ax = fig.add_axes((left / fw, 0, width_in / fw, 1))
-    ax.imshow(canvas, interpolation="nearest", aspect="equal")
+    ax.imshow(np.clip(canvas, 0, 1), interpolation="nearest", aspect="equal")
     ax.set_axis_off()
     if titles is not None:
         for i, p in enumerate(places):
@@ -132,7 +138,7 @@ def tile_figure(
         for r, label in enumerate(row_labels):
             ax.text(
                 -pad,
-                r * cell_h + pad + band + th / 2,
+                row_top[r] + pad + (band if has_title[r] else 0) + th / 2,
                 label,
                 ha="right",
                 va="center",
