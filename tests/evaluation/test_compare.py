@@ -179,3 +179,36 @@ def test_method_names_are_checked(test_methods):
     assert C.resolve_methods(["t-svm", "t-svm"]) == ["t-svm"]
     defaults = C.resolve_methods(None)
     assert set(defaults) <= set(list_methods())
+
+
+def test_cli_compare_then_evaluate(tmp_path, capsys):
+    """objrec compare digits --methods eigen, then objrec evaluate on the saved model."""
+    if "eigen" not in list_methods():
+        pytest.skip("the eigen method is not available")
+    from objrec.cli import main
+    from objrec.data import load_dataset
+
+    run_dir = tmp_path / "run"
+    args = ["compare", "digits", "--methods", "eigen", "--out", str(run_dir), "--quiet"]
+    assert main([*args, "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    assert "eigen" in printed and "test acc" in printed
+    assert not (run_dir / "report.html").exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["dataset"] == "digits" and config["methods"] == ["eigen"]
+
+    model = run_dir / "methods" / "eigen"
+    assert main(["evaluate", str(model), "--quiet"]) == 0  # dataset read from the metadata
+    printed = capsys.readouterr().out
+    assert "balanced accuracy" in printed and "precision" in printed
+    ev = json.loads((model / "evaluation-test.json").read_text())
+    ds = load_dataset("digits", progress=False)
+    est = objrec.load(model)
+    assert ev["test_accuracy"] == pytest.approx(accuracy_score(ds.test.y, est.predict(ds.test.X)))
+    assert ev["test_accuracy"] == pytest.approx(
+        json.loads((model / "metrics.json").read_text())["test_accuracy"]
+    )
+    assert (model / "evaluation-test.csv").read_text().startswith("method,dataset,split,accuracy")
+    assert (model / "evaluation-test-per-class.csv").read_text().count("\n") == 11
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2  # a clear one-line error
+    assert "no such file" in capsys.readouterr().err
