@@ -13,19 +13,18 @@ from objrec.serving.export import (
 )
 from objrec.serving.preprocess import decode_image, to_model_input
 
-from .conftest import TinyCNN
 from .helpers import png_bytes
 
 
-def test_cnn_onnx_parity_with_pytorch_and_opencv(tmp_path, tiny_cnn, digits_16):
+def test_cnn_onnx_parity_with_pytorch_and_opencv(tmp_path, cnn, digits_16):
     _, _, X, _ = digits_16
     out = tmp_path / "m.onnx"
-    res = export(tiny_cnn, out, check_images=X, dynamic_batch=True)
+    res = export(cnn, out, check_images=X, dynamic_batch=True)
     assert [r.runtime for r in res.reports] == ["onnxruntime", "opencv-dnn"]
     assert all(r.passed and r.n_images == len(X) for r in res.reports)
     data = out.read_bytes()
     # independent re-check: ONNX Runtime and cv2.dnn against the estimator itself
-    ref = tiny_cnn.predict_proba(X)
+    ref = cnn.predict_proba(X)
     got = run_onnx(onnx_session(data), X)
     assert np.abs(got - ref).max() <= 1e-4
     np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
@@ -34,57 +33,53 @@ def test_cnn_onnx_parity_with_pytorch_and_opencv(tmp_path, tiny_cnn, digits_16):
 
     meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
     assert json.loads(meta["classes"]) == list(range(10))
+    assert meta["input_dtype"] == "uint8"
 
 
-def test_raw_image_file_gives_same_answer(tmp_path, tiny_cnn, digits_16):
+def test_raw_image_file_gives_same_answer(tmp_path, cnn, digits_16):
     # an RGB file at another size, through the shared preprocessing then the ONNX graph
     _, _, X, _ = digits_16
     big = np.repeat(np.kron(X[0], np.ones((3, 3), np.uint8))[..., None], 3, axis=-1)
-    img = to_model_input([decode_image(png_bytes(big))], tiny_cnn.input_shape_)
+    img = to_model_input([decode_image(png_bytes(big))], cnn.input_shape_)
     out = tmp_path / "m.onnx"
-    export(tiny_cnn, out, check_images=X[:8])
+    export(cnn, out, check_images=X[:8])
     got = run_onnx(onnx_session(out.read_bytes()), img)
-    np.testing.assert_allclose(got, tiny_cnn.predict_proba(img), atol=1e-4)
+    np.testing.assert_allclose(got, cnn.predict_proba(img), atol=1e-4)
 
 
-def test_static_batch_and_torchscript(tmp_path, tiny_cnn, digits_16):
+def test_static_batch_and_torchscript(tmp_path, cnn, digits_16):
     import torch
 
     _, _, X, _ = digits_16
     out = tmp_path / "s.onnx"
-    export(tiny_cnn, out, check_images=X[:10], dynamic_batch=False)
+    export(cnn, out, check_images=X[:10], dynamic_batch=False)
     sess = onnx_session(out.read_bytes())
     assert sess.get_inputs()[0].shape[0] == 1
     assert sess.get_inputs()[0].type == "tensor(uint8)"
-    res = export(tiny_cnn, tmp_path / "m.pt", format="torchscript", check_images=X)
+    res = export(cnn, tmp_path / "m.pt", format="torchscript", check_images=X)
     assert res.reports[0].passed
     m = torch.jit.load(str(tmp_path / "m.pt"))
     with torch.no_grad():
         got = m(torch.as_tensor(X)).numpy()
-    np.testing.assert_allclose(got, tiny_cnn.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(got, cnn.predict_proba(X), atol=1e-5)
 
 
-class _WrongStd(TinyCNN):
-    """A model whose own preprocessing ignores ``std`` while the exported graph applies it."""
-
-    def to_tensor(self, X):
-        import torch
-
-        X = np.asarray(X, np.float32) / 255.0
-        mean = np.asarray(self.preprocessing_["mean"], np.float32)
-        return torch.from_numpy(np.ascontiguousarray(X[:, None] - mean.reshape(1, -1, 1, 1)))
-
-
-def test_parity_failure_raises_and_writes_nothing(tmp_path, tiny_cnn, digits_16):
+def test_parity_failure_raises_and_writes_nothing(tmp_path, cnn, digits_16):
     _, _, X, _ = digits_16
-    bad = _WrongStd()
-    bad.__dict__.update({k: v for k, v in tiny_cnn.__dict__.items() if k.endswith("_")})
+    import copy
+
+    import torch
+
+    # a model whose own preprocessing ignores std while the exported graph applies it
+    bad = copy.deepcopy(cnn)
+    mean = torch.tensor(cnn.preprocessing_["mean"]).reshape(1, -1, 1, 1)
+    bad.to_tensor = lambda X: torch.from_numpy(np.asarray(X, np.float32)[:, None] / 255) - mean
     out = tmp_path / "bad.onnx"
     with pytest.raises(ExportError, match="parity check failed"):
         export(bad, out, check_images=X)
     assert not out.exists()
     with pytest.raises(ExportError, match="parity check failed"):
-        export(tiny_cnn, out, check_images=X, tolerance=0.0)  # float rounding exists
+        export(cnn, out, check_images=X, tolerance=0.0)  # float rounding exists
     assert not out.exists()
     r = compare_outputs(np.array([[0.6, 0.4]]), np.array([[0.4, 0.6]]), "x")
     assert not r.passed and r.top1_agreement == 0.0
@@ -102,13 +97,10 @@ def test_classic_pixels_pipeline_to_onnx(tmp_path, pixels_logreg, digits_16):
 
 
 def test_hog_pipeline_is_not_exportable(tmp_path, digits_16):
-    objrec = pytest.importorskip("objrec")
+    import objrec
+
     Xtr, ytr, X, _ = digits_16
-    try:
-        est = objrec.make_method("hog-svm")
-    except objrec.ObjrecError:
-        pytest.skip("hog-svm not available")
-    est.fit(Xtr[:100], ytr[:100])
+    est = objrec.make_method("hog-svm").fit(Xtr[:100], ytr[:100])
     with pytest.raises(ExportError, match="HOG"):
         export(est, tmp_path / "h.onnx", check_images=X)
     assert not (tmp_path / "h.onnx").exists()

@@ -49,7 +49,7 @@ def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None)
     """Up to ``n`` real uint8 images at the model's input shape for the parity check."""
     import numpy as np
 
-    from objrec.errors import ObjrecError
+    from objrec.errors import InputError, ObjrecError
     from objrec.serving.preprocess import decode_image, find_images, to_model_input
 
     source = source or _dataset_name(meta)
@@ -64,7 +64,12 @@ def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None)
         rng = np.random.default_rng(0)
         if len(files) > n:
             files = [files[i] for i in sorted(rng.choice(len(files), n, replace=False))]
-        images = [decode_image(f) for f in files]
+        images = []
+        for f in files:
+            try:
+                images.append(decode_image(f))
+            except (InputError, OSError):
+                continue  # unreadable files are skipped; the others still check the export
         if not images:
             raise ObjrecError(f"--check-data {source}: no readable images found there")
         return to_model_input(images, est.input_shape_)

@@ -17,8 +17,6 @@ Every error is JSON ``{"error": "<what was wrong and how to fix it>", "status": 
 unexpected (logged on the server with its traceback, never sent to the client).
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json

@@ -1,0 +1,118 @@
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from objrec.cli import main
+
+from .helpers import png_bytes
+
+
+@pytest.fixture
+def image_tree(tmp_path, digits_16):
+    X = digits_16[2]
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    (tmp_path / "imgs" / "a.png").write_bytes(png_bytes(X[0]))
+    # a colour image at another size: converted by the model's preprocessing
+    big = np.repeat(np.kron(X[1], np.ones((4, 4), np.uint8))[..., None], 3, axis=-1)
+    (tmp_path / "imgs" / "sub" / "b.png").write_bytes(png_bytes(big))
+    (tmp_path / "imgs" / "sub" / "broken.png").write_bytes(b"\x89PNG broken")
+    (tmp_path / "imgs" / "c.png").write_bytes(png_bytes(X[2]))
+    return tmp_path / "imgs"
+
+
+def test_predict_table_json_csv(cnn_model_dir, cnn, image_tree, digits_16, capsys):
+    X = digits_16[2]
+    rc = main(["predict", str(cnn_model_dir), str(image_tree), "--top-k", "3"])
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert rc == 1 and "1 of 4 files could not be read" in err  # the batch went on
+    assert len(lines) == 4
+    assert any("broken.png  ERROR:" in line for line in lines)
+    a_line = next(line for line in lines if line.startswith(str(image_tree / "a.png")))
+    assert a_line.split()[1] == f"digit-{cnn.predict(X[:1])[0]}"
+
+    rc = main(
+        [
+            "predict",
+            str(cnn_model_dir),
+            str(image_tree / "*.png"),
+            "--format",
+            "json",
+            "--top-k",
+            "99",
+        ]
+    )
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 0 and [r["path"].rsplit("/", 1)[1] for r in recs] == ["a.png", "c.png"]
+    assert all(len(r["top_k"]) == 10 for r in recs)  # capped at the class count
+    ref = cnn.predict_proba(X[[0, 2]])
+    for r, p in zip(recs, ref, strict=True):
+        assert r["top_k"][0]["index"] == int(p.argmax())
+        assert abs(r["top_k"][0]["probability"] - p.max()) < 1e-5
+
+    rc = main(
+        [
+            "predict",
+            str(cnn_model_dir),
+            str(image_tree),
+            "--format",
+            "csv",
+            "--top-k",
+            "2",
+            "--batch-size",
+            "1",
+        ]
+    )
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["path", "label_1", "probability_1", "label_2", "probability_2", "error"]
+    assert len(rows) == 5 and sum(bool(r[-1]) for r in rows[1:]) == 1
+
+
+def test_predict_missing_file_and_bad_model(cnn_model_dir, tmp_path, capsys):
+    assert main(["predict", str(cnn_model_dir), str(tmp_path / "nope.png")]) == 1
+    assert "nope.png" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path), "x.png"]) == 2
+    assert "not an objrec model" in capsys.readouterr().err
+
+
+def test_info(cnn_model_dir, capsys):
+    assert main(["info", str(cnn_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "simple_cnn" in out and "10: digit-0, digit-1" in out and "16 x 16 (grey)" in out
+    assert main(["info", str(cnn_model_dir), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["method"] == "simple_cnn" and meta["class_names"][0] == "digit-0"
+
+
+def test_export_cli_onnx_torchscript(cnn_model_dir, logreg_model_dir, image_tree, tmp_path, capsys):
+    import onnxruntime as ort
+
+    out = tmp_path / "m.onnx"
+    rc = main(
+        [
+            "export",
+            str(cnn_model_dir),
+            "-o",
+            str(out),
+            "--dynamic-batch",
+            "--check-data",
+            str(image_tree),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and "onnxruntime: ok" in text and "opencv-dnn: ok" in text
+    side = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert side["checks"][0]["passed"] and side["input"]["dtype"] == "uint8"
+    assert ort.InferenceSession(str(out)).get_inputs()[0].shape[1:] == [16, 16]
+    # default check data: the test split of the dataset named in the metadata (digits)
+    rc = main(["export", str(cnn_model_dir), "--format", "torchscript", "--check-size", "64"])
+    assert rc == 0 and (cnn_model_dir / "model.pt").is_file()
+    assert "torchscript: ok on 64 images" in capsys.readouterr().out
+    # a classic pipeline without a dataset in its metadata needs --check-data
+    assert main(["export", str(logreg_model_dir)]) == 2
+    assert "--check-data" in capsys.readouterr().err
+    assert main(["export", str(logreg_model_dir), "--check-data", str(image_tree)]) == 0
+    assert (logreg_model_dir / "model.onnx").is_file()
