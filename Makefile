@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 .PHONY: demo test install install-test system-deps lint format clean
 
 demo: install  ## install objrec with every extra, then run the main job on the embedded dataset
-	$(BIN)/objrec data info digits
+	$(BIN)/objrec compare digits
 
 test: install-test  ## install objrec and the test tools, then lint and run the unit suite
 	$(BIN)/ruff check src tests benchmarks
