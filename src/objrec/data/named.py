@@ -272,3 +272,37 @@ def load_idx_set(
     spec = spec or IDX_SETS[name]
     folder = locate_idx_set(spec, data_dir, download=download, progress=progress, **download_kw)
     return load_idx_folder(folder, spec.name, list(spec.classes), seed=seed, val_size=val_size)
+
+
+# ----------------------------------------------------------------------------- ORL faces
+
+
+def _is_orl_folder(d: Path) -> bool:
+    return d.is_dir() and (d / "s1").is_dir() and any((d / "s1").glob("*.pgm"))
+
+
+def load_orl_faces(
+    *, data_dir=None, seed: int = 0, val_size=None, test_size=None, progress: bool = True
+) -> Dataset:
+    """The AT&T (ORL) faces: 40 people ``s1``..``s40`` x 10 grey 112x92 ``K.pgm`` images,
+    split stratified 70/15/15 (classes in natural order: s1, s2, ..., s10, ...)."""
+    from objrec.data.folders import load_folder
+
+    looked = candidate_dirs("orl-faces", data_dir, aliases=("orl_faces", "att_faces", "orl"))
+    for d in looked:
+        if _is_orl_folder(d):
+            return load_folder(
+                d,
+                name="orl-faces",
+                color="grey",
+                seed=seed,
+                val_size=val_size,
+                test_size=test_size,
+                progress=progress,
+            )
+    raise DatasetError(
+        "orl-faces: no folder with the AT&T layout sNN/K.pgm found (looked in "
+        + ", ".join(map(str, looked))
+        + "); there is no official download any more: put the extracted att_faces folder "
+        "(s1 ... s40) in one of these places or pass --data-dir DIR"
+    )

@@ -34,7 +34,7 @@ def stratified_indices(y: np.ndarray, n_take: int, seed: int) -> tuple[np.ndarra
     """Split positions ``0..len(y)-1`` into (rest, taken) with ``len(taken) == n_take``.
 
     Each class contributes ``n_take * n_class / N`` images (rounded by largest remainder,
-    ties broken by class order). Both outputs are sorted int64 arrays.
+    ties broken at random by the seed). Both outputs are sorted int64 arrays.
     """
     y = np.asarray(y)
     n = len(y)
@@ -46,8 +46,9 @@ def stratified_indices(y: np.ndarray, n_take: int, seed: int) -> tuple[np.ndarra
     take = np.floor(ideal).astype(np.int64)
     remainder = ideal - take
     short = n_take - int(take.sum())
+    tiebreak = rng.random(len(classes))  # equal remainders: a seeded, not a fixed, choice
     if short > 0:
-        order = np.argsort(-remainder, kind="stable")
+        order = np.lexsort((tiebreak, -remainder))
         take[order[:short]] += 1
     taken = []
     for c in range(len(classes)):
