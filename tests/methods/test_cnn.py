@@ -134,3 +134,16 @@ def test_bad_input_is_refused(fitted, digits_small):
         objrec.make_method("resnet_small", verbose=False).fit(
             np.zeros((4, 6, 6), np.uint8), [0, 1, 0, 1]
         )
+
+
+def test_time_budget_stops_training_with_the_schedule_annealed(digits_small):
+    import time
+
+    X, y, _, _ = digits_small
+    t0 = time.perf_counter()
+    est = objrec.make_method(
+        "mlp", epochs=100_000, max_time=1.0, schedule="onecycle", verbose=False, threads=1
+    ).fit(X, y)
+    assert time.perf_counter() - t0 < 60
+    assert 1 <= len(est.history_) < 100_000
+    assert est.history_[-1]["lr"] < 0.1 * 1e-3  # annealed by the clock, not by the step count

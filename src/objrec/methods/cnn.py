@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 
@@ -53,6 +54,9 @@ class CNNClassifier(ImageClassifier):
         training recipe (units in :data:`GLOBAL_DEFAULTS`)
     class_weight : None or "balanced" (loss weights inversely proportional to class counts)
     early_stopping : None or patience in epochs on ``monitor``; restores the best weights
+    max_time : None or a training time budget in seconds: the schedule advances with the time
+        spent (see ``training.schedules``) and training stops when it is used up, even within
+        an epoch; ``epochs`` is then an upper bound. Not reproducible bit for bit; single process only
     monitor : "val_accuracy" or "val_loss", for early stopping and the best checkpoint
     val_fraction : share of the training images held out when no validation split is given
     model_args : extra constructor arguments of the network (e.g. ``{"widths": [16, 32, 64]}``)
@@ -84,6 +88,7 @@ class CNNClassifier(ImageClassifier):
         augment=None,
         class_weight: str | None = None,
         early_stopping: int | None = None,
+        max_time: float | None = None,
         monitor: str = "val_accuracy",
         val_fraction: float = 0.1,
         model_args: dict | None = None,
@@ -109,6 +114,7 @@ class CNNClassifier(ImageClassifier):
         self.augment = augment
         self.class_weight = class_weight
         self.early_stopping = early_stopping
+        self.max_time = max_time
         self.monitor = monitor
         self.val_fraction = val_fraction
         self.model_args = model_args
@@ -240,6 +246,7 @@ class CNNClassifier(ImageClassifier):
             rec["schedule"],
             total_steps=rec["epochs"] * batches_per_epoch,
             warmup_steps=round(rec["warmup"] * batches_per_epoch) or None,
+            max_time=self.max_time,
         )
         weight = None
         if self.class_weight == "balanced":
@@ -254,6 +261,10 @@ class CNNClassifier(ImageClassifier):
         state = TrainState(
             ddp.wrap(net, dist, device), opt, sched, loss_fn, amp=device.type == "cuda"
         )
+        if self.max_time:
+            if dist.enabled:
+                raise InputError("max_time is not supported in data-parallel training; use epochs")
+            state.deadline = time.perf_counter() + float(self.max_time)
         if state_ckpt is not None:
             net.load_state_dict(state_ckpt["model"])
             opt.load_state_dict(state_ckpt["optimizer"])

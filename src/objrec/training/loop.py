@@ -32,6 +32,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # one logs dict per epoch
     stop_training: bool = False
     amp: bool = False  # bf16 autocast (CUDA only)
+    deadline: float | None = None  # time.perf_counter() value at which training stops
 
 
 class Batches:
@@ -138,6 +139,9 @@ def fit(
             dynamic_ncols=True,
         )
         for i, (x, y) in enumerate(bar):
+            if state.deadline is not None and time.perf_counter() > state.deadline:
+                state.stop_training = True  # time budget spent: finish with this partial epoch
+                break
             loss, correct = train_step(state, x, y)
             sums += torch.tensor(
                 [loss.item() * len(y), correct.item(), len(y)], dtype=torch.float64
@@ -145,6 +149,8 @@ def fit(
             if i % 10 == 0:
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.4f}")
         bar.close()
+        if sums[2] == 0:  # the time budget ran out before this epoch's first batch
+            break
         all_reduce_sum(sums)
         logs = {
             "epoch": epoch + 1,
