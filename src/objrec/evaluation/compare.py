@@ -105,10 +105,13 @@ class MethodResult:
 
 
 def resolve_methods(methods: list[str] | None) -> list[str]:
-    """The method names to run: ``methods`` (validated) or the defaults that are available."""
+    """The method names to run: ``methods`` (validated; ``["all"]`` for every registered
+    method) or the defaults that are available."""
     from objrec.methods import list_methods, method_spec
 
     available = set(list_methods())
+    if methods and [m.lower() for m in methods] == ["all"]:
+        return list_methods()
     if methods:
         for m in methods:
             method_spec(m)  # clear error for unknown names
