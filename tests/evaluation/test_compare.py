@@ -212,3 +212,32 @@ def test_cli_compare_then_evaluate(tmp_path, capsys):
     assert (model / "evaluation-test-per-class.csv").read_text().count("\n") == 11
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2  # a clear one-line error
     assert "no such file" in capsys.readouterr().err
+
+
+def test_peak_memory_sees_a_large_allocation():
+    from objrec.evaluation.cost import PeakMemory
+
+    with PeakMemory(interval=0.001) as pm:
+        a = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        a += 1
+        del a
+    assert pm.method == "rss-sampling"
+    assert 48 <= pm.peak_mib < 1024
+    with PeakMemory() as small:
+        pass
+    assert small.peak_mib < 16
+
+
+def test_batched_predict_matches_predict_and_sizes_add_up(digits_small, tmp_path):
+    from objrec.evaluation.cost import batched_predict, folder_size
+
+    Xtr, ytr, Xte, _ = digits_small
+    est = PixelSVM().fit(Xtr, ytr)
+    out = batched_predict(est, Xte, batch_size=64)
+    np.testing.assert_array_equal(out["pred"], est.predict(Xte))
+    assert out["proba"] is None and out["scores"].shape == (len(Xte), 10)
+    assert out["images_per_second"] > 0 and out["batch_size"] == 64
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "sub" / "b.bin").write_bytes(b"y" * 234)
+    assert folder_size(tmp_path) == 1234
