@@ -59,19 +59,34 @@ def _visible_dirs(folder: Path) -> list[Path]:
     )
 
 
-def _files_under(folder: Path) -> list[Path]:
-    """Every visible file below ``folder`` (recursively), sorted by relative path."""
+def _files_under(folder: Path) -> list[tuple[str, str, int, int]]:
+    """Every visible file below ``folder`` (recursively) as (relative path, path, mtime_ns,
+    size), sorted by relative path. Uses ``os.scandir`` (one stat per file, no pathlib)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        out += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
-    return sorted(out, key=lambda p: p.relative_to(folder).as_posix())
+    stack = [(str(folder), "")]
+    while stack:
+        path, rel = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                r = f"{rel}{e.name}"
+                if e.is_dir():
+                    stack.append((e.path, r + "/"))
+                elif e.is_file():
+                    st = e.stat()
+                    out.append((r, e.path, st.st_mtime_ns, st.st_size))
+    out.sort()
+    return out
 
 
-def scan_folder(root: str | os.PathLike) -> tuple[dict[str, dict[str, list[Path]]], list[str]]:
+def scan_folder(
+    root: str | os.PathLike,
+) -> tuple[dict[str, dict[str, list[tuple[str, str, int, int]]]], list[str]]:
     """Find the images of a folder dataset without reading them.
 
-    Returns ``({split: {class: [paths]}}, classes)`` where split is ``"all"`` for a
+    Returns ``({split: {class: [(relpath, path, mtime_ns, size)]}}, classes)`` where
+    split is ``"all"`` for a
     single pool or any of ``"train"``, ``"val"``, ``"test"`` for a pre-split root, and
     ``classes`` is the naturally sorted union of class names.
     """
@@ -95,7 +110,7 @@ def scan_folder(root: str | os.PathLike) -> tuple[dict[str, dict[str, list[Path]
             f"{root}: no class folders found{hint}; expected root/<class>/<image> or "
             "root/{train,val,test}/<class>/<image>"
         )
-    out: dict[str, dict[str, list[Path]]] = {}
+    out: dict[str, dict[str, list[tuple[str, str, int, int]]]] = {}
     for split, class_dirs in layout.items():
         out[split] = {}
         for d in class_dirs:
@@ -239,15 +254,13 @@ def decode_files(
 # ----------------------------------------------------------------------------- cache
 
 
-def cache_key(root: Path, files: Sequence[Path], options: dict) -> str:
+def cache_key(root: Path, files: Sequence[tuple[str, str, int, int]], options: dict) -> str:
     """SHA-256 over the loader version, the options and each file's path, mtime and size."""
     h = hashlib.sha256()
     h.update(
         f"objrec-folder-cache v{CACHE_VERSION} {sorted(options.items())!r} {root.resolve()}\n".encode()
     )
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+    h.update("\n".join(f"{p}\0{m}\0{n}" for _, p, m, n in files).encode())
     return h.hexdigest()[:32]
 
 
@@ -325,9 +338,10 @@ def read_folder_pools(
     color = parse_color(color)
     hw = parse_size(size)
     layout, classes = scan_folder(root)
-    all_files = [p for per_class in layout.values() for files in per_class.values() for p in files]
+    records = [f for per_class in layout.values() for files in per_class.values() for f in files]
+    all_files = [f[1] for f in records]
     options = {"color": color, "size": hw, "max_pixels": max_pixels}
-    key = cache_key(root, all_files, options) if cache else None
+    key = cache_key(root, records, options) if cache else None
     if key is not None and _cache_path(key).is_file():
         got = _load_cache(_cache_path(key))
         if got is not None:
@@ -346,7 +360,7 @@ def read_folder_pools(
     images, errors = decode_files(
         all_files, color=color, size=hw, workers=workers, progress=progress, max_pixels=max_pixels
     )
-    skipped = [(str(p), e) for p, e in zip(all_files, errors, strict=True) if e is not None]
+    skipped = [(p, e) for p, e in zip(all_files, errors, strict=True) if e is not None]
 
     ok = [i for i, im in enumerate(images) if im is not None]
     groups = [
