@@ -148,3 +148,13 @@ def test_help_is_useful(capsys):
         main(["data", "info", "--help"])
     out = capsys.readouterr().out
     assert "--data-dir" in out and "OBJREC_DATA_DIR" in out and "orl-faces" in out
+
+
+def test_idx_labels_not_matching_images(tmp_path, capsys):
+    d = tmp_path / "d"
+    write_idx(d / IDX_FILES[0], np.zeros((6, 2, 2), np.uint8))
+    write_idx(d / IDX_FILES[1], np.zeros(5, np.uint8))
+    write_idx(d / IDX_FILES[2], np.zeros((2, 2, 2), np.uint8))
+    write_idx(d / IDX_FILES[3], np.array([0, 12], np.uint8))
+    assert main(["data", "info", str(d)]) == 2
+    assert "train-labels-idx1-ubyte: 5 labels for the 6 images" in capsys.readouterr().err

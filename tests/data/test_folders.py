@@ -252,3 +252,30 @@ def test_load_dataset_on_folder_path(mixed):
         warnings.simplefilter("ignore", DatasetWarning)
         ds = load_dataset(str(root), color="rgb", size=(6, 5), progress=False)
     assert ds.image_shape == (6, 5, 3) and ds.name == "mixed"
+
+
+def _png_claiming(path, w, h):
+    """A tiny PNG whose header claims w x h pixels (a decompression-bomb shape)."""
+    import struct
+    import zlib
+
+    save(path, np.zeros((1, 1), np.uint8))
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", w, h) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", w, h)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "message"),
+    [(10_000, 10_000, "64,000,000 allowed"), (20_000, 20_000, "decompression bomb")],
+)
+def test_bomb_headers_are_refused_before_decoding(tmp_path, w, h, message):
+    _png_claiming(tmp_path / "r" / "a" / "bomb.png", w, h)
+    save(tmp_path / "r" / "b" / "ok.png", np.zeros((3, 3), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with pytest.raises(DatasetError, match=rf"bomb.png: .*{message}.*raise max_pixels"):
+            load_folder(tmp_path / "r", progress=False, cache=False)

@@ -139,13 +139,18 @@ def decode_image(
     """
     from PIL import Image
 
-    with Image.open(path) as img:
+    too_big = (
+        "{path}: {w}x{h} pixels is more than the {limit:,} allowed (a decompression bomb or a "
+        "very large scan); shrink the image or raise max_pixels"
+    )
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as e:  # Pillow's own, far higher, limit
+        raise DatasetError(f"{path}: {e}; shrink the image or raise max_pixels") from e
+    with img:
         w, h = img.size
         if w * h > max_pixels:
-            raise DatasetError(
-                f"{path}: {w}x{h} pixels is more than the {max_pixels:,} allowed (a decompression "
-                "bomb or a very large scan); shrink the image or raise max_pixels"
-            )
+            raise DatasetError(too_big.format(path=path, w=w, h=h, limit=max_pixels))
         if color is None:
             if img.mode in ("L", "1", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
                 mode = "L"
