@@ -24,6 +24,7 @@ CNN_OPTIONS = (
     "augment",
     "class_weight",
     "early_stopping",
+    "max_time",
     "init_from",
     "freeze_backbone",
     "device",
@@ -64,6 +65,12 @@ def register(subparsers) -> None:
         type=int,
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without val improvement; keep the best weights",
+    )
+    g.add_argument(
+        "--max-time",
+        type=float,
+        metavar="SECONDS",
+        help="training time budget: the schedule follows the clock, training stops when it is spent",
     )
     g.add_argument(
         "--init-from",
