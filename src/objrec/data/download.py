@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -119,7 +120,11 @@ def download(
                 failures.append(f"{url}: HTTP {e.code} {e.reason}")
                 break  # the server answered; retrying the same URL will not help
             except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as e:
-                reason = f"{url}: {getattr(e, 'reason', None) or e}"
+                cause = getattr(e, "reason", None) or e
+                reason = f"{url}: {cause}"
+                if isinstance(cause, socket.gaierror | ConnectionRefusedError):
+                    failures.append(reason)  # no such host / nothing listening: next mirror
+                    break
             else:
                 got = md5sum(part) if md5 else None
                 if md5 and got != md5.lower():
@@ -133,6 +138,4 @@ def download(
             elif backoff:
                 time.sleep(backoff * 2**attempt)
     part.unlink(missing_ok=True)
-    raise DatasetError(
-        f"could not download {dest.name}: " + "; ".join(failures) if failures else "no mirrors"
-    )
+    raise DatasetError(f"could not download {dest.name}: " + ("; ".join(failures) or "no mirrors"))
