@@ -92,65 +92,81 @@ def fit_method(name: str, X, y):
     return est, time.perf_counter() - t0
 
 
-def run_dataset(name, args, log):
+def prepare(name, args, log) -> dict:
+    """The dataset's training and test subsets."""
     Xtr, ytr, Xte, yte, source = load(name)
     Xtr, ytr = rb.subsample(Xtr, ytr, args.train, args.seed)
     Xte, yte = rb.subsample(Xte, yte, args.test, args.seed)
     log(f"{name}: {len(ytr):,} training images, {len(yte):,} test images ({source})")
-    models, fit_s = {}, {}
+    return {"Xtr": Xtr, "ytr": ytr, "Xte": Xte, "yte": yte, "source": source, "models": {}}
+
+
+def fit_all(data, names, out, log) -> None:
     available = objrec.list_methods()
-    for m in args.methods:
+    for m in names:
         if m not in available:
             log(f"  {m}: not available, skipped")
             continue
         log(f"  fitting {m} ...")
-        models[m], fit_s[m] = fit_method(m, Xtr, ytr)
-        log(f"  {m}: fitted in {fit_s[m]:.0f} s")
+        data["models"][m], out["fit_seconds"][m] = fit_method(m, data["Xtr"], data["ytr"])
+        log(f"  {m}: fitted in {out['fit_seconds'][m]:.0f} s")
+
+
+def stage_fast(data, args, out, log) -> None:
+    """Every method but the slow ones, on the full test subset."""
+    fit_all(data, [m for m in args.methods if m not in args.slow_methods], out, log)
     t0 = time.perf_counter()
-    fast = {m: e for m, e in models.items() if m not in args.slow_methods}
-    res = rb.evaluate_robustness(fast, Xte, yte, severities=args.severities, seed=args.seed)
+    res = rb.evaluate_robustness(
+        data["models"], data["Xte"], data["yte"], severities=args.severities, seed=args.seed
+    )
     log(f"  suite: {time.perf_counter() - t0:.0f} s")
     log(res.format_table())
-    out = {"dataset": name, "source": source, "n_train": len(ytr), "fit_seconds": fit_s}
     out["robustness"] = res.to_dict()
-    slow = {m: e for m, e in models.items() if m in args.slow_methods}
-    if slow:
-        # Methods too slow at prediction for the full suite: a suite of their own on fewer
-        # test images, with the baseline measured on the same images for their mCE.
-        Xs, ys = rb.subsample(Xte, yte, args.slow_test, args.seed)
-        if rb.BASELINE in models:
-            slow = {rb.BASELINE: models[rb.BASELINE], **slow}
+
+
+def stage_slow(data, args, out, log) -> None:
+    """Methods too slow at prediction for the full suite: a suite of their own on fewer
+    test images, with the baseline measured on the same images for their mCE."""
+    slow = [m for m in args.methods if m in args.slow_methods]
+    if not slow:
+        return
+    fit_all(data, slow, out, log)
+    models = {m: data["models"][m] for m in slow if m in data["models"]}
+    if rb.BASELINE in data["models"]:
+        models = {rb.BASELINE: data["models"][rb.BASELINE], **models}
+    Xs, ys = rb.subsample(data["Xte"], data["yte"], args.slow_test, args.seed)
+    t0 = time.perf_counter()
+    res = rb.evaluate_robustness(models, Xs, ys, severities=args.severities, seed=args.seed)
+    log(f"  suite of the slow methods on {len(ys)} images: {time.perf_counter() - t0:.0f} s")
+    log(res.format_table())
+    out["robustness_slow"] = res.to_dict()
+
+
+def stage_protocol(data, args, out, log) -> None:
+    """The held-out-family protocol, reusing the plainly fitted models."""
+    out["protocol"] = []
+    for m in args.protocol_methods:
+        if m not in data["models"]:
+            continue
+        log(f"  held-out protocol: {m} trained with {', '.join(args.protocol_families)} ...")
         t0 = time.perf_counter()
-        res_slow = rb.evaluate_robustness(slow, Xs, ys, severities=args.severities, seed=args.seed)
-        log(f"  suite of the slow methods on {len(ys)} images: {time.perf_counter() - t0:.0f} s")
-        log(res_slow.format_table())
-        out["robustness_slow"] = res_slow.to_dict()
-    protocol = None
-    if name == args.protocol_dataset:
-        protocol = []
-        for m in args.protocol_methods:
-            if m not in models:
-                continue
-            log(f"  held-out protocol: {m} trained with {', '.join(args.protocol_families)} ...")
-            t0 = time.perf_counter()
-            params = {"verbose": False} if m in objrec.list_methods("cnn") else {}
-            hp = heldout_family_protocol(
-                objrec.make_method(m, **params),
-                Xtr,
-                ytr,
-                Xte,
-                yte,
-                train_families=args.protocol_families,
-                severities=args.severities,
-                copies=1,
-                seed=args.seed,
-                plain=models[m],
-            )
-            log(hp.format_table())
-            d = hp.to_dict()
-            d["seconds"] = time.perf_counter() - t0
-            protocol.append(d)
-    return out, res, protocol
+        params = {"verbose": False} if m in objrec.list_methods("cnn") else {}
+        hp = heldout_family_protocol(
+            objrec.make_method(m, **params),
+            data["Xtr"],
+            data["ytr"],
+            data["Xte"],
+            data["yte"],
+            train_families=args.protocol_families,
+            severities=args.severities,
+            copies=1,
+            seed=args.seed,
+            plain=data["models"][m],
+        )
+        log(hp.format_table())
+        d = hp.to_dict()
+        d["seconds"] = time.perf_counter() - t0
+        out["protocol"].append(d)
 
 
 def source_tree() -> str:
@@ -359,27 +375,44 @@ def main() -> int:
     load_before = os.getloadavg()
     log(f"load average before: {load_before}")
     t0 = time.perf_counter()
-    results = []
     sev_list = args.severities
-    for name in args.datasets:
-        args.severities = sev_list
-        out, _, protocol = run_dataset(name, args, log)
-        out["protocol"] = protocol
-        results.append(out)
-        load_after = os.getloadavg()
-        seconds = time.perf_counter() - t0
+    results = {
+        n: {"dataset": n, "source": None, "n_train": 0, "fit_seconds": {}, "robustness": None}
+        for n in args.datasets
+    }
+    data = {}
+    text = ""
+
+    def save():
+        nonlocal text
+        done = [r for r in results.values() if r["robustness"]]
         args.severities = sev_text
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(
             json.dumps(
-                {"args": vars(args), "source_tree": source_tree(), "results": results}, indent=1
+                {"args": vars(args), "source_tree": source_tree(), "results": done}, indent=1
             )
         )
-        # Written after every dataset, so that an interrupted run still leaves its tables.
-        text = markdown(results, args, load_before, load_after, seconds)
+        # Written after every stage, so that an interrupted run still leaves its tables.
+        text = markdown(done, args, load_before, os.getloadavg(), time.perf_counter() - t0)
         if not args.no_write:
             write_section(text)
-    log(f"load average after: {load_after}; {seconds:.0f} s")
+        args.severities = sev_list
+
+    # Stages in order of importance: every fast method on every dataset, then the held-out
+    # protocol, then the slow methods.
+    for name in args.datasets:
+        data[name] = prepare(name, args, log)
+        results[name].update(source=data[name]["source"], n_train=len(data[name]["ytr"]))
+        stage_fast(data[name], args, results[name], log)
+        save()
+    if args.protocol_dataset in data and args.protocol_methods:
+        stage_protocol(data[args.protocol_dataset], args, results[args.protocol_dataset], log)
+        save()
+    for name in args.datasets:
+        stage_slow(data[name], args, results[name], log)
+        save()
+    log(f"load average after: {os.getloadavg()}; {time.perf_counter() - t0:.0f} s")
     print(text)
     return 0
 
