@@ -158,3 +158,16 @@ def test_idx_labels_not_matching_images(tmp_path, capsys):
     write_idx(d / IDX_FILES[3], np.array([0, 12], np.uint8))
     assert main(["data", "info", str(d)]) == 2
     assert "train-labels-idx1-ubyte: 5 labels for the 6 images" in capsys.readouterr().err
+
+
+def test_info_reports_skipped_files_as_one_warning_line(tmp_path, capsys):
+    for c in ("a", "b"):
+        (tmp_path / "r" / c).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(np.full((5, 5), k * 40, np.uint8)).save(tmp_path / "r" / c / f"{k}.png")
+    (tmp_path / "r" / "a" / "junk.jpg").write_bytes(b"\xff\xd8 not really")
+    assert main(["data", "info", str(tmp_path / "r"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    warn = [ln for ln in captured.err.splitlines() if ln.startswith("objrec: warning:")]
+    assert len(warn) == 1 and "skipped 1 unreadable" in warn[0] and "junk.jpg" in warn[0]
+    assert "skipped   1 unreadable file(s)" in captured.out

@@ -90,8 +90,24 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from objrec.data import load_dataset
+    import sys
+    import warnings
 
+    from objrec.data import load_dataset
+    from objrec.data.folders import DatasetWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        ds = _load_quietly(args, load_dataset)
+    for w in caught:
+        if issubclass(w.category, DatasetWarning):
+            print(f"objrec: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return ds
+
+
+def _load_quietly(args, load_dataset):
     return load_dataset(
         args.dataset,
         data_dir=args.data_dir,

@@ -102,4 +102,21 @@ def load_dataset(
     return apply_options(ds, color, size)
 
 
-__all__ = ["NAMES", "Dataset", "DatasetError", "Split", "load_dataset"]
+def __getattr__(name: str):
+    # the folder loader pulls in Pillow and concurrent.futures: import it on first use
+    if name in ("load_folder", "DatasetWarning"):
+        from objrec.data import folders
+
+        return getattr(folders, name)
+    raise AttributeError(f"module 'objrec.data' has no attribute {name!r}")
+
+
+__all__ = [
+    "NAMES",
+    "Dataset",
+    "DatasetError",
+    "DatasetWarning",
+    "Split",
+    "load_dataset",
+    "load_folder",
+]

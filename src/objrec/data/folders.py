@@ -376,8 +376,9 @@ def read_folder_pools(
                 _warn_skipped(root, skipped)
                 return pools, classes, skipped, True
 
+    class_index = {c: i for i, c in enumerate(classes)}
     labels = [
-        classes.index(c)
+        class_index[c]
         for per_class in layout.values()
         for c, files in per_class.items()
         for _ in files
