@@ -210,6 +210,8 @@ def test_cli_compare_then_evaluate(tmp_path, capsys):
     )
     assert (model / "evaluation-test.csv").read_text().startswith("method,dataset,split,accuracy")
     assert (model / "evaluation-test-per-class.csv").read_text().count("\n") == 11
+    assert main(["evaluate", str(run_dir), "--quiet"]) == 0  # every model of a comparison
+    assert "== eigen" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2  # a clear one-line error
     assert "no such file" in capsys.readouterr().err
 

@@ -16,7 +16,11 @@ def register(sub) -> None:
         "Writes evaluation-SPLIT.json, evaluation-SPLIT.csv and evaluation-SPLIT-per-class.csv "
         "into the run folder.",
     )
-    p.add_argument("model", metavar="RUN|MODEL", help="run folder (runs/NAME) or model folder")
+    p.add_argument(
+        "model",
+        metavar="RUN|MODEL",
+        help="run folder (runs/NAME), model folder, or an objrec compare run (every model in it)",
+    )
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.add_argument(
         "--dataset",
@@ -52,17 +56,44 @@ def recorded_dataset(model_folder, meta: dict) -> tuple[str | None, int]:
 
 
 def run(args) -> int:
+    """Evaluate one model, or every model of an ``objrec compare`` run folder."""
+    from pathlib import Path
+
+    from objrec.artifact import META_NAME, resolve
+
+    root = Path(args.model)
+    models = sorted(p.parent for p in root.glob(f"methods/*/model/{META_NAME}"))
+    if not models or (root / META_NAME).is_file() or (root / "model" / META_NAME).is_file():
+        return evaluate_one(resolve(root), args)
+    if args.out:
+        from objrec.errors import ObjrecError
+
+        raise ObjrecError("--out applies to one model; a comparison's results stay in its folders")
+    from objrec.evaluation.compare import format_table
+
+    rows = []
+    for m in models:
+        print(f"== {m.parent.name}")
+        evaluate_one(m, args, rows=rows)
+        print()
+    rows.sort(key=lambda r: -r["test_accuracy"])
+    print(format_table(rows))
+    return 0
+
+
+def evaluate_one(model_folder, args, rows: list | None = None) -> int:
+    """Evaluate the model in ``model_folder``; print and write its results (append its
+    table row to ``rows`` when given)."""
     from pathlib import Path
 
     import objrec
-    from objrec.artifact import read_metadata, resolve
+    from objrec.artifact import read_metadata
     from objrec.errors import ObjrecError
     from objrec.evaluation.compare import _write_csv, evaluate_estimator, human_bytes
     from objrec.evaluation.cost import folder_size
     from objrec.evaluation.metrics import summary_row
     from objrec.io import write_json
 
-    model_folder = resolve(args.model)
     meta = read_metadata(model_folder)
     est = objrec.load(model_folder)
     name, seed = recorded_dataset(model_folder, meta)
@@ -122,6 +153,14 @@ def run(args) -> int:
         },
     )
     row = {"method": method, "dataset": name, "split": args.split, **summary_row(metrics), **cost}
+    if rows is not None:
+        from objrec.methods import method_spec
+
+        try:
+            approach = method_spec(method).approach
+        except ObjrecError:
+            approach = "-"
+        rows.append({**row, "approach": approach, "test_accuracy": metrics["accuracy"]})
     _write_csv(out_dir / f"{stem}.csv", [row])
     _write_csv(out_dir / f"{stem}-per-class.csv", metrics["per_class"])
 
