@@ -322,6 +322,24 @@ def first_layer_filters(model) -> Figure | None:
     return fig
 
 
+def first_dense_weights(model, input_shape) -> Figure | None:
+    """The first ``nn.Linear`` layer's weights, one image per unit, when it reads the
+    flattened input of shape ``input_shape`` (C, H, W)."""
+    from torch import nn
+
+    lin = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    c, h, w = (int(v) for v in input_shape)
+    if lin is None or lin.in_features != c * h * w:
+        return None
+    W = lin.weight.detach().cpu().numpy()[:32].reshape(-1, c, h, w).mean(axis=1)
+    tiles = [
+        to_rgb(u, "RdBu_r", -(float(np.abs(u).max()) or 1.0), float(np.abs(u).max()) or 1.0)
+        for u in W
+    ]
+    fig, _, _ = tile_figure(tiles, cols=min(16, len(tiles)), cell=0.6, min_side=28)
+    return fig
+
+
 def feature_map_stages(model, x) -> list[tuple[str, Any]]:
     """Feature maps of ``x`` (1, C, H, W) after each stage of ``model.features``.
 
@@ -490,6 +508,21 @@ def cnn_figures(
                 wide=True,
             )
         )
+    if not any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        # a perceptron: no filters, feature maps or Grad-CAM; its first layer's weights are images
+        fig = first_dense_weights(model, x.shape[1:])
+        if fig is not None:
+            out.append(
+                FigureEntry(
+                    "First-layer weights",
+                    "Each unit of the first dense layer has one weight per input pixel, shown "
+                    "here as an image (red positive, blue negative): no sharing across "
+                    "positions, so a pattern learned in one place is not recognised in another.",
+                    fig,
+                    wide=True,
+                )
+            )
+        return out
     right = np.flatnonzero(pred_idx == y_idx)
     wrong = np.flatnonzero(pred_idx != y_idx)
     rng = np.random.default_rng(0)
