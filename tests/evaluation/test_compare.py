@@ -52,12 +52,21 @@ class PixelSVM(ImageClassifier):
         return self.classes_[self.decision_function(X).argmax(1)]
 
 
+class NeedsLargeImages(PixelLogreg):
+    """Refuses 8x8 images, as a method with 16-pixel patches would."""
+
+    def fit(self, X, y):
+        self._check_fit(X, y, min_size=16)
+        return self
+
+
 @pytest.fixture(scope="module")
 def test_methods():
     register_method("t-logreg", approach="features", description="test: logreg")(PixelLogreg)
     register_method("t-svm", approach="features", description="test: svm")(PixelSVM)
+    register_method("t-large", approach="bovw", description="test: fails")(NeedsLargeImages)
     yield ["t-logreg", "t-svm"]
-    for n in ("t-logreg", "t-svm"):
+    for n in ("t-logreg", "t-svm", "t-large"):
         _REGISTRY.pop(n, None)
 
 
@@ -78,7 +87,7 @@ def small_dataset(digits_small):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, test_methods, small_dataset):
-    methods = list(test_methods)
+    methods = [*test_methods, "t-large"]
     if "eigen" in list_methods():
         methods.append("eigen")
     folder = tmp_path_factory.mktemp("cmp")
@@ -137,6 +146,14 @@ def test_ranked_table_and_files(run):
     text = C.format_table(out["table"])
     for r in out["results"]:
         assert r.name in text
+
+
+def test_a_failing_method_is_skipped_with_its_reason(run):
+    out, _ = run
+    assert "t-large" not in [r.name for r in out["results"]]
+    assert "at least 16x16" in out["skipped"]["t-large"]
+    metrics = json.loads((out["folder"] / "metrics.json").read_text())
+    assert metrics["skipped"] == out["skipped"]
 
 
 def test_params_and_validation_split_reach_the_estimators(run):

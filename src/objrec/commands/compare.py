@@ -93,6 +93,8 @@ def run(args) -> int:
     )
     print()
     print(format_table(out["table"]))
+    for name, why in out["skipped"].items():
+        print(f"skipped {name}: {why}")
     print(f"\nbest on validation: {out['best']}")
     if out.get("robustness"):
         print("\nrobustness (accuracy per nuisance family, mean over severities):")

@@ -385,8 +385,12 @@ def compare(
     ``split_seed`` (the seed the dataset was split with) is recorded in each model's
     metadata so that later commands can rebuild the same test split.
 
+    A method that fails with an :class:`~objrec.errors.ObjrecError` (for example images
+    smaller than its patches) is skipped with its reason; the others go on.
+
     Returns a dict with ``results`` (list of :class:`MethodResult`, ranked), ``table``
-    (list of row dicts), ``best`` (method chosen on validation accuracy) and ``folder``.
+    (list of row dicts), ``best`` (method chosen on validation accuracy), ``skipped``
+    (method -> reason) and ``folder``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -400,23 +404,34 @@ def compare(
         raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
     t_start = time.perf_counter()
     results = []
+    skipped: dict[str, str] = {}
     for i, name in enumerate(names):
         log(f"[{i + 1}/{len(names)}] {name}: fitting on {len(dataset.train.y):,} images ...")
-        r = run_method(
-            name,
-            dataset,
-            folder,
-            budget=budget,
-            params=(params or {}).get(name),
-            batch_size=batch_size,
-            progress=progress,
-            split_seed=split_seed,
-        )
+        try:
+            r = run_method(
+                name,
+                dataset,
+                folder,
+                budget=budget,
+                params=(params or {}).get(name),
+                batch_size=batch_size,
+                progress=progress,
+                split_seed=split_seed,
+            )
+        except ObjrecError as e:  # e.g. images smaller than the method's patches: go on
+            skipped[name] = str(e)
+            log(f"[{i + 1}/{len(names)}] {name}: skipped, {e}")
+            continue
         log(
             f"[{i + 1}/{len(names)}] {name}: test accuracy {r.metrics['accuracy']:.2%}, "
             f"fit {r.cost['fit_seconds']:.1f} s, {r.cost['images_per_second']:,.0f} img/s"
         )
         results.append(r)
+    if not results:
+        raise ObjrecError(
+            "every method failed on this data: "
+            + "; ".join(f"{n}: {why}" for n, why in skipped.items())
+        )
     ranked = rank(results)
     table = [r.row() for r in ranked]
     with_val = [r for r in results if r.val_accuracy is not None]
@@ -429,6 +444,7 @@ def compare(
         "best": best.name,
         "folder": folder,
         "robustness": None,
+        "skipped": skipped,
     }
     if robustness:
         out["robustness"] = _run_robustness(ranked, dataset, folder, progress=progress, log=log)
@@ -440,6 +456,7 @@ def compare(
             "test_accuracy": best.metrics["accuracy"],
             "val_accuracy": best.val_accuracy,
             "methods": {r.name: r.row() for r in ranked},
+            "skipped": skipped,
             "seconds": time.perf_counter() - t_start,
         },
     )
@@ -447,7 +464,9 @@ def compare(
         from objrec.report.html import write_report
 
         log("writing the report ...")
-        out["report"] = write_report(folder, dataset, ranked, robustness=out["robustness"])
+        out["report"] = write_report(
+            folder, dataset, ranked, robustness=out["robustness"], skipped=skipped
+        )
     out["seconds"] = time.perf_counter() - t_start
     return out
 

@@ -254,11 +254,13 @@ def write_report(
     *,
     robustness=None,
     title: str | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> Path:
     """Draw every figure and write ``folder/report.html``; returns its path.
 
     ``results``: ranked :class:`~objrec.evaluation.compare.MethodResult` list;
-    ``dataset``: the :class:`objrec.data.Dataset` they were trained and tested on.
+    ``dataset``: the :class:`objrec.data.Dataset` they were trained and tested on;
+    ``skipped``: methods that could not run on it, with the reason.
     """
     from objrec import __version__
     from objrec.report import plots as P
@@ -295,9 +297,6 @@ def write_report(
     sections = [_method_section(r, dataset, plots) for r in results]
     with_val = [r for r in results if r.val_accuracy is not None]
     best = max(with_val, key=lambda r: r.val_accuracy).name if with_val else rows[0]["method"]
-    by_approach = {}
-    for s in sections:
-        by_approach.setdefault(s["approach"], []).append(s["name"])
     shape = "×".join(str(s) for s in dataset.train.X.shape[1:])
     context = {
         "title": title or f"objrec comparison: {getattr(dataset, 'name', 'dataset')}",
@@ -322,7 +321,7 @@ def write_report(
         "overview": overview,
         "methods": sections,
         "approach_titles": APPROACH_TITLES,
-        "approaches_present": by_approach,
+        "skipped": skipped or {},
         "robustness": _robustness_pictures(robustness, plots),
         "robustness_table": _robustness_table(robustness),
     }
