@@ -98,6 +98,7 @@ def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
             f"{key}-per-class",
             "Per-class accuracy",
             "Fraction of each class's test images classified right (recall); the weakest classes in red.",
+            wide=len(names) > 12,
         )
     )
     if m["top_losses"]:

@@ -121,7 +121,7 @@ def per_class_accuracy_figure(per_class: Sequence[dict[str, Any]]) -> Figure:
     names = [c["class"] for c in per_class]
     rec = np.array([c["recall"] for c in per_class]) * 100
     k = len(names)
-    fig = new_figure(max(5.0, 0.45 * k + 1.5), 3.2)
+    fig = new_figure(min(12.0, max(5.0, 0.3 * k + 1.5)), 3.2)
     ax = fig.subplots()
     worst = np.argsort(rec)[: max(1, k // 5)]
     colors = [BAD if i in worst else ACCENT for i in range(k)]
