@@ -176,9 +176,13 @@ def test_report_has_every_picture(report):
         "Grad-CAM on wrong predictions",
     ):
         assert f"<b>{title}.</b>" in cnn
+    assert "<b>Calibration.</b>" in cnn  # probabilities: a reliability diagram
     names = [r.name for r in report["results"]]
     if "hog-svm" in names:
         assert "<b>HOG of sample images.</b>" in html
+        svm = html[html.index('id="m-hog-svm"') :]
+        svm = svm[: svm.index("</section>")]
+        assert "<b>Calibration.</b>" not in svm  # decision scores only: no calibration curve
     if "eigen" in names:
         for title in (
             "Mean image and leading components",
