@@ -483,11 +483,18 @@ def cnn_figures(
     out = []
     fig = first_layer_filters(model)
     if fig is not None:
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        kh, kw = conv.kernel_size
+        colour = (
+            "each filter's RGB weights scaled to its own range"
+            if conv.in_channels == 3
+            else "red positive, blue negative weights"
+        )
         out.append(
             FigureEntry(
                 "First-layer filters",
-                "The 3x3 (or larger) kernels of the first convolution, learned from the data "
-                "(red positive, blue negative weights): edge and blob detectors shared across "
+                f"The {conv.out_channels} kernels ({kh}x{kw}) of the first convolution, learned "
+                f"from the data ({colour}): edge, colour and blob detectors, each shared across "
                 "every image position.",
                 fig,
                 wide=True,
