@@ -87,3 +87,12 @@ def test_find_images_files_folders_globs(tmp_path):
     assert [p.name for p in find_images([str(tmp_path / "*.PNG")])] == ["3.PNG"]
     missing = tmp_path / "missing.png"
     assert find_images([missing]) == [missing]
+
+
+def test_exif_orientation_is_applied():
+    img = Image.fromarray(np.zeros((20, 40), np.uint8))  # 40 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    assert decode_image(buf.getvalue()).shape == (40, 20)

@@ -292,13 +292,16 @@ def create_app(
                 result = await run_in_threadpool(predictor.top_k, arrays, k)
         except ObjrecError as e:
             raise RequestError(422, str(e)) from e
-        return {
-            "predictions": [
-                {"file": name, "top_k": tk} for (name, _), tk in zip(items, result, strict=True)
-            ],
-            "model": info.get("method"),
-            "backend": predictor.backend,
-        }
+        # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
+        return JSONResponse(
+            {
+                "predictions": [
+                    {"file": name, "top_k": tk} for (name, _), tk in zip(items, result, strict=True)
+                ],
+                "model": info.get("method"),
+                "backend": predictor.backend,
+            }
+        )
 
     @app.get("/v1/health", summary="Liveness and the model being served")
     async def health():

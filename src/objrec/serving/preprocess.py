@@ -67,7 +67,8 @@ def decode_image(
             if w == 0 or h == 0:
                 raise InputError(f"{label}image has no pixels ({w}x{h})")
             img.load()  # decode now, inside the try: truncated files fail here
-            img = ImageOps.exif_transpose(img)
+            if "exif" in img.info or img.format in ("JPEG", "TIFF", "WEBP"):
+                img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
                 black = Image.new("RGBA", img.size, (0, 0, 0, 255))

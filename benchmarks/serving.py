@@ -1,0 +1,322 @@
+"""Inference and serving benchmark: simple_cnn batch inference (PyTorch eager against ONNX
+Runtime) and the REST server under a bounded loopback load test.
+
+    flock /tmp/objrec-bench.lock python benchmarks/serving.py [--requests 20000] [--concurrency 32]
+
+1. Trains ``simple_cnn`` for one epoch on 20,000 MNIST training images (../shared/data/mnist;
+   the weights do not change the speed, the accuracy shows the model is a real one), saves it.
+2. Batch inference on MNIST test images at batch 1 and 256: PyTorch eager (the network on
+   pre-normalised tensors, ``torch.inference_mode``, 2 threads) and ONNX Runtime on the
+   exported graph (uint8 images in, preprocessing and softmax inside) with 1 and 2
+   intra-op threads. Images/s over at least ``--seconds`` per cell, after warm-up.
+3. ``objrec serve`` (1 and 2 worker processes, ONNX Runtime, 1 thread each) loaded with
+   ``hey`` (Debian package ``hey``): ``--requests`` POST /v1/predict requests, each one
+   28x28 PNG as multipart, ``--concurrency`` connections on 127.0.0.1; requests/s,
+   p50/p99 latency and errors.
+
+Writes ``benchmarks/results/serving.json`` and the ``## Inference and serving`` section of
+BENCHMARKS.md. Records ``os.getloadavg()`` before and after, since the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
+COMMAND = "flock /tmp/objrec-bench.lock python benchmarks/serving.py"
+
+
+def throughput(fn, n_per_call: int, seconds: float) -> dict:
+    """Images/s and median latency (ms) of ``fn()`` called repeatedly for ``seconds``."""
+    for _ in range(3):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    total = sum(times)
+    return {
+        "images_per_s": n_per_call * len(times) / total,
+        "median_ms": 1000 * float(np.median(times)),
+        "calls": len(times),
+    }
+
+
+def batch_inference(est, X: np.ndarray, seconds: float) -> list[dict]:
+    import torch
+
+    from objrec.serving.export import onnx_session, to_onnx_bytes
+
+    torch.set_num_threads(2)
+    rows = []
+    data = to_onnx_bytes(est, dynamic_batch=True)
+    sessions = {t: onnx_session(data, threads=t) for t in (1, 2)}
+    for bs in (1, 256):
+        xb = X[:bs]
+        xt = est.to_tensor(xb)
+        with torch.inference_mode():
+            r = throughput(lambda xt=xt: est.model_(xt), bs, seconds)
+        rows.append({"runtime": "PyTorch eager (network only), 2 threads", "batch": bs, **r})
+        r = throughput(lambda xb=xb: est.predict_proba(xb), bs, seconds)
+        rows.append({"runtime": "PyTorch, predict_proba (uint8 in)", "batch": bs, **r})
+        for t, sess in sessions.items():
+            r = throughput(
+                lambda xb=xb, s=sess: s.run(["probabilities"], {"images": xb}), bs, seconds
+            )
+            rows.append(
+                {"runtime": f"ONNX Runtime (uint8 in), {t} thread{'s' * (t > 1)}", "batch": bs, **r}
+            )
+        for row in rows[-4:]:
+            print(f"  batch {bs:>3}  {row['runtime']:<45} {row['images_per_s']:>9,.0f} images/s")
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multipart_body(png: bytes, boundary: str = "objrecbenchboundary") -> tuple[bytes, str]:
+    body = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="digit.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def parse_hey(text: str) -> dict:
+    def num(pattern):
+        m = re.search(pattern, text)
+        return float(m.group(1)) if m else None
+
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)}
+    err = re.search(r"Error distribution:\n((?:\s+\[\d+\].*\n?)+)", text)
+    n_err = sum(int(x) for x in re.findall(r"\[(\d+)\]", err.group(1))) if err else 0
+    return {
+        "requests_per_s": num(r"Requests/sec:\s+([\d.]+)"),
+        "p50_ms": 1000 * (num(r"50%+ in ([\d.]+) secs") or float("nan")),
+        "p90_ms": 1000 * (num(r"90%+ in ([\d.]+) secs") or float("nan")),
+        "p99_ms": 1000 * (num(r"99%+ in ([\d.]+) secs") or float("nan")),
+        "status_codes": codes,
+        "non_200": sum(n for c, n in codes.items() if c != 200),
+        "transport_errors": n_err,
+    }
+
+
+def load_test(model_dir: Path, png: bytes, workers: int, n: int, c: int, tmp: Path) -> dict:
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp / f"server-{workers}.log", "w")
+    cmd = [sys.executable, "-m", "objrec", "serve", str(model_dir), "--port", str(port)]
+    cmd += ["--workers", str(workers), "--threads", "1", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        up = 0
+        while up < 20:  # every worker answers before the clock starts
+            try:
+                up += httpx.get(url + "/v1/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.3)
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp / f"server-{workers}.log").read_text())
+        body, ctype = multipart_body(png)
+        (tmp / "body.bin").write_bytes(body)
+        check = httpx.post(url + "/v1/predict", content=body, headers={"content-type": ctype})
+        assert check.status_code == 200, check.text
+        hey = [
+            "hey",
+            "-n",
+            str(n),
+            "-c",
+            str(c),
+            "-m",
+            "POST",
+            "-T",
+            ctype,
+            "-D",
+            str(tmp / "body.bin"),
+        ]
+        subprocess.run(
+            [*hey[:2], str(min(n, 2000)), *hey[3:], url + "/v1/predict"],
+            capture_output=True,
+            check=True,
+        )
+        out = subprocess.run(
+            [*hey, url + "/v1/predict"], capture_output=True, text=True, check=True
+        ).stdout
+        res = {"workers": workers, "requests": n, "concurrency": c, **parse_hey(out)}
+        res["prediction"] = check.json()["predictions"][0]["top_k"][0]
+        return res
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def section(res: dict) -> str:
+    la0, la1 = res["loadavg_before"], res["loadavg_after"]
+    lines = [
+        "## Inference and serving",
+        "",
+        f"Command: `{COMMAND} --requests {res['requests']} --concurrency {res['concurrency']}` "
+        f"({res['date']}, git {res['git'] or '?'}). Load average (1/5/15 min) before "
+        f"{la0[0]:.1f}/{la0[1]:.1f}/{la0[2]:.1f}, after {la1[0]:.1f}/{la1[1]:.1f}/{la1[2]:.1f} "
+        f"on this shared 2-core machine. Model: `simple_cnn` trained 1 epoch on {res['train_size']:,} MNIST "
+        f"images, test accuracy {res['test_accuracy']:.2%} (speed does not depend on the weights).",
+        "",
+        "### Batch inference (MNIST test images, 1x28x28)",
+        "",
+        "| runtime | batch | images/s | median ms per call |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in res["batch"]:
+        lines.append(
+            f"| {r['runtime']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['median_ms']:.3f} |"
+        )
+    best = {
+        bs: max(
+            r["images_per_s"] for r in res["batch"] if r["batch"] == bs and "ONNX" in r["runtime"]
+        )
+        for bs in (1, 256)
+    }
+    eager = {
+        bs: next(
+            r["images_per_s"] for r in res["batch"] if r["batch"] == bs and "eager" in r["runtime"]
+        )
+        for bs in (1, 256)
+    }
+    target = 20_000
+    verdict = (
+        "met"
+        if best[256] >= target
+        else f"missed by {target - best[256]:,.0f} images/s ({best[256] / target:.0%} of it)"
+    )
+    lines += [
+        "",
+        f"ONNX Runtime / PyTorch eager: {best[1] / eager[1]:.1f}x at batch 1, "
+        f"{best[256] / eager[256]:.1f}x at batch 256. Target >= 20,000 images/s on the ONNX "
+        f"Runtime path at batch 256: {verdict}.",
+        "",
+        f"### REST server under load (`hey`, {res['requests']:,} single-image POST /v1/predict "
+        f"requests, concurrency {res['concurrency']}, loopback)",
+        "",
+        "| workers | requests/s | p50 ms | p90 ms | p99 ms | non-200 | transport errors |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in res["server"]:
+        lines.append(
+            f"| {r['workers']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} |"
+        )
+    lines.append("")
+    if res.get("notes"):
+        lines += [res["notes"], ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) the ``## Inference and serving`` section of BENCHMARKS.md."""
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    m = re.search(r"^## Inference and serving\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
+    if m:
+        doc = doc[: m.start()] + text + ("\n" if doc[m.end() :] else "") + doc[m.end() :]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    path.write_text(doc)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--requests", type=int, default=20_000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=3.0, help="timing per batch-inference cell")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--notes", default="", help="text added under the tables")
+    p.add_argument("--train-size", type=int, default=20_000, help="MNIST images for the 1 epoch")
+    p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    args = p.parse_args()
+    if shutil.which("hey") is None:
+        sys.exit("benchmarks/serving.py needs hey: apt-get install hey")
+
+    import datetime
+
+    import objrec
+    from objrec.data import load_dataset
+    from objrec.runs import git_hash
+    from objrec.serving.preprocess import to_model_input  # noqa: F401  (import cost outside timing)
+
+    res = {
+        "loadavg_before": os.getloadavg(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": (git_hash(ROOT) or "")[:10],
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "notes": args.notes,
+    }
+    ds = load_dataset("mnist", data_dir=DATA, download=False, progress=False)
+    n = args.train_size
+    res["train_size"] = n
+    print(f"training simple_cnn for 1 epoch on {n:,} MNIST images ...")
+    est = objrec.make_method("simple_cnn", epochs=1, verbose=False, seed=0)
+    est.fit(ds.train.X[:n], ds.train.y[:n], ds.val.X[:2000], ds.val.y[:2000])
+    res["test_accuracy"] = float(est.score(ds.test.X, ds.test.y))
+    print(f"test accuracy {res['test_accuracy']:.4f}")
+    print("batch inference:")
+    res["batch"] = batch_inference(est, ds.test.X, args.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = objrec.save(est, tmp / "model", dataset="mnist", class_names=ds.classes)
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(ds.test.X[0]).save(buf, format="PNG")
+        res["server"] = []
+        for w in args.workers:
+            r = load_test(model_dir, buf.getvalue(), w, args.requests, args.concurrency, tmp)
+            print(
+                f"  server, {w} worker(s): {r['requests_per_s']:,.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms, non-200 {r['non_200']}, errors {r['transport_errors']}"
+            )
+            res["server"].append(r)
+    res["loadavg_after"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=2) + "\n")
+    text = section(res)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
