@@ -1,0 +1,449 @@
+"""Bag of visual words: local descriptors -> k-means codebook -> word histograms -> linear SVM.
+
+Pipeline of :class:`BagOfWords`:
+
+1. local descriptors on a dense grid: contrast-normalised, ZCA-whitened raw patches
+   (``descriptor="patch"``) or dense SIFT (``"sift"``, RootSIFT-normalised);
+2. a codebook of ``n_words`` visual words by ``MiniBatchKMeans`` on a random sample of
+   ``max_descriptors`` training descriptors (``codebook_``: (n_words, D));
+3. each image becomes a histogram over the words, per region of a spatial pyramid
+   (1x1 + 2x2 + 4x4 by default): ``encoding`` "counts" (nearest word), "binary"
+   (presence only), "tfidf" (counts weighted by inverse document frequency) or "soft"
+   (the "triangle" soft assignment of Coates, Lee & Ng 2011: ``max(0, mean_j d_j - d_k)``
+   with d the distances to the words);
+4. ``normalize``: "power" (square root, then L2: the Hellinger map, which turns a
+   linear SVM into one with the Bhattacharyya kernel), "l1", "l2" or "none";
+5. ``kernel``: "linear" (a linear SVM on the histograms) or "chi2" (on scikit-learn's
+   additive chi-squared feature map, three times longer vectors); ``loss``: "squared"
+   (one-vs-rest least-squares SVM = ridge regression on +-1 targets, ``RidgeClassifier``:
+   closed form, float32, about N * D * 4 bytes) or "hinge" (``LinearSVC``, which copies
+   the histograms into liblinear's sparse format, ~16 bytes per value: 5 GB for 60,000
+   images x 5,376 values, hence not the default).
+
+:func:`encode_histograms` is the pure function behind step 3 and :func:`word_montages`,
+:func:`word_histogram` the helpers the report plots.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from objrec.errors import InputError
+from objrec.features.patches import extract_patches, normalize_patches
+from objrec.features.sift import dense_sift, sift_grid
+from objrec.methods import register_method
+from objrec.methods.base import ImageClassifier
+from objrec.methods.parallel import map_chunks
+
+DESCRIPTORS = ("patch", "sift")
+ENCODINGS = ("counts", "binary", "tfidf", "soft")
+NORMALIZE = ("power", "l1", "l2", "none")
+KERNELS = ("linear", "chi2")
+
+
+# -- pure functions --------------------------------------------------------------------
+def pyramid_regions(centres: np.ndarray, height: int, width: int, levels) -> np.ndarray:
+    """Region membership (R, K) float32 of K descriptor centres (row, col) in pixels.
+
+    Level L splits the image into L x L equal cells; R = sum of L**2 over ``levels``;
+    regions are listed level by level, row-major within a level.
+    """
+    rows, cols = centres[:, 0] / height, centres[:, 1] / width
+    out = []
+    for L in levels:
+        r = np.minimum((rows * L).astype(int), L - 1)
+        c = np.minimum((cols * L).astype(int), L - 1)
+        cell = r * L + c
+        out.append((cell[None, :] == np.arange(L * L)[:, None]).astype(np.float32))
+    return np.concatenate(out)
+
+
+def squared_distances(D: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (..., n_words) between descriptors (..., d) and words."""
+    D = np.asarray(D)
+    flat = D.reshape(-1, D.shape[-1])
+    d2 = flat @ (-2.0 * codebook.T).astype(flat.dtype)
+    d2 += (flat**2).sum(axis=1, keepdims=True)
+    d2 += (codebook**2).sum(axis=1).astype(flat.dtype)
+    return np.maximum(d2, 0.0, out=d2).reshape(*D.shape[:-1], len(codebook))
+
+
+def encode_histograms(
+    descriptors: np.ndarray,
+    codebook: np.ndarray,
+    regions: np.ndarray,
+    *,
+    encoding: str = "counts",
+) -> np.ndarray:
+    """Pooled word histograms of images.
+
+    Parameters
+    ----------
+    descriptors : (N, K, d) float
+        K local descriptors per image.
+    codebook : (n_words, d) float
+    regions : (R, K) 0/1
+        Which descriptors fall in each pooling region (:func:`pyramid_regions`).
+    encoding : {"counts", "binary", "soft", "tfidf"}
+        "tfidf" gives counts here; the idf weighting is learnt by the estimator.
+
+    Returns
+    -------
+    (N, R * n_words) float32: region by region, n_words values each.
+    """
+    n, k, _ = descriptors.shape
+    n_words = len(codebook)
+    d2 = squared_distances(descriptors.astype(np.float32), codebook.astype(np.float32))
+    if encoding == "soft":
+        z = np.sqrt(d2, out=d2)
+        act = np.maximum(z.mean(axis=-1, keepdims=True) - z, 0.0, out=z)
+    else:
+        act = np.zeros((n, k, n_words), np.float32)
+        np.put_along_axis(act, d2.argmin(axis=-1)[..., None], 1.0, axis=-1)
+    # one matrix product: (R, K) @ (K, N * n_words) -> (R, N, n_words) -> (N, R, n_words)
+    R = np.asarray(regions, np.float32)
+    pooled = R @ np.ascontiguousarray(act.transpose(1, 0, 2)).reshape(k, n * n_words)
+    hist = pooled.reshape(len(R), n, n_words).transpose(1, 0, 2)
+    if encoding == "binary":
+        hist = (hist > 0).astype(np.float32)
+    return hist.reshape(n, -1).astype(np.float32)
+
+
+def normalize_histograms(H: np.ndarray, method: str) -> np.ndarray:
+    """Normalise histograms (N, D) >= 0: "power" (sqrt then L2), "l1", "l2" or "none".
+
+    Returns a new float32 array (N, D); the input is left unchanged.
+    """
+    H = np.array(H, dtype=np.float32, copy=True)
+    if method == "none":
+        return H
+    if method == "power":
+        np.sqrt(H, out=H)
+    if method == "l1":
+        H /= np.maximum(H.sum(axis=1, keepdims=True), 1e-12)
+    else:
+        H /= np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-12)
+    return H
+
+
+def _patch_descriptors(X, size, step, mean, zca):
+    P, _ = extract_patches(X, size=size, step=step)  # (n, K, size*size*C)
+    P = normalize_patches(P)
+    if zca is not None:
+        P = (P - mean) @ zca
+    return P
+
+
+def _sift_descriptors(X, patch_size, step):
+    D = dense_sift(X, patch_size=patch_size, step=step)  # (n, K, 128)
+    D = D / np.maximum(D.sum(axis=-1, keepdims=True), 1e-6)  # RootSIFT: L1 then sqrt
+    return np.sqrt(D)
+
+
+def _encode_chunk(X, describe, codebook, regions, encoding):
+    return encode_histograms(describe(X), codebook, regions, encoding=encoding)
+
+
+class BagOfWords(ImageClassifier):
+    """Bag of visual words over patches or dense SIFT, classified by a linear SVM.
+
+    Parameters
+    ----------
+    descriptor : {"patch", "sift"}
+    n_words : int
+        Codebook size k.
+    patch_size, step : "auto" or int
+        Descriptor side and grid stride in pixels. "auto": for patches 5 pixels (3 on
+        images under 16 pixels) every pixel; for SIFT the :func:`auto_sift_grid` default
+        halved (8-pixel patches every 2 pixels on 28x28, 4 every 1 on 8x8).
+    whiten : bool
+        ZCA-whiten normalised patches before clustering (patch descriptor only).
+    encoding : {"counts", "binary", "tfidf", "soft"}
+    normalize : {"power", "l1", "l2", "none"}
+    pyramid : tuple of int
+        Spatial pyramid levels (1, 2, 4) = 1x1 + 2x2 + 4x4 regions; (1,) = a plain bag.
+    kernel : {"linear", "chi2"}
+    loss : {"squared", "hinge"}
+        Least-squares SVM (ridge, default) or ``LinearSVC``.
+    C : float
+        SVM inverse regularisation (ridge ``alpha = 1 / (2 C)``).
+    max_descriptors : int
+        Training descriptors sampled for k-means.
+    n_jobs : int or None
+        Workers for descriptor extraction and encoding.
+    verbose : bool
+        Progress bars.
+    random_state : int
+    """
+
+    def __init__(
+        self,
+        descriptor: str = "patch",
+        n_words: int = 256,
+        *,
+        patch_size="auto",
+        step="auto",
+        whiten: bool = True,
+        encoding: str = "soft",
+        normalize: str = "power",
+        pyramid=(1, 2, 4),
+        kernel: str = "linear",
+        loss: str = "squared",
+        C: float = 10.0,
+        max_descriptors: int = 100_000,
+        n_jobs: int | None = None,
+        verbose: bool = False,
+        random_state: int | None = 0,
+    ):
+        self.descriptor = descriptor
+        self.n_words = n_words
+        self.patch_size = patch_size
+        self.step = step
+        self.whiten = whiten
+        self.encoding = encoding
+        self.normalize = normalize
+        self.pyramid = pyramid
+        self.kernel = kernel
+        self.loss = loss
+        self.C = C
+        self.max_descriptors = max_descriptors
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    @property
+    def method_name(self) -> str:
+        """ "bovw-patch" or "bovw-sift"."""
+        return f"bovw-{self.descriptor}"
+
+    def _check_params(self):
+        for name, value, allowed in [
+            ("descriptor", self.descriptor, DESCRIPTORS),
+            ("encoding", self.encoding, ENCODINGS),
+            ("normalize", self.normalize, NORMALIZE),
+            ("kernel", self.kernel, KERNELS),
+            ("loss", self.loss, ("squared", "hinge")),
+        ]:
+            if value not in allowed:
+                raise InputError(f"{name} must be one of {allowed}, got {value!r}")
+        if int(self.n_words) < 2:
+            raise InputError(f"n_words={self.n_words}: a codebook needs at least 2 words")
+        if not self.pyramid or any(int(L) < 1 for L in self.pyramid):
+            raise InputError(f"pyramid={self.pyramid!r}: give levels >= 1, e.g. (1, 2, 4)")
+
+    def _grid(self, h: int, w: int) -> tuple[int, int, np.ndarray]:
+        """(size, step, centres (K, 2) as row, col) of the descriptor grid."""
+        s = min(h, w)
+        if self.descriptor == "patch":
+            size = (5 if s >= 16 else 3) if self.patch_size == "auto" else int(self.patch_size)
+            step = 1 if self.step == "auto" else int(self.step)
+            if h < size or w < size:
+                raise InputError(
+                    f"X: images are {h}x{w} pixels, smaller than one {size}x{size} patch; "
+                    "set patch_size smaller or resize the images"
+                )
+            rows = np.arange(0, h - size + 1, step) + (size - 1) / 2
+            cols = np.arange(0, w - size + 1, step) + (size - 1) / 2
+            rr, cc = np.meshgrid(rows, cols, indexing="ij")
+            return size, step, np.stack([rr.ravel(), cc.ravel()], 1)
+        size = max(4, round(s * 2 / 7)) if self.patch_size == "auto" else int(self.patch_size)
+        step = max(1, round(s / 14)) if self.step == "auto" else int(self.step)
+        if h < size or w < size or size < 4:
+            raise InputError(
+                f"X: images are {h}x{w} pixels, a SIFT patch of {size}x{size} does not fit "
+                "(SIFT needs 4 to min(H, W) pixels); set patch_size or resize the images"
+            )
+        xy = sift_grid(h, w, patch_size=size, step=step) + 0.5
+        return size, step, xy[:, ::-1].copy()
+
+    def _describe_func(self):
+        if self.descriptor == "patch":
+            return functools.partial(
+                _patch_descriptors,
+                size=self.patch_size_,
+                step=self.step_,
+                mean=self.zca_mean_,
+                zca=self.zca_,
+            )
+        return functools.partial(_sift_descriptors, patch_size=self.patch_size_, step=self.step_)
+
+    def describe(self, X) -> np.ndarray:
+        """Local descriptors (N, K, d) float32 of images X as the codebook sees them."""
+        return self._describe_func()(self._check_predict(X))
+
+    def _histograms(self, X: np.ndarray, desc: str = "encode") -> np.ndarray:
+        enc = self.encoding if self.encoding != "tfidf" else "counts"
+        H = self._histograms_raw(X, enc, desc)
+        if self.encoding == "tfidf":
+            H = H * np.tile(self.idf_, len(self.regions_))
+        return normalize_histograms(H, self.normalize)
+
+    def fit(self, X, y):
+        """Learn the codebook and the SVM from images X (N, H, W[, C]) and labels y (N,)."""
+        from sklearn.cluster import MiniBatchKMeans
+
+        self._check_params()
+        X, y = self._check_fit(X, y)
+        h, w = X.shape[1:3]
+        self.patch_size_, self.step_, self.centres_ = self._grid(h, w)
+        self.regions_ = pyramid_regions(self.centres_, h, w, tuple(int(L) for L in self.pyramid))
+        rng = np.random.default_rng(self.random_state)
+        k_per_image = len(self.centres_)
+        # sample of training descriptors for the whitening and the codebook
+        n_img = min(len(X), max(1, int(np.ceil(self.max_descriptors / k_per_image)) * 4))
+        sample_idx = rng.choice(len(X), n_img, replace=False)
+        self.zca_mean_, self.zca_ = None, None
+        if self.descriptor == "patch":
+            P, _ = extract_patches(X[sample_idx], size=self.patch_size_, step=self.step_)
+            S = normalize_patches(P).reshape(-1, P.shape[-1])
+            S = S[rng.choice(len(S), min(len(S), self.max_descriptors), replace=False)]
+            if self.whiten:
+                self.zca_mean_ = S.mean(axis=0)
+                cov = np.cov(S - self.zca_mean_, rowvar=False)
+                evals, evecs = np.linalg.eigh(cov)
+                self.zca_ = (evecs / np.sqrt(evals + 0.1)) @ evecs.T
+                self.zca_ = self.zca_.astype(np.float32)
+                S = (S - self.zca_mean_) @ self.zca_
+        else:
+            S = self._describe_func()(X[sample_idx]).reshape(-1, 128)
+            S = S[rng.choice(len(S), min(len(S), self.max_descriptors), replace=False)]
+        n_words = int(self.n_words)
+        if n_words > len(S):
+            raise InputError(
+                f"n_words={n_words} is more than the {len(S)} training descriptors; "
+                "choose fewer words or train on more images"
+            )
+        km = MiniBatchKMeans(
+            n_clusters=n_words,
+            batch_size=4096,
+            n_init=1,
+            max_iter=20,
+            random_state=self.random_state,
+        ).fit(S.astype(np.float64))  # float64: k-means++ has no fast float32 distance path
+        self.codebook_ = km.cluster_centers_.astype(np.float32)
+        enc = self.encoding if self.encoding != "tfidf" else "counts"
+        H = self._histograms_raw(X, enc, desc="encode")
+        if self.encoding == "tfidf":
+            counts = H[:, :n_words]  # level 1x1 holds the whole image's counts
+            df = (counts > 0).sum(axis=0)
+            self.idf_ = np.log((1.0 + len(X)) / (1.0 + df)).astype(np.float32) + 1.0
+            H = H * np.tile(self.idf_, len(self.regions_))
+        H = normalize_histograms(H, self.normalize)  # a new array: the raw one is freed here
+        self.svm_ = self._make_svm().fit(H, y)
+        return self
+
+    def _histograms_raw(self, X, enc, desc="encode"):
+        func = functools.partial(
+            _encode_chunk,
+            describe=self._describe_func(),
+            codebook=self.codebook_,
+            regions=self.regions_,
+            encoding=enc,
+        )
+        return map_chunks(
+            func, X, n_jobs=self.n_jobs, chunk_size=100, progress=self.verbose, desc=desc
+        )
+
+    def _make_svm(self):
+        from sklearn.pipeline import make_pipeline
+
+        if self.loss == "hinge":
+            from sklearn.svm import LinearSVC
+
+            svm = LinearSVC(C=self.C, dual="auto", random_state=self.random_state)
+        else:
+            from sklearn.linear_model import RidgeClassifier
+
+            svm = RidgeClassifier(alpha=1.0 / (2.0 * self.C))
+        if self.kernel == "chi2":
+            from sklearn.kernel_approximation import AdditiveChi2Sampler
+
+            return make_pipeline(AdditiveChi2Sampler(sample_steps=2), svm)
+        return svm
+
+    def transform(self, X) -> np.ndarray:
+        """Normalised word histograms (N, n_regions * n_words) float32 of images X."""
+        return self._histograms(self._check_predict(X), desc="encode")
+
+    def predict(self, X) -> np.ndarray:
+        """Labels (N,) of images X (N, H, W[, C])."""
+        return self.svm_.predict(self.transform(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """SVM scores (N, n_classes) ((N,) for two classes). No ``predict_proba``: an SVM
+        gives margins, not probabilities."""
+        return self.svm_.decision_function(self.transform(X))
+
+
+# -- helpers for the report ---------------------------------------------------------------
+def word_histogram(est: BagOfWords, image: np.ndarray) -> np.ndarray:
+    """How often each visual word occurs in one image (whole image, hard assignment).
+
+    Parameters
+    ----------
+    image : (H, W[, C]) uint8
+
+    Returns
+    -------
+    (n_words,) int64 counts, summing to the number of descriptors per image.
+    """
+    D = est.describe(np.asarray(image)[None])[0]  # (K, d)
+    idx = squared_distances(D, est.codebook_).argmin(axis=1)
+    return np.bincount(idx, minlength=len(est.codebook_)).astype(np.int64)
+
+
+def word_montages(
+    est: BagOfWords, X: np.ndarray, *, n_patches: int = 16, max_images: int = 500
+) -> np.ndarray:
+    """Each visual word shown as the image patches nearest to it.
+
+    Parameters
+    ----------
+    X : (N, H, W[, C]) uint8
+        Images to take patches from (the first ``max_images`` are used).
+    n_patches : int
+        Patches per word.
+
+    Returns
+    -------
+    (n_words, n_patches, s, s[, C]) uint8 raw pixel patches (s = the descriptor's patch
+    side), nearest first; a word with fewer candidates repeats its last patch.
+    """
+    X = est._check_predict(X)[:max_images]
+    D = est.describe(X)  # (n, K, d)
+    _, k, d = D.shape
+    s = est.patch_size_
+    d2 = squared_distances(D.reshape(-1, d), est.codebook_)  # (n*K, n_words)
+    order = np.argsort(d2, axis=0)[:n_patches].T  # (n_words, n_patches)
+    img_idx, pos_idx = np.divmod(order, k)
+    centres = est.centres_[pos_idx]  # (n_words, n_patches, 2) row, col
+    top = np.round(centres - (s - 1) / 2).astype(int)
+    h, w = X.shape[1:3]
+    top[..., 0] = np.clip(top[..., 0], 0, h - s)
+    top[..., 1] = np.clip(top[..., 1], 0, w - s)
+    out = np.empty((*order.shape, s, s, *X.shape[3:]), np.uint8)
+    for wi in range(order.shape[0]):
+        for j in range(order.shape[1]):
+            r, c = top[wi, j]
+            out[wi, j] = X[img_idx[wi, j], r : r + s, c : c + s]
+    return out
+
+
+@register_method(
+    "bovw-patch",
+    approach="bovw",
+    description="bag of words: 256 words of whitened 5x5 patches, soft assignment, 1+2x2+4x4 pyramid, linear SVM",
+)
+def make_bovw_patch(**params) -> BagOfWords:
+    return BagOfWords("patch", **params)
+
+
+@register_method(
+    "bovw-sift",
+    approach="bovw",
+    description="bag of words: 256 words of dense SIFT, soft assignment, 1+2x2+4x4 pyramid, linear SVM",
+)
+def make_bovw_sift(**params) -> BagOfWords:
+    return BagOfWords("sift", **params)
