@@ -112,9 +112,75 @@ def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
     return folder
 
 
+ARCHIVE_MAX_BYTES = 4 << 30  # uncompressed size limit of a single-file model archive
+ARCHIVE_MAX_FILES = 64
+
+
+def pack(path, archive=None) -> Path:
+    """Write the model at ``path`` (run or model folder) as one zip file; returns the file.
+
+    ``archive`` defaults to ``<model folder>.zip``. Every command accepts the archive in
+    place of the folder (it is unpacked, checked, into a cache folder first).
+    """
+    import zipfile
+
+    folder = resolve(path)
+    out = Path(archive) if archive else folder.with_suffix(".zip")
+    files = sorted(f for f in folder.iterdir() if f.is_file())
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f.name)
+    tmp.replace(out)
+    return out
+
+
+def _unpack(file: Path) -> Path:
+    """Extract a model archive into a cache folder named by its SHA-256 (flat files only)."""
+    import hashlib
+    import tempfile
+    import zipfile
+
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:32]
+    target = Path(tempfile.gettempdir()) / "objrec-models" / digest
+    if (target / META_NAME).is_file():
+        return target
+    try:
+        with zipfile.ZipFile(file) as z:
+            infos = z.infolist()
+            names = [i.filename for i in infos]
+            if (
+                len(infos) > ARCHIVE_MAX_FILES
+                or any("/" in n or "\\" in n or n in ("", ".", "..") for n in names)
+                or sum(i.file_size for i in infos) > ARCHIVE_MAX_BYTES
+            ):
+                raise ModelFileError(
+                    f"{file}: refusing to unpack: a model archive holds at most "
+                    f"{ARCHIVE_MAX_FILES} flat files, {ARCHIVE_MAX_BYTES >> 30} GiB in all"
+                )
+            if META_NAME not in names:
+                raise ModelFileError(f"{file}: not an objrec model archive (no {META_NAME})")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+            for n in names:
+                (tmp / n).write_bytes(z.read(n))
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ModelFileError(f"{file}: corrupt model archive ({e})") from e
+    try:
+        tmp.replace(target)
+    except OSError:  # unpacked concurrently by another process: use theirs
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def resolve(path) -> Path:
-    """The model folder for ``path``: a model folder itself, or a run folder holding ``model/``."""
+    """The model folder for ``path``: a model folder itself, a run folder holding ``model/``,
+    or a single-file model archive (see :func:`pack`)."""
     p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".zip":
+        return _unpack(p)
     for cand in (p, p / "model"):
         if (cand / META_NAME).is_file():
             return cand

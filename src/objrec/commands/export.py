@@ -16,7 +16,12 @@ def register(sub) -> None:
         "nothing, when the check does not hold.",
     )
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "torchscript", "archive"),
+        default="onnx",
+        help="archive: the objrec model itself as one zip file (every command accepts it)",
+    )
     p.add_argument(
         "--output", "-o", default=None, help="file to write (default: MODEL/model.onnx or model.pt)"
     )
@@ -91,6 +96,12 @@ def run(args) -> int:
     from objrec.serving.export import export
 
     folder = resolve(args.model)
+    if args.format == "archive":
+        from objrec.artifact import pack
+
+        out = pack(folder, args.output)
+        print(f"objrec: wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
+        return 0
     est = objrec.load(folder)
     meta = est.objrec_metadata_
     out = (
