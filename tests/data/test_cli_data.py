@@ -22,7 +22,8 @@ def test_info_digits_table(capsys):
     assert main(["data", "info", "digits"]) == 0
     out = capsys.readouterr().out
     assert "found in  scikit-learn" in out
-    assert "1,257 train / 270 val / 270 test" in out
+    assert "split     1,257 train / 270 val / 270 test  (stratified, seed 0)" in out
+    assert "images    1,797 (one pool, no official split)" in out
     assert "8x8 grey: uint8 array (N, 8, 8)" in out
     lines = [ln.split() for ln in out.splitlines()]
     rows = {
@@ -56,7 +57,8 @@ def test_info_idx_folder_with_official_split(tmp_path, capsys):
     write_idx(tmp_path / "d" / IDX_FILES[3], (np.arange(8) % 2).astype(np.uint8))
     assert main(["data", "info", str(tmp_path / "d"), "--val-size", "10"]) == 0
     out = capsys.readouterr().out
-    assert "50 train / 10 val / 8 test  (official test kept" in out
+    assert "images    68 (official split: 60 train / 8 test)" in out
+    assert "split     50 train / 10 val / 8 test  (test kept as published" in out
 
 
 def test_truncated_idx_gives_one_clear_line_and_nonzero_exit(tmp_path):

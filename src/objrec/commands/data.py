@@ -152,15 +152,17 @@ def format_summary(s: dict, seed: int) -> str:
     hw = f"{shape[0]}x{shape[1]}"
     sizes = s["split_sizes"]
     if s["official_test"]:
-        how = f"official test kept, val carved from train: stratified, seed {seed}"
+        given = f"official split: {sizes['train'] + sizes['val']:,} train / {sizes['test']:,} test"
+        how = f"test kept as published; val from train, stratified, seed {seed}"
     else:
-        how = f"one pool split stratified, seed {seed}"
+        given = "one pool, no official split"
+        how = f"stratified, seed {seed}"
     fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
     lines = [
         f"dataset   {s['name']}",
         f"found in  {s['source']}",
-        f"images    {s['total']:,}: {sizes['train']:,} train / {sizes['val']:,} val / "
-        f"{sizes['test']:,} test  ({how})",
+        f"images    {s['total']:,} ({given})",
+        f"split     {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test  ({how})",
         f"shape     {hw} {mode}: {s['dtype']} array (N, {', '.join(map(str, shape))}), "
         f"values {s['pixel_range'][0]}..{s['pixel_range'][1]}",
         f"pixels    mean [{fmt(s['train_mean'])}]  std [{fmt(s['train_std'])}]  "
