@@ -125,6 +125,26 @@ def parse_hey(text: str) -> dict:
     }
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of process ``root`` and all its descendants (Linux /proc)."""
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d.name)] = (int(f[1]), int(f[11]) + int(f[12]))  # ppid, utime + stime
+    keep, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in keep:
+                keep.add(pid)
+                frontier.append(pid)
+    return sum(stats[p][1] for p in keep if p in stats) / os.sysconf("SC_CLK_TCK")
+
+
 def load_test(model_dir: Path, png: bytes, workers: int, n: int, c: int, tmp: Path) -> dict:
     import httpx
 
@@ -166,10 +186,18 @@ def load_test(model_dir: Path, png: bytes, workers: int, n: int, c: int, tmp: Pa
             capture_output=True,
             check=True,
         )
+        cpu0, hey0 = tree_cpu_seconds(proc.pid), os.times()
         out = subprocess.run(
             [*hey, url + "/v1/predict"], capture_output=True, text=True, check=True
         ).stdout
+        hey1 = os.times()
+        server_cpu = tree_cpu_seconds(proc.pid) - cpu0
+        hey_cpu = (
+            hey1.children_user + hey1.children_system - hey0.children_user - hey0.children_system
+        )
         res = {"workers": workers, "requests": n, "concurrency": c, **parse_hey(out)}
+        res["server_cpu_ms_per_request"] = 1000 * server_cpu / n
+        res["client_cpu_ms_per_request"] = 1000 * hey_cpu / n
         res["prediction"] = check.json()["predictions"][0]["top_k"][0]
         return res
     finally:
@@ -225,14 +253,31 @@ def section(res: dict) -> str:
         f"### REST server under load (`hey`, {res['requests']:,} single-image POST /v1/predict "
         f"requests, concurrency {res['concurrency']}, loopback)",
         "",
-        "| workers | requests/s | p50 ms | p90 ms | p99 ms | non-200 | transport errors |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workers | requests/s | p50 ms | p90 ms | p99 ms | non-200 | transport errors "
+        "| server CPU ms/request | hey CPU ms/request |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res["server"]:
         lines.append(
             f"| {r['workers']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} |"
+            f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} "
+            f"| {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} |"
         )
+    best = max(res["server"], key=lambda r: r["requests_per_s"])
+    cpu = best["server_cpu_ms_per_request"] + best["client_cpu_ms_per_request"]
+    ok = (
+        best["requests_per_s"] >= 1000
+        and best["p99_ms"] <= 50
+        and best["non_200"] + best["transport_errors"] == 0
+    )
+    lines += [
+        "",
+        f"Targets >= 1,000 requests/s, p99 <= 50 ms, zero errors: {'met' if ok else 'not met'} "
+        f"(best: {best['workers']} worker(s), {best['requests_per_s']:,.0f} requests/s, p99 "
+        f"{best['p99_ms']:.1f} ms). Server and load generator together spend {cpu:.2f} ms of "
+        f"CPU per request, so 2 cores can carry at most about {2000 / cpu:,.0f} requests/s "
+        "with nothing else running.",
+    ]
     lines.append("")
     if res.get("notes"):
         lines += [res["notes"], ""]
