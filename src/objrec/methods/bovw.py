@@ -218,6 +218,12 @@ class BagOfWords(ImageClassifier):
         """ "bovw-patch" or "bovw-sift"."""
         return f"bovw-{self.descriptor}"
 
+    def _check_predict(self, X) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "classes_")
+        return super()._check_predict(X)
+
     def _check_params(self):
         for name, value, allowed in [
             ("descriptor", self.descriptor, DESCRIPTORS),
@@ -363,18 +369,20 @@ class BagOfWords(ImageClassifier):
             return make_pipeline(AdditiveChi2Sampler(sample_steps=2), svm)
         return svm
 
-    def transform(self, X) -> np.ndarray:
+    def histograms(self, X) -> np.ndarray:
         """Normalised word histograms (N, n_regions * n_words) float32 of images X."""
         return self._histograms(self._check_predict(X), desc="encode")
 
     def predict(self, X) -> np.ndarray:
         """Labels (N,) of images X (N, H, W[, C])."""
-        return self.svm_.predict(self.transform(X))
+        H = self.histograms(X)
+        return self.svm_.predict(H)
 
     def decision_function(self, X) -> np.ndarray:
         """SVM scores (N, n_classes) ((N,) for two classes). No ``predict_proba``: an SVM
         gives margins, not probabilities."""
-        return self.svm_.decision_function(self.transform(X))
+        H = self.histograms(X)
+        return self.svm_.decision_function(H)
 
 
 # -- helpers for the report ---------------------------------------------------------------

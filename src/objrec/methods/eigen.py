@@ -92,6 +92,12 @@ class EigenClassifier(ImageClassifier):
         """ "fisher" with LDA, "eigen" without."""
         return "fisher" if self.fisher else "eigen"
 
+    def _check_predict(self, X) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "classes_")
+        return super()._check_predict(X)
+
     @staticmethod
     def _flat(X: np.ndarray) -> np.ndarray:
         return X.reshape(len(X), -1).astype(np.float32) / np.float32(255)
@@ -158,7 +164,7 @@ class EigenClassifier(ImageClassifier):
         return self
 
     # -- projections ----------------------------------------------------------------------
-    def transform(self, X) -> np.ndarray:
+    def project(self, X) -> np.ndarray:
         """Weights (N, n_components) of images X in the eigen (or Fisher) space, float32."""
         A = self._flat(self._check_predict(X))
         W = self.pca_.transform(A)
@@ -180,7 +186,7 @@ class EigenClassifier(ImageClassifier):
     def nearest_distance(self, X) -> np.ndarray:
         """Distance (N,) in weight space to the nearest template ("template") or training
         image ("knn"): what ``unknown_threshold`` is compared with for ``unknown_by="distance"``."""
-        W = self.transform(X)
+        W = self.project(X)
         if self.knn_ is not None:
             d, _ = self.knn_.kneighbors(W, n_neighbors=1)
             return d[:, 0]
@@ -203,7 +209,7 @@ class EigenClassifier(ImageClassifier):
 
     def predict(self, X) -> np.ndarray:
         """Labels (N,) of images X; ``unknown_label`` where the open-set test rejects them."""
-        pred = self._known_predict(self.transform(X))
+        pred = self._known_predict(self.project(X))
         mask = self._unknown_mask(X)
         if mask is not None and mask.any():
             out_dtype = np.result_type(pred.dtype, np.asarray(self.unknown_label).dtype)
@@ -213,7 +219,7 @@ class EigenClassifier(ImageClassifier):
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distance (N, n_classes) to each class template: larger is more likely."""
-        return -self._template_distances(self.transform(X))
+        return -self._template_distances(self.project(X))
 
     def _has_knn(self):
         return self.classify == "knn"
@@ -222,7 +228,8 @@ class EigenClassifier(ImageClassifier):
     def predict_proba(self, X) -> np.ndarray:
         """Distance-weighted vote of the k neighbours (N, n_classes); only for
         ``classify="knn"`` (templates give distances: see ``decision_function``)."""
-        return self.knn_.predict_proba(self.transform(X))
+        W = self.project(X)
+        return self.knn_.predict_proba(W)
 
 
 # -- helpers for plots: plain arrays, image-shaped ----------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from sklearn.utils.metaestimators import available_if
 
 from objrec.errors import InputError
 from objrec.features.hog import hog_multi
@@ -166,6 +167,12 @@ class FeatureClassifier(ImageClassifier):
         """Registry name of this configuration, e.g. "hog-svm"."""
         return f"{self.features}-{self.classifier}"
 
+    def _check_predict(self, X) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "classes_")
+        return super()._check_predict(X)
+
     # -- descriptor ---------------------------------------------------------------------
     def _resolve_features(self, shape) -> dict:
         h, w = shape[:2]
@@ -278,28 +285,31 @@ class FeatureClassifier(ImageClassifier):
 
     def predict(self, X) -> np.ndarray:
         """Labels (N,) of images X (N, H, W[, C])."""
-        return self.classifier_.predict(self.transform_features(X))
+        F = self.transform_features(X)
+        return self.classifier_.predict(F)
 
+    def _has_scores(self):
+        return self.classifier in ("svm", "rbf", "logreg")
+
+    def _has_proba(self):
+        return self.classifier in ("knn", "logreg", "rf")
+
+    @available_if(_has_scores)
     def decision_function(self, X) -> np.ndarray:
-        """Per-class scores (N, n_classes) (or (N,) for two classes) of the SVM / logistic
-        regression; not available for kNN and random forest (use ``predict_proba``)."""
-        clf = self.classifier_
-        if not hasattr(clf, "decision_function"):
-            raise AttributeError(f"{self.method_name} has no decision_function; use predict_proba")
-        return clf.decision_function(self.transform_features(X))
+        """Per-class scores (N, n_classes) ((N,) for two classes) of the SVMs and logistic
+        regression; kNN and random forests have ``predict_proba`` instead."""
+        F = self.transform_features(X)
+        return self.classifier_.decision_function(F)
 
+    @available_if(_has_proba)
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (N, n_classes) for "knn", "logreg" and "rf".
+        """Class probabilities (N, n_classes) of "knn", "logreg" and "rf".
 
-        SVMs give no probabilities (Platt scaling would cost another 5 fits); they raise
-        ``AttributeError``: use ``decision_function``.
+        SVMs give no probabilities (Platt scaling would cost five more fits): use
+        ``decision_function``.
         """
-        clf = self.classifier_
-        if not hasattr(clf, "predict_proba"):
-            raise AttributeError(
-                f"{self.method_name} gives no probabilities; use decision_function"
-            )
-        return clf.predict_proba(self.transform_features(X))
+        F = self.transform_features(X)
+        return self.classifier_.predict_proba(F)
 
 
 def _factory(features: str, classifier: str, **defaults):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 _CHUNK = 5000
 
@@ -54,7 +56,9 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
         """Fit on features F (N, D) and labels y (N,)."""
         from sklearn.kernel_approximation import Nystroem
 
-        F = np.asarray(F, np.float32)
+        F, y = validate_data(self, F, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        F = F.astype(np.float32, copy=False)
         gamma = self.gamma
         if gamma == "scale":
             var = float(F.var())
@@ -80,7 +84,9 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, F) -> np.ndarray:
         """Per-class scores (N, n_classes) ((N,) for two classes)."""
-        F = np.asarray(F, np.float32)
+        check_is_fitted(self)
+        F = validate_data(self, F, reset=False, dtype=[np.float32, np.float64])
+        F = F.astype(np.float32, copy=False)
         return np.concatenate(
             [
                 self.linear_.decision_function(self._map(F[s : s + _CHUNK]))
