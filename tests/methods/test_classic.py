@@ -197,3 +197,20 @@ def test_fisher_images_and_template_scores(digits_small):
     np.testing.assert_array_equal(est.classes_[scores.argmax(axis=1)], est.predict(Xte))
     with pytest.raises(AttributeError):
         est.predict_proba(Xte)  # templates give distances, not probabilities
+
+
+def test_hog_picture_of_a_fitted_model(digits_small):
+    from skimage.feature import hog as sk_hog
+
+    from objrec.methods.features import hog_picture
+
+    X, y = digits_small[:2]
+    est = objrec.make_method("hog-svm").fit(X[:200], y[:200])
+    pic = hog_picture(est, X[0])
+    _, ref = sk_hog(
+        np.sqrt(X[0].astype(float)), pixels_per_cell=(2, 2), cells_per_block=(2, 2), visualize=True
+    )
+    assert pic.shape == (8, 8)
+    np.testing.assert_allclose(pic, ref)
+    with pytest.raises(InputError, match="HOG model"):
+        hog_picture(objrec.make_method("pixels-knn").fit(X[:50], y[:50]), X[0])

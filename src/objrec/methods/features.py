@@ -347,3 +347,33 @@ for _f, _c, _kw in [
     register_method(f"{_f}-{_c}", approach="features", description=f"{_FEATURE_NAMES[_f]} + {_d}")(
         _factory(_f, _c, **_kw)
     )
+
+
+def hog_picture(est: FeatureClassifier, image: np.ndarray, *, cell: int = 0) -> np.ndarray:
+    """The HOG a fitted "hog-*" model sees in one image, as a picture.
+
+    Parameters
+    ----------
+    est : fitted :class:`FeatureClassifier` with ``features="hog"``
+    image : (H, W[, C]) uint8, the model's input size
+    cell : index into the model's cell sizes (``est.feature_params_["cells"]``)
+
+    Returns
+    -------
+    (H, W) float64, scikit-image's HOG visualisation (line segments per cell and bin).
+    """
+    from objrec.features.hog import hog_visualization
+
+    if est.features != "hog":
+        raise InputError(f"hog_picture needs a HOG model, got {est.method_name}")
+    img = est._check_predict(np.asarray(image)[None])[0]
+    ppc, cpb = est.feature_params_["cells"][cell]
+    if est.transform_sqrt:
+        img = np.sqrt(img.astype(np.float64))
+    return hog_visualization(
+        img,
+        orientations=est.orientations,
+        pixels_per_cell=ppc,
+        cells_per_block=cpb,
+        block_norm=est.block_norm,
+    )
