@@ -92,7 +92,7 @@ def cpu_peak_flops() -> tuple[float, str]:
     model = re.search(r"^model name\s*:\s*(.*)$", info, re.M).group(1)
     return peak, (
         f"{model}: {cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x {lanes} fp32 lanes "
-        f"({'AVX-512' if lanes == 16 else 'AVX2'}) x {2 * fma} FLOP = {peak / 1e9:.0f} GFLOP/s "
+        f"({'AVX-512' if lanes == 16 else 'AVX2'}) x {fma} FLOP per FMA = {peak / 1e9:.0f} GFLOP/s "
         "(assumes 2 FMA pipes per core, as on AMD Zen 2+ and Intel Haswell+, at the reported clock)"
     )
 
@@ -275,7 +275,7 @@ def report(results: dict) -> str:
                     f"forward) = {ips * train_flops / 1e9:.1f} GFLOP/s = {ips * train_flops / peak:.1%} of peak"
                 )
     lines.append("")
-    lines.append(f"Peak: {results['cpu']['assumption']}.")
+    lines.append(f"Peak: {cpu_peak_flops()[1]}.")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 
