@@ -184,8 +184,15 @@ def main(argv=None) -> int:
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per (dataset, method)")
     p.add_argument("--out", default="benchmarks/results/classic.jsonl")
+    p.add_argument(
+        "--table", metavar="JSONL", help="only print the Markdown table of an earlier results file"
+    )
     p.add_argument("--one", nargs=2, metavar=("DATASET", "METHOD"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.table:
+        rows = [json.loads(line) for line in Path(a.table).read_text().splitlines() if line.strip()]
+        print(table(rows))
+        return 0
     if a.one:
         print(json.dumps(run_one(a.one[0], a.one[1], a.train_size, a.n_jobs)))
         return 0

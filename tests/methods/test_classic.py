@@ -214,3 +214,11 @@ def test_hog_picture_of_a_fitted_model(digits_small):
     np.testing.assert_allclose(pic, ref)
     with pytest.raises(InputError, match="HOG model"):
         hog_picture(objrec.make_method("pixels-knn").fit(X[:50], y[:50]), X[0])
+
+
+def test_parallel_feature_extraction_matches_serial(digits_small):
+    X, y = digits_small[:2]
+    one = objrec.make_method("hog-svm", n_jobs=1).fit(X, y)
+    two = objrec.make_method("hog-svm", n_jobs=2).fit(X, y)
+    many = np.tile(X, (7, 1, 1))  # 4,200 images: three chunks of 2,000, run on two workers
+    np.testing.assert_array_equal(one.transform_features(many), two.transform_features(many))

@@ -46,14 +46,15 @@ def auto_hog_cells(height: int, width: int) -> tuple[tuple[int, int], ...]:
     cells = [(small, 2)]
     if large != small and s // large >= 2:
         cells.append((large, 2))
-    elif s // (2 * small) >= 1 and 2 * small != small:
+    elif s // (2 * small) >= 1:
         cells.append((2 * small, 1))
     return tuple(cells)
 
 
 def auto_sift_grid(height: int, width: int) -> tuple[int, int]:
-    """Default dense-SIFT (patch_size, step): patches of about 3/7 of the shorter side,
-    a quarter of that apart... e.g. (12, 4) on 28x28 images (25 descriptors), (4, 2) on 8x8.
+    """Default dense-SIFT (patch_size, step) in pixels: patches of about 3/7 of the shorter
+    side, 1/7 of it apart (at least 4 and 2 pixels): (12, 4) on 28x28 images, a 5x5 grid of
+    descriptors; (4, 2) on 8x8, a 3x3 grid.
     """
     s = min(height, width)
     patch = max(4, round(s * 3 / 7))
