@@ -104,3 +104,19 @@ def test_hog_pipeline_is_not_exportable(tmp_path, digits_16):
     with pytest.raises(ExportError, match="HOG"):
         export(est, tmp_path / "h.onnx", check_images=X)
     assert not (tmp_path / "h.onnx").exists()
+
+
+def test_rgb_cnn_onnx_parity(tmp_path, digits_16):
+    import objrec
+
+    # colour images (N, H, W, 3): the graph moves channels first itself
+    X, y, Xt, _ = digits_16
+    rng = np.random.default_rng(0)
+    tint = rng.uniform(0.3, 1.0, size=(len(X), 1, 1, 3))
+    Xc = (X[..., None] * tint).astype(np.uint8)
+    est = objrec.make_method("simple_cnn", epochs=1, verbose=False).fit(Xc[:120], y[:120])
+    check = np.repeat(Xt[:30, ..., None], 3, axis=-1)
+    res = export(est, tmp_path / "rgb.onnx", check_images=check)
+    assert [r.passed for r in res.reports] == [True, True]
+    sess = onnx_session((tmp_path / "rgb.onnx").read_bytes())
+    assert sess.get_inputs()[0].shape[1:] == [16, 16, 3]
