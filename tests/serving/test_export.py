@@ -120,3 +120,17 @@ def test_rgb_cnn_onnx_parity(tmp_path, digits_16):
     assert [r.passed for r in res.reports] == [True, True]
     sess = onnx_session((tmp_path / "rgb.onnx").read_bytes())
     assert sess.get_inputs()[0].shape[1:] == [16, 16, 3]
+
+
+def test_knn_exports_only_with_uniform_weights(tmp_path, digits_16):
+    import objrec
+
+    Xtr, ytr, X, _ = digits_16
+    est = objrec.make_method("pixels-knn").fit(Xtr, ytr)  # weights="distance" by default
+    with pytest.raises(ExportError, match="weights='distance'"):
+        export(est, tmp_path / "k.onnx", check_images=X)
+    est = objrec.make_method("pixels-knn", weights="uniform").fit(Xtr, ytr)
+    res = export(est, tmp_path / "k.onnx", check_images=X)
+    assert res.reports[0].passed
+    got = run_onnx(onnx_session((tmp_path / "k.onnx").read_bytes()), X)
+    np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4)

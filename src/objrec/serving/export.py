@@ -18,10 +18,16 @@ What can be exported
 --------------------
 * CNNs (``CNNClassifier``): ONNX (legacy TorchScript-based ``torch.onnx.export``, opset
   17 by default, dynamic batch axis optional) and TorchScript (``torch.jit.trace``).
-* Classic pipelines whose every step skl2onnx can convert: raw pixels
-  (flatten, scale to 0..1) or PCA (``eigen``/``fisher``) followed by a scikit-learn
-  classifier skl2onnx supports (linear SVM, logistic regression, kNN, random forest,
-  SVC, LDA ...). Not exportable, with a clear error: HOG (scikit-image's ``hog`` has no
+* Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
+  to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
+  a random forest, or kNN with uniform weights (``pixels-logreg``, ``pixels-svm``,
+  ``pixels-rbf``, ``pixels-rf``; ``pixels-knn`` with ``weights="uniform"``). Graphs run
+  in float64 where the converter allows, so tree branches and neighbour ranks match.
+  Not exportable, with a clear error: kNN with ``weights="distance"`` (objrec's default:
+  skl2onnx's converter votes uniformly, which the parity check catches); two-class SVM
+  scores (skl2onnx's sign/shape convention differs); the Nystroem-approximated RBF SVM
+  used above 20,000 training images (objrec's ``NystroemClassifier`` has no converter); ``eigen``/``fisher``
+  (nearest class template in PCA/LDA space is custom code); HOG (scikit-image's ``hog`` has no
   ONNX operator set equivalent: per-cell orientation histograms with bilinear vote
   splitting and block normalisation would have to be rebuilt from primitive ops), SIFT
   (OpenCV's keypoint detector and descriptor are not ONNX operators), and the bags of
@@ -284,6 +290,13 @@ def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | N
     from onnx import TensorProto, helper
 
     kind, skl = _classic_parts(est)
+    for step in _final_classifiers(skl):
+        if getattr(step, "weights", None) == "distance" and hasattr(step, "n_neighbors"):
+            raise ExportError(
+                "kNN with weights='distance' cannot be exported: skl2onnx's converter votes "
+                "uniformly, so its probabilities differ from scikit-learn's. Fit with "
+                "weights='uniform' to export, or use the model natively (objrec predict / serve)"
+            )
     if len(est.classes_) == 2 and not has_proba(est):
         raise ExportError(
             f"{type(est).__name__}: two-class SVM decision scores are not exported to ONNX "
