@@ -60,7 +60,8 @@ def load_split(dataset: str, train_size: int | None, seed: int = 0):
         return X[k <= 5], y[k <= 5], X[k > 5], y[k > 5]
     from objrec.data import load_dataset
 
-    ds = load_dataset(dataset, progress=False)
+    shared = ROOT.parent / "shared" / "data" / dataset
+    ds = load_dataset(dataset, data_dir=shared if shared.is_dir() else None, progress=False)
     Xtr = np.concatenate([ds.train.X, ds.val.X])
     ytr = np.concatenate([ds.train.y, ds.val.y])
     if train_size and train_size < len(Xtr):
