@@ -218,10 +218,7 @@ class CNNClassifier(ImageClassifier):
 
         Xt = torch.from_numpy(to_nchw(X))  # (N, C, H, W) uint8
         channels, size = int(Xt.shape[1]), [int(Xt.shape[2]), int(Xt.shape[3])]
-        x01 = Xt.float().div_(255)
-        mean = x01.mean(dim=(0, 2, 3)).tolist()
-        std = x01.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-        del x01
+        mean, std = _channel_stats(Xt)
         state_ckpt = load_checkpoint(self.resume) if self.resume else None
         if state_ckpt is not None:
             m = state_ckpt["meta"]
@@ -414,6 +411,25 @@ class CNNClassifier(ImageClassifier):
         est.preprocessing_ = meta["preprocessing"]
         est.history_ = meta.get("history", [])
         return est
+
+
+def _channel_stats(Xt) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (ddof 1, at least 1e-3) of uint8 (N, C, H, W) in 0..1 units.
+
+    Accumulated in float64 over chunks, so no float copy of the whole split is made.
+    """
+    import torch
+
+    total = torch.zeros(Xt.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for i in range(0, len(Xt), 4096):
+        x = Xt[i : i + 4096].to(torch.float64) / 255
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+    n = Xt.shape[0] * Xt.shape[2] * Xt.shape[3]
+    mean = total / n
+    var = (squares - n * mean * mean) / max(n - 1, 1)
+    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
 
 
 def check_shape(est, X) -> np.ndarray:
