@@ -190,9 +190,15 @@ def main(argv=None) -> int:
     )
     p.add_argument("--one", nargs=2, metavar=("DATASET", "METHOD"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.table:
-        rows = [json.loads(line) for line in Path(a.table).read_text().splitlines() if line.strip()]
-        print(table(rows))
+    if a.table:  # the last successful run of each (dataset, method), else its last error
+        last: dict = {}
+        for line in Path(a.table).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                key = (r["dataset"], r["method"])
+                if "error" not in r or "error" in last.get(key, {"error": 1}):
+                    last[key] = r
+        print(table(sorted(last.values(), key=lambda r: (r["dataset"], r["method"]))))
         return 0
     if a.one:
         print(json.dumps(run_one(a.one[0], a.one[1], a.train_size, a.n_jobs)))
