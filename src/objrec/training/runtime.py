@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -16,12 +17,34 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+def busy_cores() -> float:
+    """How many cores other processes keep busy now: a 0.2 s sample of /proc/stat.
+
+    Falls back to the 1-minute load average where /proc/stat is unavailable.
+    """
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals)  # idle + iowait, total (clock ticks)
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(0.2)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = 1 - (idle1 - idle0) / max(total1 - total0, 1)
+    return max(0.0, busy * (os.cpu_count() or 1))
+
+
 def configure_threads(threads: int | None = None, world_size: int = 1) -> int:
     """Set PyTorch's intra-op threads and return the number chosen.
 
     ``threads`` wins when given; otherwise ``OMP_NUM_THREADS`` when set; otherwise the
     usable cores divided among the ranks of this machine, minus the cores other processes
-    keep busy (1-minute load average, rounded). Asking for more threads than there are free
+    keep busy right now (:func:`busy_cores`; not the 1-minute load average, which still
+    counts a process that has just ended). Asking for more threads than there are free
     cores makes OpenMP threads wait for each other: on a 2-core machine with one core busy,
     2 threads train simple_cnn about 8x slower than 1 thread.
     """
@@ -29,11 +52,9 @@ def configure_threads(threads: int | None = None, world_size: int = 1) -> int:
         if os.environ.get("OMP_NUM_THREADS"):
             threads = int(os.environ["OMP_NUM_THREADS"])
         else:
-            cores = (
-                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            )
-            per_rank = max(1, (cores or 1) // max(1, world_size))
-            busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-            threads = max(1, min(per_rank, (cores or 1) - busy))
+            affinity = getattr(os, "sched_getaffinity", None)
+            cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+            per_rank = max(1, cores // max(1, world_size))
+            threads = max(1, min(per_rank, round(cores - busy_cores())))
     torch.set_num_threads(int(threads))
     return int(threads)
