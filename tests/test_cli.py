@@ -25,3 +25,16 @@ def test_unknown_method_names_the_available_ones():
 def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "objrec.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("objrec ")
+
+
+def test_closed_stdout_ends_quietly():
+    """``objrec ... | head`` closes the pipe early: no traceback, exit status 1."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "objrec", "data", "info", "digits"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -51,3 +51,26 @@ def test_train_errors_are_one_line(tmp_path, capsys):
     assert "no config.json" in capsys.readouterr().err
     assert main(["train", "digits", "--param", "oops", "--out", str(tmp_path / "y")]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_train_with_nuisance_augmentation(tmp_path):
+    from objrec.methods import list_methods
+
+    if "pixels-knn" not in list_methods():
+        pytest.skip("classical methods not available")
+    run = tmp_path / "aug"
+    args = ["train", "digits", "--method", "pixels-knn", "--augment-families", "pose", "rotate"]
+    assert main([*args, "--augment-copies", "2", "--out", str(run), "--quiet"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["augment_families"] == {"families": ["pose", "rotate"], "copies": 2}
+    model = objrec.load(run / "model")
+    # the digits training split (1,257 images) plus two corrupted copies of each
+    assert model.n_training_images_ == 3 * json.loads((run / "metrics.json").read_text())["n_train"]
+    assert model.method_name == "pixels-knn+aug[pose,rotate]"
+
+
+def test_train_augmentation_names_are_checked_before_loading(tmp_path, capsys):
+    args = ["train", "digits", "--augment-families", "posture", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown nuisance family 'posture'" in err and "pose" in err

@@ -59,6 +59,21 @@ def register(subparsers) -> None:
         help="none, shift, default, flip, strong, objects, or key=value list "
         "(translate=2,rotate=10,scale=0.1,flip,cutout=8)",
     )
+    g.add_argument(
+        "--augment-families",
+        nargs="+",
+        metavar="FAMILY",
+        help="any method: add training copies corrupted by these nuisance families or single "
+        "nuisances (pose illumination deformation occlusion background noise blur, or "
+        "e.g. rotate), severities 1-5 drawn at random",
+    )
+    g.add_argument(
+        "--augment-copies",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --augment-families: corrupted copies per training image (default 1)",
+    )
     g.add_argument("--class-weight", choices=["balanced"], help="weight the loss against imbalance")
     g.add_argument(
         "--early-stopping",
@@ -155,6 +170,15 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         params = {k: getattr(args, k) for k in CNN_OPTIONS if getattr(args, k) not in (None, False)}
         params["seed"] = args.seed
     params.update(_parse_params(args.param))
+    families = None
+    if args.augment_families:
+        from objrec.evaluation.nuisances import resolve
+
+        for name in args.augment_families:
+            resolve(name)  # an unknown name fails before any data is loaded
+        if args.augment_copies < 1:
+            raise ObjrecError(f"--augment-copies must be at least 1, got {args.augment_copies}")
+        families = {"families": list(args.augment_families), "copies": args.augment_copies}
     return {
         "dataset": args.dataset,
         "data_dir": args.data_dir,
@@ -164,6 +188,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         "method": method,
         "approach": spec.approach,
         "params": params,
+        "augment_families": families,
         "seed": args.seed,
         "tensorboard": args.tensorboard,
         "quiet": args.quiet,
@@ -224,18 +249,32 @@ def run(args: argparse.Namespace) -> int:
             f"{len(ds.test.y)} test images -> {folder}",
             file=sys.stderr,
         )
-    t0 = time.perf_counter()
     if is_net:
-        from objrec.training.callbacks import HistoryWriter
-
         est.set_params(
             checkpoint_dir=str(folder / "checkpoints"),
             verbose=1 if cfg["quiet"] else True,  # quiet: epoch lines, no bars
             tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
             resume=str(folder / "checkpoints" / "last.pt") if args.resume else None,
         )
+    if cfg.get("augment_families"):
+        from objrec.evaluation.augment import AugmentedFit
+
+        aug = cfg["augment_families"]
+        est = AugmentedFit(
+            est, families=aug["families"], copies=aug["copies"], random_state=cfg["seed"]
+        )
+    t0 = time.perf_counter()
+    if is_net:
+        from objrec.training.callbacks import HistoryWriter
+
         try:
-            est.fit(ds.train.X, ds.train.y, ds.val.X, ds.val.y, callbacks=[HistoryWriter(folder)])
+            est.fit(
+                ds.train.X,
+                ds.train.y,
+                X_val=ds.val.X,
+                y_val=ds.val.y,
+                callbacks=[HistoryWriter(folder)],
+            )
         except KeyboardInterrupt:
             if main:
                 print(
@@ -270,9 +309,10 @@ def run(args: argparse.Namespace) -> int:
         from objrec.training.callbacks import write_history
         from objrec.training.plots import plot_history
 
-        metrics["epochs"] = len(est.history_)
-        write_history(folder, est.history_)
-        plot_history(est.history_, folder, title=f"{cfg['method']} on {ds.name}")
+        history = getattr(est, "estimator_", est).history_
+        metrics["epochs"] = len(history)
+        write_history(folder, history)
+        plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
     objrec.save(est, folder / "model", dataset=ds.name, class_names=ds.classes, metrics=metrics)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
