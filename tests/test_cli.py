@@ -23,7 +23,9 @@ def test_unknown_method_names_the_available_ones():
 
 
 def test_console_script_runs_as_module():
-    out = subprocess.run([sys.executable, "-m", "objrec.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "objrec.cli", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.startswith("objrec ")
 
 
