@@ -40,3 +40,14 @@ def test_closed_stdout_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1, err
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_methods_lists_every_registered_method(capsys):
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith("(")]
+    assert names == objrec.list_methods()
+    assert main(["methods", "list", "--approach", "eigen"]) == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    assert rows and all(approach == "eigen" for _, approach in rows)
+    assert {name for name, _ in rows} == set(objrec.list_methods("eigen"))

@@ -70,6 +70,12 @@ def list_methods(approach: str | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if approach is None or s.approach == approach)
 
 
+def unavailable_methods() -> dict[str, str]:
+    """Method modules that could not be imported (module name -> why, e.g. a missing extra)."""
+    _load_modules()
+    return dict(_UNAVAILABLE)
+
+
 def method_spec(name: str) -> MethodSpec:
     """The :class:`MethodSpec` registered under ``name`` (clear error for unknown names)."""
     _load_modules()
