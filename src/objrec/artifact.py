@@ -193,6 +193,15 @@ def resolve(path) -> Path:
     )
 
 
+def model_folders(path) -> list[Path]:
+    """The models behind ``path``: ``[path]`` for a model, run folder or archive; every
+    ``methods/*/model`` folder for an ``objrec compare`` run folder."""
+    root = Path(path)
+    if (root / META_NAME).is_file() or (root / "model" / META_NAME).is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob(f"methods/*/model/{META_NAME}")) or [root]
+
+
 def read_metadata(path) -> dict:
     """The metadata of the model at ``path`` (run folder or model folder), validated."""
     folder = resolve(path)

@@ -232,6 +232,14 @@ def test_cli_compare_then_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2  # a clear one-line error
     assert "no such file" in capsys.readouterr().err
 
+    # the invariance suite takes the comparison folder too: every model in it
+    out = tmp_path / "rob"
+    args = ["robustness", str(run_dir), "--families", "pose", "--severities", "1,5"]
+    args += ["--limit", "50", "--baseline", "none", "--no-plots", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    rows = json.loads((out / "robustness.json").read_text())
+    assert "eigen" in json.dumps(rows) and "eigen" in capsys.readouterr().out
+
 
 def test_peak_memory_sees_a_large_allocation():
     from objrec.evaluation.cost import PeakMemory

@@ -59,11 +59,11 @@ def run(args) -> int:
     """Evaluate one model, or every model of an ``objrec compare`` run folder."""
     from pathlib import Path
 
-    from objrec.artifact import META_NAME, resolve
+    from objrec.artifact import model_folders, resolve
 
     root = Path(args.model)
-    models = sorted(p.parent for p in root.glob(f"methods/*/model/{META_NAME}"))
-    if not models or (root / META_NAME).is_file() or (root / "model" / META_NAME).is_file():
+    models = model_folders(root)
+    if models == [root]:
         return evaluate_one(resolve(root), args)
     if args.out:
         from objrec.errors import ObjrecError

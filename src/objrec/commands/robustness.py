@@ -104,7 +104,7 @@ def run(args) -> int:
     import numpy as np
 
     import objrec
-    from objrec.artifact import read_metadata
+    from objrec.artifact import model_folders, read_metadata
     from objrec.errors import ObjrecError
     from objrec.evaluation import robustness as rb
     from objrec.runs import new_run, write_run_info
@@ -118,7 +118,8 @@ def run(args) -> int:
         )
     models = {}
     dataset_name, split_seed = None, 0
-    for path in args.models:
+    paths = [m for path in args.models for m in model_folders(path)]  # compare runs: every model
+    for path in paths:
         meta = read_metadata(path)
         if dataset_name is None:
             dataset_name, split_seed = _dataset_of(path, meta)
