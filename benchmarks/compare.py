@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks_md import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,18 +141,6 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the ``## Comparison`` section of BENCHMARKS.md."""
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    m = re.search(r"^## Comparison\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-    if m:
-        doc = doc[: m.start()] + text + ("\n" if doc[m.end() :] else "") + doc[m.end() :]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    path.write_text(doc)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -185,7 +174,7 @@ def main() -> int:
     saved.sort(
         key=lambda r: (ORDER.index(r["dataset"]) if r["dataset"] in ORDER else 99, r["budget"])
     )
-    write_section(markdown(saved))
+    write_section("Comparison", markdown(saved))
     return 0
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks_md import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -101,14 +102,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        path = ROOT / "BENCHMARKS.md"
-        doc = path.read_text() if path.exists() else "# Benchmarks\n"
-        m = re.search(r"^## Data loading\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-        if m:
-            doc = doc[: m.start()] + text + ("\n" if doc[m.end() :] else "") + doc[m.end() :]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + text
-        path.write_text(doc)
+        write_section("Data loading", text)
     return 0
 
 

@@ -17,7 +17,6 @@ import gzip
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 import objrec
 import objrec.data
+from benchmarks_md import write_section
 from objrec.evaluation import nuisances as nz
 from objrec.evaluation import robustness as rb
 from objrec.evaluation.augment import heldout_family_protocol
@@ -346,21 +346,6 @@ def markdown(results, args, load_before, load_after, seconds) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the ``## Robustness`` section of BENCHMARKS.md, keeping a
-    ``### Reading`` block that is already there."""
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    m = re.search(r"^## Robustness\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-    reading = ""
-    if m:
-        r = re.search(r"^### Reading\n.*", m.group(0), flags=re.S | re.M)
-        reading = r.group(0).rstrip() + "\n" if r else ""
-    section = text.rstrip() + "\n\n" + (reading + "\n" if reading else "")
-    doc = doc[: m.start()] + section + doc[m.end() :] if m else doc.rstrip() + "\n\n" + section
-    path.write_text(doc)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
@@ -411,7 +396,7 @@ def main() -> int:
         # Written after every stage, so that an interrupted run still leaves its tables.
         text = markdown(done, args, load_before, os.getloadavg(), time.perf_counter() - t0)
         if not args.no_write:
-            write_section(text)
+            write_section("Robustness", text, keep="Reading")
         args.severities = sev_list
 
     # Stages in order of importance: every fast method on every dataset, then the held-out

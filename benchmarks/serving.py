@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks_md import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
@@ -300,18 +302,6 @@ def section(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the ``## Inference and serving`` section of BENCHMARKS.md."""
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    m = re.search(r"^## Inference and serving\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-    if m:
-        doc = doc[: m.start()] + text + ("\n" if doc[m.end() :] else "") + doc[m.end() :]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    path.write_text(doc)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,7 +318,7 @@ def main() -> int:
     )
     args = p.parse_args()
     if args.only_write:
-        write_section(section(json.loads(RESULTS.read_text())))
+        write_section("Inference and serving", section(json.loads(RESULTS.read_text())))
         return 0
     if shutil.which("hey") is None:
         sys.exit("benchmarks/serving.py needs hey: apt-get install hey")
@@ -382,7 +372,7 @@ def main() -> int:
     text = section(res)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("Inference and serving", text)
     return 0
 
 
