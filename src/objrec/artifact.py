@@ -202,6 +202,26 @@ def model_folders(path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"methods/*/model/{META_NAME}")) or [root]
 
 
+def recorded_dataset(path, meta: dict) -> tuple[str | None, int]:
+    """(dataset name, split seed) a model was trained on: from its metadata, else from the
+    ``config.json`` of the run holding it (``objrec train`` run or ``objrec compare`` run)."""
+    training = meta.get("training")
+    if isinstance(training, dict) and training.get("dataset"):
+        return str(training["dataset"]), int(training.get("seed") or 0)
+    folder = Path(path)
+    for cand in (folder, folder.parent, folder.parent.parent.parent):  # the run's own record
+        try:
+            cfg = read_json(cand / "config.json")
+        except (OSError, ValueError):
+            continue
+        if isinstance(cfg, dict) and cfg.get("dataset"):
+            return str(cfg["dataset"]), int(cfg.get("seed") or 0)
+    for section in (meta.get("data"), meta):
+        if isinstance(section, dict) and section.get("dataset"):
+            return str(section["dataset"]), int(section.get("seed") or 0)
+    return None, 0
+
+
 def read_metadata(path) -> dict:
     """The metadata of the model at ``path`` (run folder or model folder), validated."""
     folder = resolve(path)

@@ -34,27 +34,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def recorded_dataset(model_folder, meta: dict) -> tuple[str | None, int]:
-    """(dataset, split seed) recorded with a model: its metadata, else its run's config.json."""
-    from pathlib import Path
-
-    from objrec.io import read_json
-
-    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
-    if training.get("dataset"):
-        return str(training["dataset"]), int(training.get("seed") or 0)
-    folder = Path(model_folder)
-    for cand in (folder.parent / "config.json", folder.parent.parent.parent / "config.json"):
-        if cand.is_file():
-            try:
-                cfg = read_json(cand)
-            except ValueError:
-                continue
-            if isinstance(cfg, dict) and cfg.get("dataset"):
-                return str(cfg["dataset"]), int(cfg.get("seed") or 0)
-    return None, 0
-
-
 def run(args) -> int:
     """Evaluate one model, or every model of an ``objrec compare`` run folder."""
     from pathlib import Path
@@ -87,7 +66,7 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
     from pathlib import Path
 
     import objrec
-    from objrec.artifact import read_metadata
+    from objrec.artifact import read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation.compare import _write_csv, evaluate_estimator, human_bytes
     from objrec.evaluation.cost import folder_size

@@ -79,32 +79,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _dataset_of(path, meta: dict) -> tuple[str | None, int]:
-    """(dataset name, split seed) recorded for a model, from its metadata or its run's config."""
-    from pathlib import Path
-
-    from objrec.io import read_json
-
-    seed = 0
-    for section in (meta.get("training"), meta.get("data"), meta):
-        if isinstance(section, dict) and section.get("dataset"):
-            return str(section["dataset"]), int(section.get("seed", 0) or 0)
-    for cand in (Path(path) / "config.json", Path(path).parent / "config.json"):
-        if cand.is_file():
-            try:
-                cfg = read_json(cand)
-            except ValueError:
-                continue
-            if isinstance(cfg, dict) and cfg.get("dataset"):
-                return str(cfg["dataset"]), int(cfg.get("seed", 0) or 0)
-    return None, seed
-
-
 def run(args) -> int:
     import numpy as np
 
     import objrec
-    from objrec.artifact import model_folders, read_metadata
+    from objrec.artifact import model_folders, read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation import robustness as rb
     from objrec.runs import new_run, write_run_info
@@ -122,7 +101,7 @@ def run(args) -> int:
     for path in paths:
         meta = read_metadata(path)
         if dataset_name is None:
-            dataset_name, split_seed = _dataset_of(path, meta)
+            dataset_name, split_seed = recorded_dataset(path, meta)
         est = objrec.load(path)
         name = base = rb.method_label(est)
         i = 2
