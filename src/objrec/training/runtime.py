@@ -17,16 +17,20 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return torch.device(device)
 
 
-def busy_cores() -> float:
-    """How many cores other processes keep busy now: a 0.2 s sample of /proc/stat.
+def busy_cores(stat_file: str = "/proc/stat") -> float:
+    """How many cores other processes keep busy now: a 0.2 s sample of ``stat_file``.
 
-    Falls back to the 1-minute load average where /proc/stat is unavailable.
+    Time spent in niced processes counts as free when this process is not niced itself:
+    the scheduler gives a core to a normal-priority thread over them. Falls back to the
+    1-minute load average where /proc/stat is unavailable.
     """
+    nice_is_free = os.nice(0) == 0 if hasattr(os, "nice") else False
 
     def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
+        with open(stat_file) as f:
             vals = [int(v) for v in f.readline().split()[1:]]
-        return vals[3] + vals[4], sum(vals)  # idle + iowait, total (clock ticks)
+        free = vals[3] + vals[4] + (vals[1] if nice_is_free else 0)  # idle + iowait (+ nice)
+        return free, sum(vals)  # clock ticks
 
     try:
         idle0, total0 = sample()
