@@ -29,6 +29,7 @@ CNN_OPTIONS = (
     "freeze_backbone",
     "device",
     "threads",
+    "num_workers",
 )
 
 
@@ -97,6 +98,12 @@ def register(subparsers) -> None:
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     g.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    g.add_argument(
+        "--num-workers",
+        type=int,
+        metavar="N",
+        help="with --stream: image decoding processes (default: the cores, at most 4; 0: none)",
+    )
     g.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard")
     p.add_argument(
         "--param",
@@ -109,6 +116,12 @@ def register(subparsers) -> None:
     d.add_argument("--val-size", type=float, help="validation split: fraction (<1) or count")
     d.add_argument("--size", help="resize images to SIZE or HxW")
     d.add_argument("--color", choices=["grey", "rgb"], help="convert images to grey or RGB")
+    d.add_argument(
+        "--stream",
+        action="store_true",
+        help="image folders too large for memory: networks decode batches from disk in "
+        "worker processes instead of loading every image first",
+    )
     o = p.add_argument_group("run")
     o.add_argument("--name", help="run name: writes runs/NAME (default: METHOD-DATE)")
     o.add_argument("--out", help="run folder to write instead of runs/NAME")
@@ -165,6 +178,12 @@ def _resolve_config(args: argparse.Namespace) -> dict:
     from objrec.methods import method_spec
 
     spec = method_spec(method)
+    if args.stream and (spec.approach != "cnn" or args.augment_families):
+        why = "--augment-families" if spec.approach == "cnn" else f"{method} (a classical method)"
+        raise ObjrecError(
+            f"--stream: {why} needs every image in memory; drop --stream (--size makes "
+            "the images smaller), or train a network (--model simple_cnn)"
+        )
     params = {}
     if spec.approach == "cnn":
         params = {k: getattr(args, k) for k in CNN_OPTIONS if getattr(args, k) not in (None, False)}
@@ -189,6 +208,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         "approach": spec.approach,
         "params": params,
         "augment_families": families,
+        "stream": bool(args.stream),
         "seed": args.seed,
         "tensorboard": args.tensorboard,
         "quiet": args.quiet,
@@ -225,8 +245,6 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
-
     import objrec
     from objrec.data import load_dataset
     from objrec.io import write_json
@@ -237,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(
         cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
         size=cfg["size"], color=cfg["color"], progress=not cfg["quiet"] and main,
+        stream=cfg.get("stream", False),
     )  # fmt: skip
     folder = Path(_make_run_folder(args, cfg))
     if main and not args.resume:
@@ -293,8 +312,8 @@ def run(args: argparse.Namespace) -> int:
     if not main:
         return 0
     # The test split is used here, once, after training.
-    val_acc = float(np.mean(est.predict(ds.val.X) == ds.val.y)) if len(ds.val.y) else None
-    test_acc = float(np.mean(est.predict(ds.test.X) == ds.test.y)) if len(ds.test.y) else None
+    val_acc = _accuracy(est, ds.val.X, ds.val.y) if len(ds.val.y) else None
+    test_acc = _accuracy(est, ds.test.X, ds.test.y) if len(ds.test.y) else None
     metrics = {
         "dataset": ds.name,
         "method": cfg["method"],
@@ -321,3 +340,13 @@ def run(args: argparse.Namespace) -> int:
         f"({seconds:.1f}s) -> {folder}"
     )
     return 0
+
+
+def _accuracy(est, X, y) -> float:
+    """Accuracy on a split; streamed image files that cannot be decoded are left out (warned)."""
+    import numpy as np
+
+    if hasattr(est, "predict_stream"):
+        pred, kept = est.predict_stream(X, skip_errors=True)
+        return float(np.mean(pred == np.asarray(y)[kept]))
+    return float(np.mean(est.predict(X) == y))

@@ -31,6 +31,7 @@ def load_dataset(
     size: int | tuple[int, int] | None = None,
     download: bool = True,
     progress: bool = True,
+    stream: bool = False,
 ) -> Dataset:
     """Load a dataset by name or from a folder and split it train / val / test.
 
@@ -47,6 +48,10 @@ def load_dataset(
     size : resize every image to ``size`` (int or (height, width)).
     download : allow downloading a named set from its official mirrors.
     progress : show progress bars.
+    stream : for a folder of image files: keep the images on disk and decode them on
+        access (the splits' ``X`` are :class:`objrec.data.lazy.ImageFiles`; networks
+        stream them through DataLoader workers). Named sets and IDX folders are stored as
+        arrays and always load into memory.
     """
     key = str(name_or_path)
     lowered = key.lower().replace("_", "-")
@@ -89,6 +94,7 @@ def load_dataset(
                 val_size=val_size,
                 test_size=test_size,
                 progress=progress,
+                stream=stream,
             )
     elif Path(key).expanduser().exists():
         raise DatasetError(
@@ -108,6 +114,10 @@ def __getattr__(name: str):
         from objrec.data import folders
 
         return getattr(folders, name)
+    if name == "ImageFiles":
+        from objrec.data.lazy import ImageFiles
+
+        return ImageFiles
     raise AttributeError(f"module 'objrec.data' has no attribute {name!r}")
 
 
@@ -116,6 +126,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetWarning",
+    "ImageFiles",
     "Split",
     "load_dataset",
     "load_folder",

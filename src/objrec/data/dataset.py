@@ -61,7 +61,8 @@ class Dataset:
 
         Returns two float64 arrays of shape (C,), C = 1 for grey and 3 for RGB images.
         """
-        return channel_mean_std(self.train.X)
+        X = self.train.X
+        return channel_mean_std(X.chunks() if hasattr(X, "chunks") else X)
 
     def __repr__(self) -> str:
         sizes = "/".join(str(len(s)) for s in (self.train, self.val, self.test))
@@ -73,6 +74,11 @@ class Dataset:
 
 def _labels(y) -> np.ndarray:
     return np.asarray(y, dtype=np.int64)
+
+
+def take(X, idx: np.ndarray):
+    """``X[idx]`` for arrays; for lazy image files (``objrec.data.lazy``) a subset, not decoded."""
+    return X.subset(idx) if hasattr(X, "subset") else X[idx]
 
 
 def from_pool(
@@ -100,9 +106,9 @@ def from_pool(
     return Dataset(
         name,
         list(classes),
-        Split(X[tr], y[tr]),
-        Split(X[va], y[va]),
-        Split(X[te], y[te]),
+        Split(take(X, tr), y[tr]),
+        Split(take(X, va), y[va]),
+        Split(take(X, te), y[te]),
         source=source,
         official_test=False,
         skipped=list(skipped or []),
@@ -143,9 +149,9 @@ def from_official(
     return Dataset(
         name,
         list(classes),
-        Split(X_train[tr], y_train[tr]),
-        Split(X_train[va], y_train[va]),
-        Split(np.asarray(X_test), _labels(y_test)),
+        Split(take(X_train, tr), y_train[tr]),
+        Split(take(X_train, va), y_train[va]),
+        Split(X_test if hasattr(X_test, "subset") else np.asarray(X_test), _labels(y_test)),
         source=source,
         official_test=True,
         skipped=list(skipped or []),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from objrec.data.dataset import Dataset, Split, from_official, from_pool
+from objrec.data.dataset import Dataset, Split, from_official, from_pool, take
 from objrec.data.paths import user_cache_dir
 from objrec.data.transforms import parse_color, parse_size, to_rgb
 from objrec.errors import DatasetError
@@ -141,6 +141,50 @@ def scan_folder(
 # ----------------------------------------------------------------------------- decoding
 
 
+_TOO_BIG = (
+    "{path}: {w}x{h} pixels is more than the {limit:,} allowed (a decompression bomb or a "
+    "very large scan); shrink the image or raise max_pixels"
+)
+_GREY_MODES = ("L", "1", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def open_image(path: str):
+    """Open an image file with Pillow (reads the header only; pixels are decoded on use).
+
+    Raises ``OSError``/``ValueError`` for unreadable files and :class:`DatasetError` for
+    Pillow's decompression bomb error.
+    """
+    from PIL import Image
+
+    hint = _FORMAT_HINTS.get(os.path.splitext(path)[1].lower())
+    try:
+        try:  # naming the format skips Pillow's trial of every plugin (1.5x faster on JPEG)
+            return Image.open(path, formats=hint)
+        except Image.UnidentifiedImageError:
+            if hint is None:
+                raise
+            return Image.open(path)  # content does not match the extension
+    except Image.DecompressionBombError as e:  # Pillow's own, far higher, limit
+        raise DatasetError(f"{path}: {e}; shrink the image or raise max_pixels") from e
+
+
+def decoded_mode(img, color: str | None) -> str:
+    """The Pillow mode ("L" or "RGB") :func:`decode_image` gives an opened image.
+
+    Needs only the header, except for palette images under ``color=None`` (decoded to see
+    whether the palette colours in use are grey).
+    """
+    if color is not None:
+        return "L" if color == "grey" else "RGB"
+    if img.mode in _GREY_MODES:
+        return "L"
+    if img.mode == "P":
+        rgb = np.asarray(img.convert("RGB"))
+        grey = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+        return "L" if grey else "RGB"
+    return "RGB"
+
+
 def decode_image(
     path: str, color: str | None, size: tuple[int, int] | None, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
@@ -153,39 +197,11 @@ def decode_image(
     """
     from PIL import Image
 
-    too_big = (
-        "{path}: {w}x{h} pixels is more than the {limit:,} allowed (a decompression bomb or a "
-        "very large scan); shrink the image or raise max_pixels"
-    )
-    hint = _FORMAT_HINTS.get(os.path.splitext(path)[1].lower())
-    try:
-        try:  # naming the format skips Pillow's trial of every plugin (1.5x faster on JPEG)
-            img = Image.open(path, formats=hint)
-        except Image.UnidentifiedImageError:
-            if hint is None:
-                raise
-            img = Image.open(path)  # content does not match the extension
-    except Image.DecompressionBombError as e:  # Pillow's own, far higher, limit
-        raise DatasetError(f"{path}: {e}; shrink the image or raise max_pixels") from e
-    with img:
+    with open_image(path) as img:
         w, h = img.size
         if w * h > max_pixels:
-            raise DatasetError(too_big.format(path=path, w=w, h=h, limit=max_pixels))
-        if color is None:
-            if img.mode in ("L", "1", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
-                mode = "L"
-            elif img.mode == "P":
-                rgb = np.asarray(img.convert("RGB"))
-                mode = (
-                    "L"
-                    if np.array_equal(rgb[..., 0], rgb[..., 1])
-                    and np.array_equal(rgb[..., 1], rgb[..., 2])
-                    else "RGB"
-                )
-            else:
-                mode = "RGB"
-        else:
-            mode = "L" if color == "grey" else "RGB"
+            raise DatasetError(_TOO_BIG.format(path=path, w=w, h=h, limit=max_pixels))
+        mode = decoded_mode(img, color)
         if img.mode.startswith("I;16") or img.mode == "I":
             arr = np.asarray(img, dtype=np.float64)
             peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -460,6 +476,7 @@ def load_folder(
     cache: bool = True,
     max_pixels: int = MAX_PIXELS,
     name: str | None = None,
+    stream: bool = False,
 ) -> Dataset:
     """Load an image folder as a :class:`Dataset`.
 
@@ -474,17 +491,27 @@ def load_folder(
     cache : reuse / write the decoded arrays in the user cache.
     max_pixels : larger images are refused with a :class:`DatasetError`.
     name : dataset name (default: the folder's name).
+    stream : keep the images on disk: the splits hold :class:`objrec.data.lazy.ImageFiles`
+        (decoded on access, e.g. by DataLoader workers while training) instead of arrays.
+        Only file headers are read now; the splits are the same as in memory.
     """
     root = Path(root).expanduser()
-    pools, classes, skipped, _ = read_folder_pools(
-        root,
-        color=color,
-        size=size,
-        workers=workers,
-        progress=progress,
-        cache=cache,
-        max_pixels=max_pixels,
-    )
+    if stream:
+        from objrec.data.lazy import list_folder_pools
+
+        pools, classes, skipped = list_folder_pools(
+            root, color=color, size=size, workers=workers, progress=progress, max_pixels=max_pixels
+        )
+    else:
+        pools, classes, skipped, _ = read_folder_pools(
+            root,
+            color=color,
+            size=size,
+            workers=workers,
+            progress=progress,
+            cache=cache,
+            max_pixels=max_pixels,
+        )
     name = name or root.resolve().name
     source = str(root.resolve())
     if "all" in pools:
@@ -507,8 +534,8 @@ def load_folder(
         rest, te = train_val_indices(
             ytr, val_size=0.15 if test_size is None else test_size, seed=seed + 100
         )
-        pools["test"] = (Xtr[te], ytr[te])
-        Xtr, ytr = Xtr[rest], ytr[rest]
+        pools["test"] = (take(Xtr, te), ytr[te])
+        Xtr, ytr = take(Xtr, rest), ytr[rest]
         official = False
     else:
         official = True

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def channel_mean_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def channel_mean_std(X) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std of uint8 images, in 0..1 units.
 
     Parameters
     ----------
-    X : uint8 ndarray, (N, H, W) or (N, H, W, C)
+    X : uint8 ndarray, (N, H, W) or (N, H, W, C), or an iterator of such batches (e.g.
+        ``ImageFiles.chunks()``: the histograms are summed, nothing else is kept)
 
     Returns
     -------
@@ -19,14 +20,18 @@ def channel_mean_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Counts the 256 possible values per channel (``np.bincount``), so the result is exact
     and memory stays O(1) however large ``X`` is.
     """
-    X = np.asarray(X)
-    if X.dtype != np.uint8:
-        raise TypeError(f"channel_mean_std expects uint8 images, got {X.dtype}")
-    channels = [X] if X.ndim == 3 else [X[..., c] for c in range(X.shape[-1])]
+    batches = [X] if isinstance(X, np.ndarray) or not hasattr(X, "__next__") else X
+    hists = None
+    for B in batches:
+        B = np.asarray(B)
+        if B.dtype != np.uint8:
+            raise TypeError(f"channel_mean_std expects uint8 images, got {B.dtype}")
+        channels = [B] if B.ndim == 3 else [B[..., c] for c in range(B.shape[-1])]
+        h = [np.bincount(ch.reshape(-1), minlength=256).astype(np.float64) for ch in channels]
+        hists = h if hists is None else [a + b for a, b in zip(hists, h, strict=True)]
     values = np.arange(256, dtype=np.float64) / 255.0
     means, stds = [], []
-    for ch in channels:
-        hist = np.bincount(ch.reshape(-1), minlength=256).astype(np.float64)
+    for hist in hists or [np.zeros(256)]:
         n = hist.sum()
         if n == 0:
             means.append(np.nan)

@@ -11,12 +11,19 @@ Validation: ``fit(X, y, X_val, y_val)`` validates on the given split; without on
 out a stratified ``val_fraction`` (default 10%, seeded) of the training images, which are
 then not trained on. Validation drives early stopping and the best checkpoint; a test
 split is never seen by ``fit``.
+
+Streaming: ``X`` (and ``X_val``, and the input of ``predict*``) may be an
+:class:`objrec.data.lazy.ImageFiles` (``load_dataset(folder, stream=True)``): the images
+stay on disk and ``num_workers`` DataLoader processes decode each batch, which then goes
+through the same batch normalisation and augmentation; channel statistics are computed
+from the stream in chunks. Same seed, same batches, same weights as in memory.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -67,6 +74,8 @@ class CNNClassifier(ImageClassifier):
     resume : checkpoint (file or run folder) to continue from; ``epochs`` may be raised
     tensorboard : folder for TensorBoard logs, or None
     device : "auto" (CUDA when available), "cpu", "cuda"
+    num_workers : decoding processes for image files (``ImageFiles`` input); None: the
+        usable cores, at most 4; 0: decode in the training process
     threads : CPU threads (None: free cores, see ``objrec.training.runtime``)
     seed : seeds initialisation, validation split, batch order and augmentation
     verbose : True or 2: a progress bar per epoch and one summary line per epoch; 1: the
@@ -98,6 +107,7 @@ class CNNClassifier(ImageClassifier):
         resume: str | None = None,
         tensorboard: str | None = None,
         device: str = "auto",
+        num_workers: int | None = None,
         threads: int | None = None,
         seed: int = 0,
         verbose: bool | int = True,
@@ -124,6 +134,7 @@ class CNNClassifier(ImageClassifier):
         self.resume = resume
         self.tensorboard = tensorboard
         self.device = device
+        self.num_workers = num_workers
         self.threads = threads
         self.seed = seed
         self.verbose = verbose
@@ -142,9 +153,39 @@ class CNNClassifier(ImageClassifier):
         return out
 
     # ----------------------------------------------------------------- data
+    def _check_input(self, X):
+        """``_check_predict`` for arrays; a shape check (nothing decoded) for image files."""
+        if not is_lazy(X):
+            return self._check_predict(X)
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise InputError(
+                f"X: images are {tuple(X.shape[1:])}, the model was trained on {self.input_shape_}; "
+                "load the folder with the model's size and colour (--size, --color)"
+            )
+        if len(X) == 0:
+            raise InputError("X: got 0 images")
+        return X
+
+    def _check_fit_any(self, X, y, min_size):
+        if not is_lazy(X):
+            return self._check_fit(X, y, min_size=min_size)
+        from objrec.validation import check_labels
+
+        y = check_labels(y, len(X))
+        h, w = X.shape[1:3]
+        mh, mw = (min_size, min_size) if isinstance(min_size, int) else (min_size or (1, 1))
+        if h < mh or w < mw:
+            raise InputError(
+                f"X: images are {h}x{w} pixels, this network needs at least {mh}x{mw}; "
+                "load them with a larger --size"
+            )
+        self.classes_ = np.unique(y)
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        return X, y
+
     def _split_validation(self, X, y, X_val, y_val):
         if X_val is not None:
-            X_val = self._check_predict(X_val)
+            X_val = self._check_input(X_val)
             y_val = np.asarray(y_val)
             if len(y_val) != len(X_val):
                 raise InputError(f"y_val: {len(y_val)} labels for {len(X_val)} validation images")
@@ -163,6 +204,11 @@ class CNNClassifier(ImageClassifier):
         strat = y if counts.min() >= 2 and n_val <= len(y) - len(self.classes_) else None
         if len(y) - n_val < 1:
             raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
+        if is_lazy(X):  # the same positions as splitting an array of the same length
+            tr, va = train_test_split(
+                np.arange(len(y)), test_size=n_val, stratify=strat, random_state=self.seed
+            )
+            return X.subset(tr), y[tr], X.subset(va), y[va]
         X, X_val, y, y_val = train_test_split(
             X, y, test_size=n_val, stratify=strat, random_state=self.seed
         )
@@ -200,9 +246,10 @@ class CNNClassifier(ImageClassifier):
         from objrec.training.loop import Batches, TrainState, fit
         from objrec.training.runtime import configure_threads, pick_device
         from objrec.training.schedules import make_scheduler
+        from objrec.training.streaming import StreamingLoader
 
         info = model_info(self.model)
-        X, y = self._check_fit(X, y, min_size=info.min_size)
+        X, y = self._check_fit_any(X, y, info.min_size)
         X, y, X_val, y_val = self._split_validation(X, y, X_val, y_val)
         rec = self.recipe()
         try:
@@ -216,11 +263,15 @@ class CNNClassifier(ImageClassifier):
         )
         torch.manual_seed(self.seed)
 
-        Xt = torch.from_numpy(to_nchw(X))  # (N, C, H, W) uint8
-        channels, size = int(Xt.shape[1]), [int(Xt.shape[2]), int(Xt.shape[3])]
-        mean, std = _channel_stats(Xt)
+        lazy = is_lazy(X)
+        workers = self._workers()
+        Xt = X if lazy else torch.from_numpy(to_nchw(X))  # (N, C, H, W) uint8 in memory
+        channels = (3 if len(X.shape) == 4 else 1) if lazy else int(Xt.shape[1])
+        size = [int(X.shape[1]), int(X.shape[2])]
         state_ckpt = load_checkpoint(self.resume) if self.resume else None
-        if state_ckpt is not None:
+        if state_ckpt is None:
+            mean, std = _channel_stats(self._stream(X) if lazy else Xt)
+        else:
             m = state_ckpt["meta"]
             if m["classes"] != self.classes_.tolist() or m["preprocessing"]["input_size"] != size:
                 raise InputError(
@@ -271,18 +322,29 @@ class CNNClassifier(ImageClassifier):
             set_rng_state(state_ckpt["rng"])
 
         mean_t, std_t = self.preprocessing_["mean"], self.preprocessing_["std"]
+        pin = device.type == "cuda"
+
+        def loader(Xs, ys, batch_size: int, shuffle: bool):
+            """In-memory batches for arrays, worker-decoded batches for image files."""
+            kw = {"shuffle": shuffle, "seed": self.seed, "rank": dist.rank}
+            kw["world_size"] = dist.world_size
+            labels = torch.from_numpy(self._encode(ys))
+            if is_lazy(Xs):
+                return StreamingLoader(
+                    Xs, labels, batch_size, num_workers=workers, pin_memory=pin, **kw
+                )
+            data = Xt if Xs is X else torch.from_numpy(to_nchw(Xs))
+            return BatchLoader(data, labels, batch_size, **kw)
+
         train = Batches(
-            BatchLoader(Xt, torch.from_numpy(self._encode(y)), rec["batch_size"], shuffle=True,
-                        seed=self.seed, rank=dist.rank, world_size=dist.world_size),
+            loader(X, y, rec["batch_size"], True),
             mean_t, std_t, device, augment=aug, seed=self.seed, channels_last=channels_last,
         )  # fmt: skip
         val = None
         if X_val is not None:
             val = Batches(
-                BatchLoader(torch.from_numpy(to_nchw(X_val)), torch.from_numpy(self._encode(y_val)),
-                            512, rank=dist.rank, world_size=dist.world_size),
-                mean_t, std_t, device, channels_last=channels_last,
-            )  # fmt: skip
+                loader(X_val, y_val, 512, False), mean_t, std_t, device, channels_last=channels_last
+            )
         cbs = [cb.EpochPrinter()] if self.verbose else []
         if self.early_stopping:
             if val is None:
@@ -314,8 +376,31 @@ class CNNClassifier(ImageClassifier):
         self._state = None
         self.val_accuracy_ = None
         if X_val is not None:
-            self.val_accuracy_ = float(np.mean(self.predict(X_val) == y_val))
+            pred, kept = self.predict_stream(X_val, skip_errors=True)
+            self.val_accuracy_ = float(np.mean(pred == np.asarray(y_val)[kept]))
         return self
+
+    def _workers(self) -> int:
+        from objrec.training.streaming import default_num_workers
+
+        if self.num_workers is None:
+            return default_num_workers()
+        if int(self.num_workers) < 0:
+            raise InputError(f"num_workers must be 0 or more, got {self.num_workers}")
+        return int(self.num_workers)
+
+    def _stream(self, X, skip_errors: bool = True):
+        """Decoded uint8 batches (B, C, H, W) of image files in order, ``(x, positions)``."""
+        import torch
+
+        from objrec.data.lazy import chunk_size
+        from objrec.training.streaming import StreamingLoader
+
+        ld = StreamingLoader(
+            X, torch.arange(len(X)), chunk_size(X.shape[1:], cap=1024),
+            num_workers=self._workers(), skip_errors=skip_errors,
+        )  # fmt: skip
+        return iter(ld)
 
     def _build_network(self, create_model, channels, size):
         import objrec
@@ -360,10 +445,46 @@ class CNNClassifier(ImageClassifier):
         }
 
     # ----------------------------------------------------------------- predict
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (N, n_classes), columns in the order of ``classes_``."""
+    def predict_stream(self, X, *, skip_errors: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted labels of the images that could be read, and their positions (int64).
+
+        For arrays every image is predicted. For image files (``ImageFiles``) batches are
+        decoded by ``num_workers`` processes; with ``skip_errors`` an undecodable file is
+        left out (with a warning) instead of raising :class:`~objrec.errors.DatasetError`.
+        """
+        if not is_lazy(X):
+            pred = self.predict(X)
+            return pred, np.arange(len(pred))
+        proba, kept = self._proba_stream(self._check_input(X), skip_errors)
+        return self.classes_[np.argmax(proba, axis=1)], kept
+
+    def _proba_stream(self, X, skip_errors: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
+        mean = torch.tensor(self.preprocessing_["mean"], dtype=torch.float32)[None, :, None, None]
+        std = torch.tensor(self.preprocessing_["std"], dtype=torch.float32)[None, :, None, None]
+        out, kept = [], []
+        self.model_.eval()
+        with torch.no_grad():
+            for xb, pos in self._stream(X, skip_errors):
+                x = (xb.float() / 255 - mean) / std
+                out.append(torch.softmax(self.model_(x), dim=1))
+                kept.append(pos)
+        n = len(self.classes_)
+        if not out:
+            return np.empty((0, n), np.float32), np.empty(0, np.int64)
+        return torch.cat(out).numpy(), torch.cat(kept).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (N, n_classes), columns in the order of ``classes_``.
+
+        ``X``: uint8 images (N, H, W[, C]) or image files (``ImageFiles``, decoded in
+        batches by ``num_workers`` processes; an undecodable file raises ``DatasetError``).
+        """
+        import torch
+
+        if is_lazy(X):
+            return self._proba_stream(self._check_input(X), skip_errors=False)[0]
         x = self.to_tensor(X)
         out = []
         self.model_.eval()
@@ -413,20 +534,34 @@ class CNNClassifier(ImageClassifier):
         return est
 
 
+def is_lazy(X) -> bool:
+    """True for image files decoded on access (:class:`objrec.data.lazy.ImageFiles`)."""
+    lazy = sys.modules.get("objrec.data.lazy")  # not imported: X cannot be one
+    return lazy is not None and lazy.is_lazy(X)
+
+
 def _channel_stats(Xt) -> tuple[list[float], list[float]]:
     """Per-channel mean and std (ddof 1, at least 1e-3) of uint8 (N, C, H, W) in 0..1 units.
 
-    Accumulated in float64 over chunks, so no float copy of the whole split is made.
+    ``Xt``: a uint8 tensor, or an iterator of ``(uint8 (B, C, H, W), ...)`` batches (a
+    stream of image files). Accumulated in float64 over chunks, so no float copy of the
+    whole split is made.
     """
     import torch
 
-    total = torch.zeros(Xt.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    for i in range(0, len(Xt), 4096):
-        x = Xt[i : i + 4096].to(torch.float64) / 255
-        total += x.sum(dim=(0, 2, 3))
-        squares += (x * x).sum(dim=(0, 2, 3))
-    n = Xt.shape[0] * Xt.shape[2] * Xt.shape[3]
+    if isinstance(Xt, torch.Tensor):
+        chunks = (Xt[i : i + 4096] for i in range(0, len(Xt), 4096))
+    else:
+        chunks = (xb for xb, _ in Xt)
+    total = squares = None
+    n = 0
+    for xb in chunks:
+        x = xb.to(torch.float64) / 255
+        s, q = x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))
+        total, squares = (s, q) if total is None else (total + s, squares + q)
+        n += x.shape[0] * x.shape[2] * x.shape[3]
+    if total is None:
+        raise InputError("X: no readable images to compute the channel statistics from")
     mean = total / n
     var = (squares - n * mean * mean) / max(n - 1, 1)
     return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()

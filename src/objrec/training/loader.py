@@ -62,7 +62,8 @@ class BatchLoader:
         rest = len(self.y) - n * self.batch_size
         return n + (rest >= self.world_size)
 
-    def __iter__(self):
+    def batch_indices(self):
+        """This epoch's batches as int64 index tensors (this rank's share of each)."""
         n = len(self.y)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -75,4 +76,8 @@ class BatchLoader:
                 break
             if self.world_size > 1:
                 idx = idx[: len(idx) - len(idx) % self.world_size][self.rank :: self.world_size]
+            yield idx
+
+    def __iter__(self):
+        for idx in self.batch_indices():
             yield self.X[idx], self.y[idx]
