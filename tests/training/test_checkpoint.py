@@ -123,3 +123,29 @@ def test_resume_with_other_data_is_refused(data, tmp_path):
 
     with pytest.raises(InputError, match="resume needs the same data"):
         objrec.make_method("simple_cnn", resume=str(tmp_path), **KW).fit(X, np.where(y == 9, 10, y))
+
+
+def test_early_stopping_resumes_with_its_best_score_and_weights(data, tmp_path):
+    """Interrupted and resumed, early stopping stops at the same epoch and restores the same
+    best weights as the uninterrupted run."""
+    X, y = data
+    kw = {**KW, "epochs": 8, "lr": 0.2, "early_stopping": 1, "val_fraction": 0.1}
+    straight = objrec.make_method("simple_cnn", **kw).fit(X, y)
+    n = len(straight.history_)
+    accs = [h["val_accuracy"] for h in straight.history_]
+    assert n < 8, accs  # the run does stop early ...
+    best_epoch = int(np.argmax(accs)) + 1
+    assert best_epoch < n  # ... and restores weights older than its last epoch
+    ckdir = tmp_path / "ck"
+    with pytest.raises(KeyboardInterrupt):
+        objrec.make_method("simple_cnn", checkpoint_dir=str(ckdir), **kw).fit(
+            X, y, callbacks=[StopAfter(n - 1)]
+        )
+    resumed = objrec.make_method(
+        "simple_cnn", checkpoint_dir=str(ckdir), resume=str(ckdir / "last.pt"), **kw
+    ).fit(X, y)
+    assert len(resumed.history_) == n
+    for (k, a), b in zip(
+        straight.model_.state_dict().items(), resumed.model_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k

@@ -349,7 +349,10 @@ class CNNClassifier(ImageClassifier):
         if self.early_stopping:
             if val is None:
                 raise InputError("early_stopping needs a validation split (val_fraction > 0)")
-            cbs.append(cb.EarlyStopping(self.monitor, int(self.early_stopping)))
+            best = os.path.join(self.checkpoint_dir, "best.pt") if self.checkpoint_dir else None
+            cbs.append(
+                cb.EarlyStopping(self.monitor, int(self.early_stopping), best_checkpoint=best)
+            )
         if self.checkpoint_dir:
             ckpt = cb.Checkpointer(self.checkpoint_dir, self._checkpoint_meta, self.monitor)
             cbs.append(ckpt)

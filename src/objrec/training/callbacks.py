@@ -48,11 +48,43 @@ class EpochPrinter(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
-    def __init__(self, monitor: str = "val_accuracy", patience: int = 5, restore_best: bool = True):
+    A resumed run carries on where it stopped: the best score and the epochs waited since
+    are replayed from ``state.history``, and the best weights so far are read from
+    ``best_checkpoint`` (the ``best.pt`` that :class:`Checkpointer` writes) when they
+    predate the resume.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_accuracy",
+        patience: int = 5,
+        restore_best: bool = True,
+        best_checkpoint: str | Path | None = None,
+    ):
         self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        self.best_checkpoint = best_checkpoint
         self.best, self.best_epoch, self.best_weights, self.wait = -math.inf, 0, None, 0
+
+    def on_train_begin(self, state):
+        for logs in state.history:  # resumed: replay the epochs already trained
+            score = _score(logs, self.monitor)
+            if score is None:
+                continue
+            if score > self.best:
+                self.best, self.best_epoch, self.wait = score, logs["epoch"], 0
+            else:
+                self.wait += 1
+        if not (self.restore_best and self.best_epoch and self.best_checkpoint):
+            return
+        path = Path(self.best_checkpoint)
+        if path.is_file():
+            from objrec.training.checkpoint import load_checkpoint
+
+            ckpt = load_checkpoint(path)
+            if int(ckpt["epoch"]) == self.best_epoch:
+                self.best_weights = ckpt["model"]
 
     def on_epoch_end(self, state, logs):
         score = _score(logs, self.monitor)
