@@ -10,12 +10,25 @@ from pathlib import Path
 import numpy as np
 
 
+def default_file_mode() -> int:
+    """The permission bits ``open()`` gives a new file under the current umask (e.g. 0o644).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; files renamed into
+    place get these bits instead, so that a model or report written by one user can be
+    read by a server or a browser running as another.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
