@@ -44,6 +44,9 @@ def run(
     shown = "objrec compare " + " ".join(
         a for a in cmd[2:] if not a.startswith(str(out)) and a != "--out" and a != "--quiet"
     )
+    git = subprocess.run(  # the code the run starts with
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -76,9 +79,7 @@ def run(
         "table": table,
         "report_bytes": (out / "report.html").stat().st_size,
         "run_folder": str(out),
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "git": git,
     }
 
 
@@ -174,7 +175,7 @@ def main() -> int:
     saved.sort(
         key=lambda r: (ORDER.index(r["dataset"]) if r["dataset"] in ORDER else 99, r["budget"])
     )
-    write_section("Comparison", markdown(saved))
+    write_section("Comparison", markdown(saved), keep="Reading")
     return 0
 
 
