@@ -318,7 +318,9 @@ def main() -> int:
     )
     args = p.parse_args()
     if args.only_write:
-        write_section("Inference and serving", section(json.loads(RESULTS.read_text())))
+        write_section(
+            "Inference and serving", section(json.loads(RESULTS.read_text())), keep="Reading"
+        )
         return 0
     if shutil.which("hey") is None:
         sys.exit("benchmarks/serving.py needs hey: apt-get install hey")
@@ -372,7 +374,7 @@ def main() -> int:
     text = section(res)
     print(text)
     if not args.no_write:
-        write_section("Inference and serving", text)
+        write_section("Inference and serving", text, keep="Reading")
     return 0
 
 
