@@ -77,17 +77,12 @@ def throughput(fn, n_per_call: int, seconds: float) -> dict:
 def batch_inference(est, X: np.ndarray, seconds: float) -> list[dict]:
     import torch
 
-    from objrec.serving.export import BatchSplitSession, onnx_session, to_onnx_bytes
+    from objrec.serving.export import onnx_session, to_onnx_bytes
 
     torch.set_num_threads(2)
     rows = []
     data = to_onnx_bytes(est, dynamic_batch=True)
-    sessions = {
-        "1 thread": onnx_session(data, threads=1),
-        "2 threads": onnx_session(data, threads=2),
-        # what objrec's Predictor runs on 2 cores: the batch cut between 2 sessions
-        "2 x 1-thread sessions, batch split": BatchSplitSession(data, 2),
-    }
+    sessions = {t: onnx_session(data, threads=t) for t in (1, 2)}
     for bs in (1, 256):
         xb = X[:bs]
         xt = est.to_tensor(xb)
@@ -96,12 +91,14 @@ def batch_inference(est, X: np.ndarray, seconds: float) -> list[dict]:
         rows.append({"runtime": "PyTorch eager (network only), 2 threads", "batch": bs, **r})
         r = throughput(lambda xb=xb: est.predict_proba(xb), bs, seconds)
         rows.append({"runtime": "PyTorch, predict_proba (uint8 in)", "batch": bs, **r})
-        for label, sess in sessions.items():
+        for t, sess in sessions.items():
             r = throughput(
                 lambda xb=xb, s=sess: s.run(["probabilities"], {"images": xb}), bs, seconds
             )
-            rows.append({"runtime": f"ONNX Runtime (uint8 in), {label}", "batch": bs, **r})
-        for row in rows[-5:]:
+            rows.append(
+                {"runtime": f"ONNX Runtime (uint8 in), {t} thread{'s' * (t > 1)}", "batch": bs, **r}
+            )
+        for row in rows[-4:]:
             print(f"  batch {bs:>3}  {row['runtime']:<45} {row['images_per_s']:>9,.0f} images/s")
     return rows
 

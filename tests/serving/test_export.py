@@ -134,17 +134,3 @@ def test_knn_exports_only_with_uniform_weights(tmp_path, digits_16):
     assert res.reports[0].passed
     got = run_onnx(onnx_session((tmp_path / "k.onnx").read_bytes()), X)
     np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4)
-
-
-def test_batch_split_session_matches_one_session(cnn, digits_16):
-    """A batch cut between single-threaded sessions gives the one-session result, in order."""
-    from objrec.serving.export import BatchSplitSession, onnx_session, run_onnx, to_onnx_bytes
-
-    _, _, X, _ = digits_16  # 100 test images
-    model = to_onnx_bytes(cnn)
-    whole = run_onnx(onnx_session(model, threads=1), X)
-    split = BatchSplitSession(model, 3, min_split=8)
-    np.testing.assert_allclose(run_onnx(split, X), whole, rtol=0, atol=1e-6)
-    assert split._pool is not None  # 100 images >= 3 x 8: the batch was split
-    np.testing.assert_allclose(run_onnx(split, X[:5]), whole[:5], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(cnn.predict_proba(X), run_onnx(split, X), atol=1e-4)

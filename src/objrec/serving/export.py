@@ -413,47 +413,6 @@ def onnx_session(model_bytes: bytes, *, threads: int | None = None):
     return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-class BatchSplitSession:
-    """``n`` single-threaded ONNX Runtime sessions of one model; a large batch is cut into
-    ``n`` parts that run concurrently, one per session.
-
-    Small convolutions parallelise poorly inside one operator (on 2 cores, 2 intra-op
-    threads ran ``simple_cnn`` about 1.6x faster than 1 at batch 256); independent
-    single-threaded sessions on parts of the batch keep every core busy on its own work.
-    ONNX Runtime releases the GIL while it runs, so Python threads suffice. A batch of
-    fewer than ``min_split`` images per session runs whole on the first session (one
-    thread is also the fastest for a single image). Duck-types the two methods of
-    ``onnxruntime.InferenceSession`` that objrec uses: ``get_inputs`` and ``run``.
-    """
-
-    def __init__(self, model_bytes: bytes, n: int, *, min_split: int = 32):
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        self.sessions = [onnx_session(model_bytes, threads=1) for _ in range(n)]
-        self.min_split = int(min_split)
-        self._pool = None  # made on first use: no threads exist before a server forks
-
-    def get_inputs(self):
-        return self.sessions[0].get_inputs()
-
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        X = feeds[INPUT_NAME]
-        n = len(self.sessions)
-        if n == 1 or len(X) < n * self.min_split:
-            return self.sessions[0].run(output_names, feeds)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(n, thread_name_prefix="objrec-onnx")
-        bounds = np.linspace(0, len(X), n + 1).astype(int)
-        futures = [
-            self._pool.submit(sess.run, output_names, {**feeds, INPUT_NAME: X[a:b]})
-            for sess, a, b in zip(self.sessions, bounds[:-1], bounds[1:], strict=True)
-        ]
-        parts = [f.result() for f in futures]
-        return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
-
-
 def run_onnx(session, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
     """Run an objrec ONNX model on uint8 images, in batches (one at a time for a fixed batch)."""
     dim = session.get_inputs()[0].shape[0]

@@ -14,7 +14,6 @@ Estimators without ``predict_proba`` report a softmax of their ``decision_functi
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +48,6 @@ def class_names(meta: dict, classes) -> list[str]:
     return [str(c.item() if hasattr(c, "item") else c) for c in classes]
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
-
-
 @dataclass
 class FileResult:
     """The outcome for one input file: its top-k, or the reason it could not be read."""
@@ -72,8 +65,7 @@ class Predictor:
     estimator : fitted estimator (with ``classes_`` and ``input_shape_``).
     metadata : the model's ``objrec.json`` (default: ``estimator.objrec_metadata_``).
     backend : "auto", "onnxruntime" or "native".
-    threads : cores ONNX Runtime uses (None: all usable cores): that many single-threaded
-        sessions, each running its share of a large batch (see ``BatchSplitSession``).
+    threads : ONNX Runtime intra-op threads (None: its default, one per core).
     """
 
     def __init__(self, estimator, *, metadata=None, backend: str = "auto", threads=None):
@@ -109,7 +101,6 @@ class Predictor:
 
     def _make_session(self, threads):
         from objrec.serving.export import (
-            BatchSplitSession,
             compare_outputs,
             onnx_session,
             reference_scores,
@@ -117,9 +108,7 @@ class Predictor:
             to_onnx_bytes,
         )
 
-        model = to_onnx_bytes(self.estimator)
-        n = int(threads) if threads else usable_cores()
-        session = BatchSplitSession(model, n) if n > 1 else onnx_session(model, threads=1)
+        session = onnx_session(to_onnx_bytes(self.estimator), threads=threads)
         rng = np.random.default_rng(0)
         X = rng.integers(0, 256, size=(8, *self.input_shape), dtype=np.uint8)
         report = compare_outputs(
