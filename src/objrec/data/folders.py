@@ -361,6 +361,35 @@ def _summarise_skipped(root: Path, skipped: list[tuple[str, str]], shown: int = 
     )
 
 
+def check_classes_readable(root, groups: list[tuple[str, str]], ok: list[int], n_skipped: int):
+    """Refuse a folder where a class (of a split) has no readable image.
+
+    ``groups[i]`` is file i's (split, class); ``ok`` the indices of the readable files.
+    """
+    readable = Counter(groups[i] for i in ok)
+    empty = sorted(
+        {c if s == "all" else f"{s}/{c}" for s, c in groups if readable[(s, c)] == 0},
+        key=natural_key,
+    )
+    if empty:
+        raise DatasetError(
+            f"{root}: class folder(s) {', '.join(empty)} hold no readable images "
+            f"({n_skipped} file(s) could not be read); add images or remove the folder"
+        )
+
+
+def check_one_size(root, files: list, sizes: dict[int, tuple[int, int]]) -> None:
+    """Refuse images of different sizes; ``sizes``: readable file index -> (H, W)."""
+    counts = Counter(sizes.values())
+    if len(counts) > 1:
+        (common, n_common), *others = counts.most_common()
+        odd = next(files[i] for i, hw in sizes.items() if hw != common)
+        raise DatasetError(
+            f"{root}: images have {len(counts)} different sizes ({n_common} are {common}, "
+            f"e.g. {odd} is {others[0][0]}); pass size=(height, width) (--size HxW) to resize them"
+        )
+
+
 def read_folder_pools(
     root: str | os.PathLike,
     *,
@@ -409,16 +438,7 @@ def read_folder_pools(
     groups = [
         (s, c) for s, per_class in layout.items() for c, files in per_class.items() for _ in files
     ]
-    readable = Counter(groups[i] for i in ok)
-    empty = sorted(
-        {c if s == "all" else f"{s}/{c}" for s, c in groups if readable[(s, c)] == 0},
-        key=natural_key,
-    )
-    if empty:
-        raise DatasetError(
-            f"{root}: class folder(s) {', '.join(empty)} hold no readable images "
-            f"({len(skipped)} file(s) could not be read); add images or remove the folder"
-        )
+    check_classes_readable(root, groups, ok, len(skipped))
     # one mode for the whole set: RGB if any image is RGB (grey ones are repeated)
     if (
         color is None
@@ -428,21 +448,14 @@ def read_folder_pools(
         for i in ok:
             if images[i].ndim == 2:
                 images[i] = to_rgb(images[i][None])[0]
-    shapes = Counter(images[i].shape for i in ok)
-    if len(shapes) > 1:
-        (common, n_common), *others = shapes.most_common()
-        odd = next(all_files[i] for i in ok if images[i].shape != common)
-        raise DatasetError(
-            f"{root}: images have {len(shapes)} different sizes ({n_common} are {common[:2]}, "
-            f"e.g. {odd} is {others[0][0][:2]}); pass size=(height, width) (--size HxW) to resize them"
-        )
+    check_one_size(root, all_files, {i: images[i].shape[:2] for i in ok})
     pools: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for s in layout:
         idx = [i for i in ok if split_of[i] == s]
         X = (
             np.stack([images[i] for i in idx])
             if idx
-            else np.empty((0, *next(iter(shapes))), np.uint8)
+            else np.empty((0, *images[ok[0]].shape), np.uint8)
         )
         pools[s] = (X, np.array([labels[i] for i in idx], dtype=np.int64))
     if key is not None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,9 +38,10 @@ from objrec.data.folders import (
     DatasetWarning,
     _n_workers,
     _warn_skipped,
+    check_classes_readable,
+    check_one_size,
     decode_image,
     decoded_mode,
-    natural_key,
     open_image,
     scan_folder,
 )
@@ -309,27 +309,12 @@ def list_folder_pools(
     )
     skipped = [(p, e) for p, e in zip(all_files, errors, strict=True) if e is not None]
     ok = [i for i, sh in enumerate(shapes) if sh is not None]
-    readable = Counter(groups[i] for i in ok)
-    empty = sorted(
-        {c if s == "all" else f"{s}/{c}" for s, c in groups if readable[(s, c)] == 0},
-        key=natural_key,
-    )
-    if empty:
-        raise DatasetError(
-            f"{root}: class folder(s) {', '.join(empty)} hold no readable images "
-            f"({len(skipped)} file(s) could not be read); add images or remove the folder"
-        )
+    check_classes_readable(root, groups, ok, len(skipped))
     # one mode for the whole set, as the in-memory loader: RGB if any image is RGB
     rgb = any(shapes[i][2] == "RGB" for i in ok)
-    sizes = Counter(shapes[i][:2] for i in ok)
-    if len(sizes) > 1:
-        (common, n_common), *others = sizes.most_common()
-        odd = next(all_files[i] for i in ok if shapes[i][:2] != common)
-        raise DatasetError(
-            f"{root}: images have {len(sizes)} different sizes ({n_common} are {common}, "
-            f"e.g. {odd} is {others[0][0]}); pass size=(height, width) (--size HxW) to resize them"
-        )
-    image_shape = (*next(iter(sizes)), 3) if rgb else next(iter(sizes))
+    check_one_size(root, all_files, {i: tuple(shapes[i][:2]) for i in ok})
+    hw_common = tuple(shapes[ok[0]][:2])
+    image_shape = (*hw_common, 3) if rgb else hw_common
     paths = np.asarray(all_files, dtype=object)
     pools = {}
     for s in layout:
