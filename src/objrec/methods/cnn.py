@@ -223,10 +223,15 @@ class CNNClassifier(ImageClassifier):
 
         from objrec.training.loader import to_nchw
 
-        X = to_nchw(check_shape(self, X))
+        return self._normalise(torch.from_numpy(to_nchw(check_shape(self, X))))
+
+    def _normalise(self, x):
+        """uint8 tensor (N, C, H, W) -> float32 (x/255 - mean) / std, the network's input."""
+        import torch
+
         mean = torch.tensor(self.preprocessing_["mean"], dtype=torch.float32)[None, :, None, None]
         std = torch.tensor(self.preprocessing_["std"], dtype=torch.float32)[None, :, None, None]
-        return (torch.from_numpy(X).float() / 255 - mean) / std
+        return (x.float() / 255 - mean) / std
 
     # ----------------------------------------------------------------- fit
     def fit(self, X, y, X_val=None, y_val=None, *, callbacks=()):
@@ -464,14 +469,11 @@ class CNNClassifier(ImageClassifier):
     def _proba_stream(self, X, skip_errors: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        mean = torch.tensor(self.preprocessing_["mean"], dtype=torch.float32)[None, :, None, None]
-        std = torch.tensor(self.preprocessing_["std"], dtype=torch.float32)[None, :, None, None]
         out, kept = [], []
         self.model_.eval()
         with torch.no_grad():
             for xb, pos in self._stream(X, skip_errors):
-                x = (xb.float() / 255 - mean) / std
-                out.append(torch.softmax(self.model_(x), dim=1))
+                out.append(torch.softmax(self.model_(self._normalise(xb)), dim=1))
                 kept.append(pos)
         n = len(self.classes_)
         if not out:
