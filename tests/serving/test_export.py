@@ -134,3 +134,24 @@ def test_knn_exports_only_with_uniform_weights(tmp_path, digits_16):
     assert res.reports[0].passed
     got = run_onnx(onnx_session((tmp_path / "k.onnx").read_bytes()), X)
     np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4)
+
+
+def test_chunk_size_follows_the_largest_activation(cnn, pixels_logreg):
+    from objrec.serving.export import CHUNK_ACTIVATION_BYTES, onnx_chunk_size
+
+    # simple_cnn on 16x16: the first convolution's output, 32 x 14 x 14 float32, is largest
+    assert onnx_chunk_size(cnn) == CHUNK_ACTIVATION_BYTES // (32 * 14 * 14 * 4)
+    assert onnx_chunk_size(pixels_logreg) is None
+
+
+def test_chunked_run_matches_whole_batch(cnn, digits_16):
+    from objrec.serving.export import to_onnx_bytes
+    from objrec.serving.predictor import Predictor
+
+    X = digits_16[2][:100]
+    session = onnx_session(to_onnx_bytes(cnn))
+    whole = run_onnx(session, X)
+    np.testing.assert_allclose(run_onnx(session, X, batch_size=7), whole, atol=1e-6)
+    p = Predictor(cnn, backend="onnxruntime")
+    p.chunk_size = 7  # 100 images: 14 full chunks and one of 2
+    np.testing.assert_allclose(p.scores(X), whole, atol=1e-6)

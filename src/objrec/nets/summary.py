@@ -43,7 +43,8 @@ def summarize(model, input_shape: tuple[int, int, int]) -> list[LayerRow]:
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros((1, *input_shape)))
+            device = next(model.parameters(), torch.zeros(0)).device
+            model(torch.zeros((1, *input_shape), device=device))
     finally:
         for h in hooks:
             h.remove()

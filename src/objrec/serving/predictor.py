@@ -80,6 +80,7 @@ class Predictor:
         self._proba = has_proba(estimator)
         self.scores_are = "probabilities" if self._proba else "softmax(decision_function)"
         self._session = None
+        self.chunk_size: int | None = None  # images per ONNX Runtime call (None: all at once)
         self.backend = "native"
         self.backend_note = ""
         if backend != "native":
@@ -102,12 +103,14 @@ class Predictor:
     def _make_session(self, threads):
         from objrec.serving.export import (
             compare_outputs,
+            onnx_chunk_size,
             onnx_session,
             reference_scores,
             run_onnx,
             to_onnx_bytes,
         )
 
+        self.chunk_size = onnx_chunk_size(self.estimator)
         session = onnx_session(to_onnx_bytes(self.estimator), threads=threads)
         rng = np.random.default_rng(0)
         X = rng.integers(0, 256, size=(8, *self.input_shape), dtype=np.uint8)
@@ -127,7 +130,7 @@ class Predictor:
         if self._session is not None:
             from objrec.serving.export import run_onnx
 
-            out = run_onnx(self._session, X)
+            out = run_onnx(self._session, X, batch_size=self.chunk_size)
             if self._proba:
                 return np.asarray(out, np.float32)
             s = np.asarray(out, np.float64)
