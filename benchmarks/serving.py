@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 LOCK = "/tmp/objrec-bench.lock"
+PAUSE = 0.3  # seconds between batch-inference cells (thread pools go idle)
 
 
 def command_line(argv: list[str]) -> str:
@@ -63,8 +64,9 @@ def interleaved_rates(cells: dict, n_per_call: int, seconds: float, rounds: int)
     """Images/s of each ``cells[name]()`` in ``rounds`` rounds that take turns.
 
     Each round runs every cell for ``seconds / rounds``, so a slow spell of the shared
-    machine lands on all cells alike. Per cell: the median and the best round's images/s and
-    the median milliseconds per call.
+    machine lands on all cells alike; a pause between cells lets the previous cell's thread
+    pool (PyTorch's OpenMP, ONNX Runtime's) stop spinning before the next one starts. Per
+    cell: the median and the best round's images/s and the median milliseconds per call.
     """
     for fn in cells.values():
         for _ in range(3):
@@ -73,6 +75,7 @@ def interleaved_rates(cells: dict, n_per_call: int, seconds: float, rounds: int)
     times = {name: [] for name in cells}
     for _ in range(rounds):
         for name, fn in cells.items():
+            time.sleep(PAUSE)
             calls, start = [], time.perf_counter()
             while time.perf_counter() - start < seconds / rounds or len(calls) < 3:
                 t = time.perf_counter()
