@@ -1,0 +1,91 @@
+"""Training-step throughput of objrec's networks in NCHW against NHWC (channels-last).
+
+    flock /tmp/objrec-bench.lock python benchmarks/train_step.py [--seconds 4] [--rounds 3]
+
+For each network and memory format: Adam steps (forward, cross-entropy, backward, update)
+on a fixed random batch of 1x28x28 float images on 2 threads, the formats taking turns in
+``--rounds`` rounds of ``--seconds`` each; images/s of the median round. The figures
+behind ``CNNClassifier``'s choice of NHWC. Prints a Markdown table and appends it to
+``benchmarks/results/train_step.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_step.md"
+CASES = (("simple_cnn", 128), ("simple_cnn", 256), ("lenet5", 128), ("resnet_small", 128))
+
+
+def stepper(model: str, batch: int, channels_last: bool):
+    """A function doing one training step of ``model`` on a fixed batch."""
+    import torch
+
+    from objrec.nets import create_model
+
+    torch.manual_seed(0)
+    net = create_model(model, 1, 10, (28, 28))
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    return step
+
+
+def rate(step, batch: int, seconds: float) -> float:
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    load0 = os.getloadavg()[0]
+    lines = [
+        f"Command: `python benchmarks/train_step.py --seconds {args.seconds} --rounds "
+        f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
+        f"{torch.__version__}, 2 threads, load {load0:.2f})",
+        "",
+        "| network | batch | NCHW images/s | NHWC images/s | NHWC / NCHW |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for model, batch in CASES:
+        steps = {cl: stepper(model, batch, cl) for cl in (False, True)}
+        rates = {cl: [] for cl in steps}
+        for _ in range(args.rounds):
+            for cl, step in steps.items():
+                rates[cl].append(rate(step, batch, args.seconds))
+        a, b = (float(np.median(rates[cl])) for cl in (False, True))
+        lines.append(f"| {model} | {batch} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |")
+        print(lines[-1], flush=True)
+    with RESULTS.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
