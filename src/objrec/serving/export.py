@@ -448,6 +448,8 @@ def run_onnx(session, X: np.ndarray, *, batch_size: int | None = None) -> np.nda
     if isinstance(dim, int):
         batch_size = dim
     batch_size = batch_size or len(X)
+    if len(X) <= batch_size:
+        return session.run([OUTPUT_NAME], {INPUT_NAME: X})[0]
     parts = [
         session.run([OUTPUT_NAME], {INPUT_NAME: X[i : i + batch_size]})[0]
         for i in range(0, len(X), batch_size)
