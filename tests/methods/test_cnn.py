@@ -18,6 +18,13 @@ def fitted(digits_small):
     return objrec.make_method("simple_cnn", **FAST).fit(X, y, Xv[:150], yv[:150])
 
 
+def test_large_inputs_predict_in_nhwc_with_the_same_answers(fitted, digits_small):
+    X = np.concatenate([digits_small[2]] * 2)[:400]  # >= 256 images: an NHWC copy predicts
+    small = np.concatenate([fitted.predict_proba(X[i : i + 100]) for i in range(0, 400, 100)])
+    np.testing.assert_allclose(fitted.predict_proba(X), small, atol=1e-5)
+    assert fitted.model_.features[0].weight.is_contiguous()  # the estimator's net is untouched
+
+
 def test_every_network_is_a_method():
     from objrec.methods import list_methods, method_spec
     from objrec.nets import list_models
