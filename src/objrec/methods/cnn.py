@@ -290,8 +290,7 @@ class CNNClassifier(ImageClassifier):
         net = self._build_network(create_model, channels, size)
         net.to(device)
         # NHWC weights and batches: oneDNN's and cuDNN's fast convolution layout (on 2 CPU
-        # cores, training steps of simple_cnn 1.3x and resnet_small 1.3x faster than NCHW).
-        channels_last = True
+        # cores a training step is 1.1-1.5x faster than NCHW: benchmarks/train_step.py).
         net = net.to(memory_format=torch.channels_last)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = _make_optimizer(rec["optimizer"], params, rec["lr"], rec["weight_decay"])
@@ -345,13 +344,11 @@ class CNNClassifier(ImageClassifier):
 
         train = Batches(
             loader(X, y, rec["batch_size"], True),
-            mean_t, std_t, device, augment=aug, seed=self.seed, channels_last=channels_last,
+            mean_t, std_t, device, augment=aug, seed=self.seed,
         )  # fmt: skip
         val = None
         if X_val is not None:
-            val = Batches(
-                loader(X_val, y_val, 512, False), mean_t, std_t, device, channels_last=channels_last
-            )
+            val = Batches(loader(X_val, y_val, 512, False), mean_t, std_t, device)
         cbs = [cb.EpochPrinter()] if self.verbose else []
         if self.early_stopping:
             if val is None:

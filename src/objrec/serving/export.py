@@ -433,11 +433,8 @@ def onnx_chunk_size(est) -> int | None:
         return None
     from objrec.nets.summary import summarize
 
-    pre = est.preprocessing_
-    shape = tuple(int(s) for s in est.input_shape_)
-    channels = shape[2] if len(shape) == 3 else 1
-    size = tuple(int(s) for s in pre.get("input_size", shape[:2]))
-    rows = summarize(est.model_, (channels, *size))
+    pre = est.preprocessing_  # the network's input: pre["channels"] x pre["input_size"]
+    rows = summarize(est.model_, (int(pre["channels"]), *(int(s) for s in pre["input_size"])))
     largest = max(int(np.prod(r.output_shape)) for r in rows) * 4
     return max(1, CHUNK_ACTIVATION_BYTES // largest)
 

@@ -36,13 +36,13 @@ class TrainState:
 
 
 class Batches:
-    """uint8 batches -> float32 (B, C, H, W) ``(x/255 [augmented] - mean) / std`` on ``device``."""
+    """uint8 batches -> float32 (B, C, H, W) ``(x/255 [augmented] - mean) / std`` on ``device``,
+    in NHWC memory (channels-last), the layout the networks train in."""
 
-    def __init__(self, loader, mean, std, device, *, augment=None, seed=0, channels_last=False):
+    def __init__(self, loader, mean, std, device, *, augment=None, seed=0):
         self.loader, self.device, self.augment, self.seed = loader, device, augment or {}, seed
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device)[None, :, None, None]
         self.std = torch.as_tensor(std, dtype=torch.float32, device=device)[None, :, None, None]
-        self.channels_last = channels_last
         self.gen = torch.Generator()
 
     def set_epoch(self, epoch: int) -> None:
@@ -56,9 +56,7 @@ class Batches:
         for xb, yb in self.loader:
             x = xb.to(self.device, non_blocking=True).float().div_(255)  # (B, C, H, W) in 0..1
             x = augment_batch(x, self.augment, self.gen)
-            x = (x - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
             yield x, yb.to(self.device, non_blocking=True)
 
 
