@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks_md import write_section
+from timing import interleaved_rates
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 LOCK = "/tmp/objrec-bench.lock"
-PAUSE = 0.3  # seconds between batch-inference cells (thread pools go idle)
 
 
 def command_line(argv: list[str]) -> str:
@@ -58,40 +58,6 @@ def command_line(argv: list[str]) -> str:
     shown = ["TEXT" if i > 0 and argv[i - 1] == "--notes" else a for i, a in enumerate(argv)]
     cmd = shlex.join(["python", "benchmarks/serving.py", *shown])
     return f"flock {LOCK} {cmd}" if locked else cmd
-
-
-def interleaved_rates(cells: dict, n_per_call: int, seconds: float, rounds: int) -> dict:
-    """Images/s of each ``cells[name]()`` in ``rounds`` rounds that take turns.
-
-    Each round runs every cell for ``seconds / rounds``, so a slow spell of the shared
-    machine lands on all cells alike; a pause between cells lets the previous cell's thread
-    pool (PyTorch's OpenMP, ONNX Runtime's) stop spinning before the next one starts. Per
-    cell: the median and the best round's images/s and the median milliseconds per call.
-    """
-    for fn in cells.values():
-        for _ in range(3):
-            fn()
-    rates = {name: [] for name in cells}
-    times = {name: [] for name in cells}
-    for _ in range(rounds):
-        for name, fn in cells.items():
-            time.sleep(PAUSE)
-            calls, start = [], time.perf_counter()
-            while time.perf_counter() - start < seconds / rounds or len(calls) < 3:
-                t = time.perf_counter()
-                fn()
-                calls.append(time.perf_counter() - t)
-            rates[name].append(n_per_call * len(calls) / sum(calls))
-            times[name] += calls
-    return {
-        name: {
-            "images_per_s": float(np.median(rates[name])),
-            "best_images_per_s": float(max(rates[name])),
-            "median_ms": 1000 * float(np.median(times[name])),
-            "rounds": rounds,
-        }
-        for name in cells
-    }
 
 
 def batch_inference(est, X: np.ndarray, seconds: float, rounds: int) -> list[dict]:

@@ -3,10 +3,10 @@
     flock /tmp/objrec-bench.lock python benchmarks/train_step.py [--seconds 4] [--rounds 3]
 
 For each network and memory format: Adam steps (forward, cross-entropy, backward, update)
-on a fixed random batch of 1x28x28 float images on 2 threads, the formats taking turns in
-``--rounds`` rounds of ``--seconds`` each; images/s of the median round. The figures
-behind ``CNNClassifier``'s choice of NHWC. Prints a Markdown table and appends it to
-``benchmarks/results/train_step.md``.
+on a fixed random batch of 1x28x28 float images on 2 threads, the two formats taking turns
+in ``--rounds`` rounds over ``--seconds`` per format (``timing.interleaved_rates``);
+images/s of the median round. The figures behind ``CNNClassifier``'s choice of NHWC.
+Prints a Markdown table and appends it to ``benchmarks/results/train_step.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
+from timing import interleaved_rates
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.md"
 CASES = (("simple_cnn", 128), ("simple_cnn", 256), ("lenet5", 128), ("resnet_small", 128))
@@ -42,25 +42,15 @@ def stepper(model: str, batch: int, channels_last: bool):
         loss_fn(net(x), y).backward()
         opt.step()
 
-    for _ in range(3):
-        step()
     return step
-
-
-def rate(step, batch: int, seconds: float) -> float:
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n * batch / (time.perf_counter() - t0)
 
 
 def main() -> int:
     import torch
 
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=12.0, help="timing per network and format")
+    p.add_argument("--rounds", type=int, default=4, help="turns the two formats take")
     args = p.parse_args()
     torch.set_num_threads(2)
     load0 = os.getloadavg()[0]
@@ -73,12 +63,9 @@ def main() -> int:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for model, batch in CASES:
-        steps = {cl: stepper(model, batch, cl) for cl in (False, True)}
-        rates = {cl: [] for cl in steps}
-        for _ in range(args.rounds):
-            for cl, step in steps.items():
-                rates[cl].append(rate(step, batch, args.seconds))
-        a, b = (float(np.median(rates[cl])) for cl in (False, True))
+        cells = {fmt: stepper(model, batch, fmt == "NHWC") for fmt in ("NCHW", "NHWC")}
+        r = interleaved_rates(cells, batch, args.seconds, args.rounds)
+        a, b = (r[fmt]["images_per_s"] for fmt in ("NCHW", "NHWC"))
         lines.append(f"| {model} | {batch} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |")
         print(lines[-1], flush=True)
     with RESULTS.open("a") as f:
