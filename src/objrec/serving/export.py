@@ -417,8 +417,8 @@ def onnx_session(model_bytes: bytes, *, threads: int | None = None):
 #: Activation bytes one ONNX Runtime call should keep in flight: a batch is run in chunks
 #: whose largest layer output fits about twice the per-core L2 cache. For ``simple_cnn`` the
 #: first convolution's output is 86.5 kB per image, so 256 images are run as chunks of 24:
-#: its memory-bound max-pooling then works from cache (measured: 3.8 -> 1.3 ms per 256
-#: images, the whole graph 15.2 -> 12.4 ms on 2 threads).
+#: its memory-bound max-pooling then works from cache (ONNX Runtime's profiler: 3.8 -> 1.3
+#: ms per 256 images, the whole graph 15.2 -> 12.4 ms on 2 threads).
 CHUNK_ACTIVATION_BYTES = 2 << 20
 
 
