@@ -35,6 +35,7 @@ def run(args) -> int:
     import os
 
     from objrec.artifact import resolve
+    from objrec.cpu import usable_cores
     from objrec.errors import ObjrecError
     from objrec.serving import app as appmod
 
@@ -45,7 +46,7 @@ def run(args) -> int:
         import uvicorn
     except ImportError as e:
         raise ObjrecError("serving needs uvicorn and fastapi: pip install 'objrec[serve]'") from e
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    threads = args.threads or max(1, usable_cores() // args.workers)
     limits = {"max_body_bytes": int(args.max_body_mb * 1024 * 1024)}
     if args.max_pixels:
         limits["max_pixels"] = args.max_pixels

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from objrec.cpu import usable_cores
 from objrec.data.dataset import Dataset, Split, from_official, from_pool, take
 from objrec.data.paths import user_cache_dir
 from objrec.data.transforms import parse_color, parse_size, to_rgb
@@ -234,10 +235,7 @@ def _decode_chunk(
 def _n_workers(workers: int | None) -> int:
     if workers is not None:
         return max(1, int(workers))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def decode_files(

@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from objrec.cpu import usable_cores
+
 
 def pick_device(device: str | None = "auto") -> torch.device:
     """``"auto"``: CUDA (the rank's local GPU under torchrun) when available, else CPU."""
@@ -56,8 +58,7 @@ def configure_threads(threads: int | None = None, world_size: int = 1) -> int:
         if os.environ.get("OMP_NUM_THREADS"):
             threads = int(os.environ["OMP_NUM_THREADS"])
         else:
-            affinity = getattr(os, "sched_getaffinity", None)
-            cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+            cores = usable_cores()
             per_rank = max(1, cores // max(1, world_size))
             threads = max(1, min(per_rank, round(cores - busy_cores())))
     torch.set_num_threads(int(threads))

@@ -13,21 +13,16 @@ raises :class:`~objrec.errors.DatasetError` (``skip_errors=False``, for predicti
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
+from objrec.cpu import usable_cores
 from objrec.training.loader import BatchLoader, to_nchw
 
 
 def default_num_workers() -> int:
     """Decoding processes when none are given: the usable cores, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return min(4, usable_cores())
 
 
 class _DecodeBatches(torch.utils.data.Dataset):
