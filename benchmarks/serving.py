@@ -9,8 +9,8 @@ Runtime) and the REST server under a bounded loopback load test.
    pre-normalised tensors, ``torch.inference_mode``, 2 threads), an ONNX Runtime session on
    the exported graph (uint8 images in, preprocessing and softmax inside) given the whole
    batch with 1 and 2 intra-op threads, and objrec's ``Predictor`` (the path of
-   ``objrec predict`` and ``objrec serve``: the same session, a batch run in cache-sized
-   chunks). The cells take turns in ``--rounds`` rounds over ``--seconds`` per cell, after
+   ``objrec predict`` and ``objrec serve``: the batch shared out between 2 threads, each
+   running a 1-thread session on its share in cache-sized chunks). The cells take turns in ``--rounds`` rounds over ``--seconds`` per cell, after
    warm-up; the table gives the median round and the best one.
 3. ``objrec serve`` (1 and 2 worker processes, ONNX Runtime, 1 thread each) loaded with
    ``hey`` (Debian package ``hey``): ``--requests`` POST /v1/predict requests, each one
@@ -87,7 +87,7 @@ def batch_inference(est, X: np.ndarray, seconds: float, rounds: int) -> list[dic
         for t, sess in sessions.items():
             name = f"ONNX Runtime session, whole batch (uint8 in), {t} thread{'s' * (t > 1)}"
             cells[name] = lambda xb=xb, s=sess: s.run(["probabilities"], {"images": xb})
-        name = f"objrec Predictor: ONNX Runtime, 2 threads, chunks of {chunk} (uint8 in)"
+        name = f"objrec Predictor: ONNX Runtime, 2 threads x 1, chunks of {chunk} (uint8 in)"
         cells[name] = lambda xb=xb: predictor.scores(xb)
         for name, r in interleaved_rates(cells, bs, seconds, rounds).items():
             rows.append({"runtime": name, "batch": bs, **r})

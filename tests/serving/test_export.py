@@ -155,3 +155,44 @@ def test_chunked_run_matches_whole_batch(cnn, digits_16):
     p = Predictor(cnn, backend="onnxruntime")
     p.chunk_size = 7  # 100 images: 14 full chunks and one of 2
     np.testing.assert_allclose(p.scores(X), whole, atol=1e-6)
+
+
+def test_predictor_shares_a_batch_across_threads_in_order(cnn, digits_16):
+    import threading
+
+    from objrec.serving.export import to_onnx_bytes
+    from objrec.serving.predictor import Predictor
+
+    X = digits_16[2][:100]
+    whole = run_onnx(onnx_session(to_onnx_bytes(cnn)), X)
+    p = Predictor(cnn, backend="onnxruntime", threads=3)
+    p.chunk_size = 7
+    calls, entered = [], []
+    # the first call waits for a second one: only shares run at the same time get past it
+    together = threading.Barrier(2, timeout=10)
+
+    class Recording:  # the session, recording each call's thread and batch size
+        def __init__(self, session):
+            self.session = session
+
+        def get_inputs(self):
+            return self.session.get_inputs()
+
+        def run(self, names, feeds):
+            calls.append((threading.current_thread().name, len(next(iter(feeds.values())))))
+            entered.append(1)
+            if len(entered) <= 2:
+                together.wait()
+            return self.session.run(names, feeds)
+
+    p._session = Recording(p._session)
+    np.testing.assert_allclose(p.scores(X), whole, atol=1e-6)  # shares come back in order
+    assert sum(n for _, n in calls) == 100 and max(n for _, n in calls) <= 7
+    assert len({name for name, _ in calls}) > 1  # more than one thread ran the batch
+    assert all(name.startswith("objrec-onnx") for name, _ in calls)
+    calls.clear()
+    p.scores(X[:5])  # one chunk: run on the calling thread
+    assert calls == [(threading.current_thread().name, 5)]
+    one = Predictor(cnn, backend="onnxruntime", threads=1)
+    assert one._pool is None
+    np.testing.assert_allclose(one.scores(X), whole, atol=1e-6)
