@@ -76,6 +76,24 @@ def test_predict_multipart_single_and_several(client, predictor, png, digits_16)
     assert [p["top_k"][0]["index"] for p in preds] == list(predictor.estimator.predict(X[:3]))
 
 
+def test_uploads_are_closed_after_the_request(client, png, monkeypatch):
+    from starlette.datastructures import UploadFile
+
+    closed = []
+    close = UploadFile.close
+
+    async def recording_close(self):
+        closed.append(self.filename)
+        await close(self)
+
+    monkeypatch.setattr(UploadFile, "close", recording_close)
+    files = [("file", (f"{i}.png", png, "image/png")) for i in range(2)]
+    assert client.post("/v1/predict", files=files).status_code == 200
+    r = client.post("/v1/predict", files=[("file", ("t.txt", b"not an image", "text/plain"))])
+    assert r.status_code == 422  # an error on the way out closes them too
+    assert sorted(closed) == ["0.png", "1.png", "t.txt"]
+
+
 def test_predict_json_base64(client, png):
     b64 = base64.b64encode(png).decode()
     r = client.post(

@@ -209,17 +209,18 @@ def create_app(
     async def read_images(request: Request) -> tuple[list[tuple[str, bytes]], int | None]:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            form = await request.form(
+            # ``async with``: the uploads' spooled temporary files are closed on the way out
+            async with request.form(
                 max_files=max_images, max_fields=max_images + 16, max_part_size=max_body_bytes
-            )
-            items = []
-            for i, f in enumerate(form.getlist("file")):
-                if isinstance(f, str):
-                    raise RequestError(
-                        422, f"file #{i + 1}: form field 'file' must be a file upload, not text"
-                    )
-                items.append((f.filename or f"file #{i + 1}", await f.read()))
-            top = form.get("top_k")
+            ) as form:
+                items = []
+                for i, f in enumerate(form.getlist("file")):
+                    if isinstance(f, str):
+                        raise RequestError(
+                            422, f"file #{i + 1}: form field 'file' must be a file upload, not text"
+                        )
+                    items.append((f.filename or f"file #{i + 1}", await f.read()))
+                top = form.get("top_k")
             return items, int(top) if isinstance(top, str) and top.isdigit() else None
         if ctype == "application/json":
             try:
