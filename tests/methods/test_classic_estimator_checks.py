@@ -70,7 +70,7 @@ def _expected_failed(est):
     return dict.fromkeys(TABULAR_CHECKS, TABULAR)
 
 
-def _params():
+def _params() -> list:
     estimators = [
         NystroemClassifier(n_components=30),
         FeatureClassifier("pixels", "svm"),
@@ -78,10 +78,13 @@ def _params():
         EigenClassifier(n_components=2),
         BagOfWords("patch", n_words=4, max_descriptors=200),
     ]
-    for est in estimators:
-        yield from estimator_checks_generator(
+    return [
+        param
+        for est in estimators
+        for param in estimator_checks_generator(
             est, expected_failed_checks=_expected_failed(est), mark="skip"
         )
+    ]
 
 
 def _id(obj):
