@@ -2,10 +2,61 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def _cpuinfo() -> dict:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    first = text.split("\n\n")[0]
+    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
+
+
+def _fp32_lanes_per_fma(info: dict) -> tuple[int, str]:
+    """fp32 results per FMA unit and cycle, with the vector width's name."""
+    flags = set(info.get("flags", "").split())
+    if "avx512f" in flags:
+        # AMD Zen 4 (family 25) runs 512-bit instructions on 256-bit units in two halves.
+        if info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family") == "25":
+            return 8, "AVX-512 on 256-bit units"
+        return 16, "AVX-512"
+    return (8, "AVX2") if "avx2" in flags else (4, "SSE")
+
+
+def machine() -> str:
+    """One line naming the CPU the benchmark ran on: model, family, usable cores, clock, ISA."""
+    info = _cpuinfo()
+    if not info:
+        return f"{os.cpu_count()} CPUs (no /proc/cpuinfo)"
+    _, isa = _fp32_lanes_per_fma(info)
+    return (
+        f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model "
+        f"{info.get('model', '?')}, {isa}), {len(os.sched_getaffinity(0))} usable cores at "
+        f"{float(info.get('cpu MHz', 0)) / 1000:.2f} GHz, {info.get('cache size', '?')} L2 per core"
+    )
+
+
+def cpu_peak_flops() -> tuple[float, str]:
+    """Peak FP32 FLOP/s of the usable cores, with the assumption spelled out."""
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    mhz = float(info.get("cpu MHz", 0))
+    cores = len(os.sched_getaffinity(0))
+    lanes, isa = _fp32_lanes_per_fma(info)
+    fma = 2 if "fma" in flags else 1
+    peak = cores * mhz * 1e6 * 2 * lanes * fma  # 2 FMA pipes per core
+    return peak, (
+        f"{info.get('model name', '?')}: {cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x "
+        f"{lanes} fp32 lanes ({isa}) x {fma} FLOP per FMA = {peak / 1e9:.0f} GFLOP/s "
+        "(assumes 2 FMA pipes per core, as on AMD Zen 2+ and Intel Haswell+, at the reported clock)"
+    )
 
 
 def write_section(heading: str, text: str, *, keep: str | None = None) -> None:

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks_md import cpu_peak_flops, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT.parent / "shared" / "bench" / "seed_pytorch_baseline.py"
 DATA = {
@@ -84,23 +86,6 @@ def load(name: str):
     order = np.random.default_rng(0).permutation(len(y))
     tr, va = order[:50000], order[50000:]
     return X[tr], y[tr], X[va], y[va], Xt, yt
-
-
-def cpu_peak_flops() -> tuple[float, str]:
-    """Peak FP32 FLOP/s of the usable cores, with the assumption spelled out."""
-    info = Path("/proc/cpuinfo").read_text()
-    flags = set(re.search(r"^flags\s*:(.*)$", info, re.M).group(1).split())
-    mhz = float(re.search(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M).group(1))
-    cores = len(os.sched_getaffinity(0))
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    fma = 2 if "fma" in flags else 1
-    peak = cores * mhz * 1e6 * 2 * lanes * fma  # 2 FMA pipes per core
-    model = re.search(r"^model name\s*:\s*(.*)$", info, re.M).group(1)
-    return peak, (
-        f"{model}: {cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x {lanes} fp32 lanes "
-        f"({'AVX-512' if lanes == 16 else 'AVX2'}) x {fma} FLOP per FMA = {peak / 1e9:.0f} GFLOP/s "
-        "(assumes 2 FMA pipes per core, as on AMD Zen 2+ and Intel Haswell+, at the reported clock)"
-    )
 
 
 class TestProbe:
@@ -229,7 +214,7 @@ def main() -> None:
         print(report(results))
         return
     peak, assumption = cpu_peak_flops()
-    results["cpu"] = {"peak_flops": peak, "assumption": assumption}
+    results["cpu"] = {"peak_flops": peak, "assumption": assumption, "machine": machine()}
     for ds in args.datasets:
         for part in args.parts:
             print(f"== {ds} {part} (load {os.getloadavg()[0]:.2f})", flush=True)
@@ -303,7 +288,8 @@ def report(results: dict) -> str:
                     f"forward) = {ips * train_flops / 1e9:.1f} GFLOP/s = {ips * train_flops / peak:.1%} of peak"
                 )
     lines.append("")
-    lines.append(f"Peak: {cpu_peak_flops()[1]}.")
+    lines.append(f"Machine: {results['cpu'].get('machine', '?')}.")
+    lines.append(f"Peak: {results['cpu']['assumption']}.")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 

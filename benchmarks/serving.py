@@ -10,8 +10,9 @@ Runtime) and the REST server under a bounded loopback load test.
    the exported graph (uint8 images in, preprocessing and softmax inside) given the whole
    batch with 1 and 2 intra-op threads, and objrec's ``Predictor`` (the path of
    ``objrec predict`` and ``objrec serve``: the batch shared out between 2 threads, each
-   running a 1-thread session on its share in cache-sized chunks). The cells take turns in ``--rounds`` rounds over ``--seconds`` per cell, after
-   warm-up; the table gives the median round and the best one.
+   running a 1-thread session on its share in cache-sized chunks). The cells take turns
+   in ``--rounds`` rounds over ``--seconds`` per cell, after warm-up; the table gives the
+   median round and the best one.
 3. ``objrec serve`` (1 and 2 worker processes, ONNX Runtime, 1 thread each) loaded with
    ``hey`` (Debian package ``hey``): ``--requests`` POST /v1/predict requests, each one
    28x28 PNG as multipart, ``--concurrency`` connections on 127.0.0.1; requests/s,
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks_md import write_section
+from benchmarks_md import machine, write_section
 from timing import interleaved_rates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +228,7 @@ def section(res: dict) -> str:
         + " "
         f"({res['date']}, git {res['git'] or '?'}). Load average (1/5/15 min) before "
         f"{la0[0]:.1f}/{la0[1]:.1f}/{la0[2]:.1f}, after {la1[0]:.1f}/{la1[1]:.1f}/{la1[2]:.1f} "
-        f"on this shared 2-core machine. Model: `simple_cnn` trained 1 epoch on {res['train_size']:,} MNIST "
+        f"on this shared machine: {res.get('machine', 'not recorded')}. Model: `simple_cnn` trained 1 epoch on {res['train_size']:,} MNIST "
         f"images, test accuracy {res['test_accuracy']:.2%} (speed does not depend on the weights).",
         "",
         "### Batch inference (MNIST test images, 1x28x28)",
@@ -340,6 +341,7 @@ def main() -> int:
         "concurrency": args.concurrency,
         "notes": args.notes,
         "command": command_line(sys.argv[1:]),
+        "machine": machine(),
     }
     ds = load_dataset("mnist", data_dir=DATA, download=False, progress=False)
     n = args.train_size
