@@ -30,6 +30,23 @@ def _fp32_lanes_per_fma(info: dict) -> tuple[int, str]:
     return (8, "AVX2") if "avx2" in flags else (4, "SSE")
 
 
+def _caches() -> str:
+    """The first core's L2 and L3 sizes from sysfs, e.g. "2048K L2 per core, 307200K L3".
+
+    /proc/cpuinfo's "cache size" is the L2 on AMD but the L3 on Intel, so sysfs is read instead.
+    """
+    sizes = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            sizes.setdefault(level, (index / "size").read_text().strip())
+        except OSError:
+            continue
+    parts = [f"{sizes['2']} L2 per core"] if "2" in sizes else []
+    parts += [f"{sizes['3']} L3"] if "3" in sizes else []
+    return ", ".join(parts) or "caches unknown"
+
+
 def machine() -> str:
     """One line naming the CPU the benchmark ran on: model, family, usable cores, clock, ISA."""
     info = _cpuinfo()
@@ -39,7 +56,7 @@ def machine() -> str:
     return (
         f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model "
         f"{info.get('model', '?')}, {isa}), {len(os.sched_getaffinity(0))} usable cores at "
-        f"{float(info.get('cpu MHz', 0)) / 1000:.2f} GHz, {info.get('cache size', '?')} L2 per core"
+        f"{float(info.get('cpu MHz', 0)) / 1000:.2f} GHz, {_caches()}"
     )
 
 
