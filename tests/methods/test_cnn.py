@@ -143,6 +143,23 @@ def test_bad_input_is_refused(fitted, digits_small):
         )
 
 
+@pytest.mark.filterwarnings("ignore:precision='bf16'")
+def test_bf16_training_learns_and_predicts_in_fp32(digits_small):
+    X, y, Xv, yv = digits_small
+    runs = {
+        p: objrec.make_method("simple_cnn", **FAST, precision=p).fit(X, y, Xv[:150], yv[:150])
+        for p in ("fp32", "bf16")
+    }
+    w32, w16 = (runs[p].model_.features[0].weight for p in ("fp32", "bf16"))
+    assert w16.dtype == torch.float32 and not torch.equal(w32, w16)  # the bf16 path ran
+    scores = {p: est.score(Xv[150:], yv[150:]) for p, est in runs.items()}
+    assert scores["bf16"] > 0.7 and abs(scores["bf16"] - scores["fp32"]) < 0.05, scores
+    # validation runs in fp32: the recorded accuracy is what predict gives
+    assert runs["bf16"].val_accuracy_ == pytest.approx(runs["bf16"].score(Xv[:150], yv[:150]))
+    with pytest.raises(InputError, match="precision must be one of"):
+        objrec.make_method("mlp", precision="fp16", verbose=False).fit(X, y)
+
+
 def test_time_budget_stops_training_with_the_schedule_annealed(digits_small):
     import time
 

@@ -46,3 +46,18 @@ def test_explicit_threads_win(monkeypatch):
         assert runtime.configure_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_precision_resolves_per_device(monkeypatch):
+    import torch
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert runtime.use_bf16("auto", cuda) and not runtime.use_bf16("auto", cpu)
+    assert not runtime.use_bf16("fp32", cuda) and not runtime.use_bf16("fp32", cpu)
+    monkeypatch.setattr(runtime, "native_bf16", lambda: True)
+    assert runtime.use_bf16("bf16", cpu)
+    monkeypatch.setattr(runtime, "native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulated"):
+        assert runtime.use_bf16("bf16", cpu)
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        runtime.use_bf16("fp16", cpu)

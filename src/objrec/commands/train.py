@@ -28,6 +28,7 @@ CNN_OPTIONS = (
     "init_from",
     "freeze_backbone",
     "device",
+    "precision",
     "threads",
     "num_workers",
 )
@@ -97,6 +98,13 @@ def register(subparsers) -> None:
         "--freeze-backbone", action="store_true", help="with --init-from: train only the head"
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    g.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="bf16: mixed-precision training, also on CPUs with AMX or AVX512-BF16 "
+        "(default auto: bf16 on CUDA, fp32 on CPU)",
+    )
     g.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
     g.add_argument(
         "--num-workers",

@@ -75,6 +75,9 @@ class CNNClassifier(ImageClassifier):
     resume : checkpoint (file or run folder) to continue from; ``epochs`` may be raised
     tensorboard : folder for TensorBoard logs, or None
     device : "auto" (CUDA when available), "cpu", "cuda"
+    precision : "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" (also on CPU: 1.5-2.3x
+        faster training steps on CPUs with AMX, see ``training.runtime.native_bf16``), "fp32".
+        Prediction and export always run in fp32
     num_workers : decoding processes for image files (``ImageFiles`` input); None: the
         usable cores, at most 4; 0: decode in the training process
     threads : CPU threads (None: free cores, see ``objrec.training.runtime``)
@@ -108,6 +111,7 @@ class CNNClassifier(ImageClassifier):
         resume: str | None = None,
         tensorboard: str | None = None,
         device: str = "auto",
+        precision: str = "auto",
         num_workers: int | None = None,
         threads: int | None = None,
         seed: int = 0,
@@ -135,6 +139,7 @@ class CNNClassifier(ImageClassifier):
         self.resume = resume
         self.tensorboard = tensorboard
         self.device = device
+        self.precision = precision
         self.num_workers = num_workers
         self.threads = threads
         self.seed = seed
@@ -250,7 +255,7 @@ class CNNClassifier(ImageClassifier):
         from objrec.training.checkpoint import load_checkpoint, set_rng_state
         from objrec.training.loader import BatchLoader, to_nchw
         from objrec.training.loop import Batches, TrainState, fit
-        from objrec.training.runtime import configure_threads, pick_device
+        from objrec.training.runtime import configure_threads, pick_device, use_bf16
         from objrec.training.schedules import make_scheduler
         from objrec.training.streaming import StreamingLoader
 
@@ -263,6 +268,10 @@ class CNNClassifier(ImageClassifier):
         except ValueError as e:
             raise InputError(f"augment: {e}") from e
         device = pick_device(self.device)
+        try:
+            amp = use_bf16(self.precision, device)
+        except ValueError as e:
+            raise InputError(str(e)) from e
         dist = ddp.setup(device)
         configure_threads(
             self.threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
@@ -312,9 +321,7 @@ class CNNClassifier(ImageClassifier):
             raise InputError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=rec["label_smoothing"])
         loss_fn.to(device)
-        state = TrainState(
-            ddp.wrap(net, dist, device), opt, sched, loss_fn, amp=device.type == "cuda"
-        )
+        state = TrainState(ddp.wrap(net, dist, device), opt, sched, loss_fn, amp=amp)
         if self.max_time:
             if dist.enabled:
                 raise InputError("max_time is not supported in data-parallel training; use epochs")

@@ -31,7 +31,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     history: list[dict] = field(default_factory=list)  # one logs dict per epoch
     stop_training: bool = False
-    amp: bool = False  # bf16 autocast (CUDA only)
+    amp: bool = False  # bf16 autocast on the batches' device (runtime.use_bf16)
     deadline: float | None = None  # time.perf_counter() value at which training stops
 
 
@@ -60,9 +60,10 @@ class Batches:
             yield x, yb.to(self.device, non_blocking=True)
 
 
-def _autocast(state: TrainState, device: torch.device):
-    if state.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def _autocast(amp: bool, device: torch.device):
+    """bf16 autocast on ``device`` when ``amp``, else nothing."""
+    if amp:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -71,7 +72,7 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on a batch; returns (mean loss, number correct) as 0-d tensors."""
     state.model.train()
-    with _autocast(state, x.device):
+    with _autocast(state.amp, x.device):
         logits = state.model(x)  # (B, num_classes)
         loss = state.loss_fn(logits.float(), y)
     if not torch.isfinite(loss):
@@ -87,18 +88,16 @@ def train_step(
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, loss_fn, amp: bool = False) -> dict:
-    """Mean loss and accuracy of ``model`` over ``batches`` (summed over ranks when distributed)."""
+def evaluate(model: torch.nn.Module, batches, loss_fn) -> dict:
+    """Mean loss and accuracy of ``model`` over ``batches`` (summed over ranks when distributed).
+
+    Always in fp32, also after bf16 training: the validation metrics are those of the
+    model that ``predict`` and the exported graph run.
+    """
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
     for x, y in batches:
-        ctx = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if amp and x.is_cuda
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            logits = model(x)
+        logits = model(x)
         sums += torch.stack(
             [
                 loss_fn(logits.float(), y).double().cpu() * len(y),
@@ -158,7 +157,7 @@ def fit(
             "val_accuracy": None,
         }
         if val is not None:
-            res = evaluate(state.model, val, state.loss_fn, state.amp)
+            res = evaluate(state.model, val, state.loss_fn)
             logs.update(val_loss=res["loss"], val_accuracy=res["accuracy"])
         logs.update(lr=state.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
         state.history.append(logs)

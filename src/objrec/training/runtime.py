@@ -19,6 +19,42 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (Intel AMX or AVX512-BF16).
+
+    There oneDNN runs bf16 convolutions and matrix products at 2x (AVX512-BF16) to 16x
+    (AMX tiles) the fp32 rate; elsewhere bf16 is emulated and slower than fp32.
+    """
+    cpu = torch.cpu
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Resolve ``precision`` for ``device``: True to train under bf16 autocast.
+
+    ``"auto"``: bf16 on CUDA, fp32 on CPU (bf16 changes the numbers; it is asked for, not
+    assumed). ``"bf16"``: bf16 autocast on any device, with a warning on a CPU without
+    native bf16. ``"fp32"``: never.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return device.type == "cuda"
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        import warnings
+
+        warnings.warn(
+            "precision='bf16': this CPU has neither AMX nor AVX512-BF16, bf16 is emulated and "
+            "trains slower than fp32; use precision='fp32'",
+            stacklevel=3,
+        )
+    return precision == "bf16"
+
+
 def busy_cores(stat_file: str = "/proc/stat") -> float:
     """How many cores other processes keep busy now: a 0.2 s sample of ``stat_file``.
 
