@@ -1,11 +1,13 @@
-"""Training-step throughput of objrec's networks in NCHW against NHWC (channels-last).
+"""Training-step throughput of objrec's networks: NCHW against NHWC (channels-last), and
+NHWC in bf16 autocast where the CPU computes bf16 in hardware (AMX or AVX512-BF16).
 
     flock /tmp/objrec-bench.lock python benchmarks/train_step.py [--seconds 4] [--rounds 3]
 
 For each network and memory format: Adam steps (forward, cross-entropy, backward, update)
 on a fixed random batch of 1x28x28 float images on 2 threads, the two formats taking turns
 in ``--rounds`` rounds over ``--seconds`` per format (``timing.interleaved_rates``);
-images/s of the median round. The figures behind ``CNNClassifier``'s choice of NHWC.
+images/s of the median round. The figures behind ``CNNClassifier``'s choice of NHWC and
+behind ``precision="bf16"``.
 Prints a Markdown table and appends it to ``benchmarks/results/train_step.md``.
 """
 
@@ -22,8 +24,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step.md"
 CASES = (("simple_cnn", 128), ("simple_cnn", 256), ("lenet5", 128), ("resnet_small", 128))
 
 
-def stepper(model: str, batch: int, channels_last: bool):
+def stepper(model: str, batch: int, channels_last: bool, bf16: bool = False):
     """A function doing one training step of ``model`` on a fixed batch."""
+    import contextlib
+
     import torch
 
     from objrec.nets import create_model
@@ -39,7 +43,9 @@ def stepper(model: str, batch: int, channels_last: bool):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(net(x), y).backward()
+        with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = loss_fn(net(x).float(), y)
+        loss.backward()
         opt.step()
 
     return step
@@ -48,25 +54,31 @@ def stepper(model: str, batch: int, channels_last: bool):
 def main() -> int:
     import torch
 
+    from objrec.training.runtime import native_bf16
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=float, default=12.0, help="timing per network and format")
     p.add_argument("--rounds", type=int, default=4, help="turns the two formats take")
     args = p.parse_args()
     torch.set_num_threads(2)
     load0 = os.getloadavg()[0]
+    formats = ("NCHW", "NHWC", "NHWC bf16") if native_bf16() else ("NCHW", "NHWC")
     lines = [
         f"Command: `python benchmarks/train_step.py --seconds {args.seconds} --rounds "
         f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
         f"{torch.__version__}, 2 threads, load {load0:.2f})",
         "",
-        "| network | batch | NCHW images/s | NHWC images/s | NHWC / NCHW |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| network | batch | NCHW images/s | NHWC images/s | NHWC / NCHW "
+        "| NHWC bf16 images/s | bf16 / fp32 (NHWC) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model, batch in CASES:
-        cells = {fmt: stepper(model, batch, fmt == "NHWC") for fmt in ("NCHW", "NHWC")}
+        cells = {f: stepper(model, batch, "NHWC" in f, "bf16" in f) for f in formats}
         r = interleaved_rates(cells, batch, args.seconds, args.rounds)
-        a, b = (r[fmt]["images_per_s"] for fmt in ("NCHW", "NHWC"))
-        lines.append(f"| {model} | {batch} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x |")
+        a, b = r["NCHW"]["images_per_s"], r["NHWC"]["images_per_s"]
+        c = r.get("NHWC bf16", {}).get("images_per_s")
+        bf16 = f"{c:,.0f} | {c / b:.2f}x" if c else "- (no native bf16) | -"
+        lines.append(f"| {model} | {batch} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x | {bf16} |")
         print(lines[-1], flush=True)
     with RESULTS.open("a") as f:
         f.write("\n".join(lines) + "\n\n")
