@@ -118,8 +118,8 @@ class Predictor:
         self.chunk_size = onnx_chunk_size(self.estimator)
         # Data-parallel: one intra-op thread per call, the batch split across ``threads``
         # calls at once. ONNX Runtime's own 2-thread operators synchronise after every layer;
-        # for simple_cnn at batch 256 this ran 1.12-1.13x faster in the median round on two
-        # machines (benchmarks/serving.py).
+        # for simple_cnn at batch 256 this ran 1.12-1.13x as fast as one 2-thread session in
+        # the median round on two AMD machines, 0.96x on an Intel Xeon (benchmarks/serving.py).
         session = onnx_session(to_onnx_bytes(self.estimator), threads=1)
         self.threads = int(threads or usable_cores())
         if self.threads > 1:
