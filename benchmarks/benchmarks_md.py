@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from objrec.cpu import usable_cores
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
@@ -51,11 +52,11 @@ def machine() -> str:
     """One line naming the CPU the benchmark ran on: model, family, usable cores, clock, ISA."""
     info = _cpuinfo()
     if not info:
-        return f"{os.cpu_count()} CPUs (no /proc/cpuinfo)"
+        return f"{usable_cores()} usable cores (no /proc/cpuinfo)"
     _, isa = _fp32_lanes_per_fma(info)
     return (
         f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model "
-        f"{info.get('model', '?')}, {isa}), {len(os.sched_getaffinity(0))} usable cores at "
+        f"{info.get('model', '?')}, {isa}), {usable_cores()} usable cores at "
         f"{float(info.get('cpu MHz', 0)) / 1000:.2f} GHz, {_caches()}"
     )
 
@@ -65,7 +66,7 @@ def cpu_peak_flops() -> tuple[float, str]:
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
     mhz = float(info.get("cpu MHz", 0))
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     lanes, isa = _fp32_lanes_per_fma(info)
     fma = 2 if "fma" in flags else 1
     peak = cores * mhz * 1e6 * 2 * lanes * fma  # 2 FMA pipes per core
