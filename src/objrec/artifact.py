@@ -3,45 +3,54 @@
 Layout::
 
     model/
-      objrec.json          metadata: method, classes, input shape, preprocessing,
-                           training data and metrics, library versions, weights file
+      objrec.json          metadata (:mod:`objrec.metadata`): method, classes, input shape,
+                           preprocessing, training data and metrics, versions, weights file
       estimator.skops      scikit-learn pipelines (skops: no pickle, allow-listed types)
       weights.safetensors  networks (written by the estimator's own ``_save_artifact``)
 
-Loading never executes code from the file: skops refuses any type outside the
-allow-list below, safetensors holds only tensors, and the estimator class named in the
-metadata must live in the ``objrec`` package.
+Loading never executes code from the file: skops refuses every type that is neither one
+of its own safe defaults nor named exactly in :data:`objrec.skops_types.TRUSTED_TYPES`,
+safetensors holds only tensors, the metadata is validated field by field, the estimator
+class it names must be a scikit-learn estimator class from ``objrec`` or ``sklearn``, and
+every file it names must lie inside the model folder.
 
 Estimators may define ``_save_artifact(self, folder) -> dict`` (write their own weight
-files, return extra metadata) and a classmethod ``_load_artifact(cls, folder, meta)``;
-everything else is saved with skops.
+files, return extra metadata) and a classmethod ``_load_artifact(cls, folder, meta)``
+(``meta`` a :class:`~objrec.metadata.ModelMetadata`; resolve files with
+:func:`model_file`); everything else is saved with skops.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib
+import os
 import platform
-from pathlib import Path
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from objrec.errors import ModelFileError
-from objrec.io import read_json, write_json
+from objrec.errors import ModelFileError, ObjrecError
+from objrec.io import default_file_mode, write_json
+from objrec.metadata import FORMAT, FORMAT_VERSION, META_NAME, ModelMetadata, build
+from objrec.metadata import read as _read_metadata
+from objrec.skops_types import TRUSTED_TYPES
 
-META_NAME = "objrec.json"
 SKOPS_NAME = "estimator.skops"
-FORMAT = "objrec-model"
-FORMAT_VERSION = 1
-# Module roots whose types a .skops file may contain.
-TRUSTED_MODULES = (
-    "sklearn",
-    "numpy",
-    "scipy",
-    "objrec",
-    "builtins",
-    "collections",
-    "functools",
-    "_operator",
-)
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "META_NAME",
+    "SKOPS_NAME",
+    "TRUSTED_TYPES",
+    "load",
+    "model_file",
+    "model_folders",
+    "pack",
+    "read_metadata",
+    "resolve",
+    "save",
+]
 
 
 def library_versions() -> dict[str, str]:
@@ -65,116 +74,247 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _jsonable_params(est) -> dict:
-    import json
-
-    out = {}
-    for k, v in est.get_params(deep=False).items():
-        try:
-            json.dumps(v)
-            out[k] = v
-        except TypeError:
-            out[k] = repr(v)
-    return out
+def _dir_mode() -> int:
+    """The permission bits ``mkdir`` gives a new folder under the current umask (e.g. 0o755)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
 
 
 def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
     """Save a fitted estimator as a model folder at ``path``; returns the folder.
 
-    ``metadata`` (e.g. ``preprocessing``, ``training``, ``metrics``) is stored in
-    ``objrec.json`` beside what is read off the estimator itself.
+    ``metadata`` is stored in ``objrec.json`` beside what is read off the estimator
+    (see :func:`objrec.metadata.build`): ``dataset`` and ``split_seed`` (the data it was
+    trained on), ``class_names`` (one per class, or the dataset's list indexed by label),
+    ``training``, ``metrics``, ``preprocessing``, ``image``, ...
+
+    The folder is written complete or not at all: everything goes to a temporary sibling
+    folder first, which then replaces ``path`` (an earlier model there is replaced; any
+    other non-empty folder is refused). A full disk gives :class:`ModelFileError` and
+    leaves ``path`` as it was.
     """
     if not hasattr(estimator, "classes_"):
         raise ModelFileError("cannot save an unfitted estimator: call fit(X, y) first")
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    cls = type(estimator)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "method": method or getattr(estimator, "method_name", cls.__name__),
-        "estimator": f"{cls.__module__}:{cls.__qualname__}",
-        "params": _jsonable_params(estimator),
-        "classes": [c.item() if hasattr(c, "item") else c for c in estimator.classes_],
-        "input_shape": list(getattr(estimator, "input_shape_", ()) or ()),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "versions": library_versions(),
-    }
-    meta.update(metadata)
-    if hasattr(estimator, "_save_artifact"):
-        meta.update(estimator._save_artifact(folder))
-    else:
-        import skops.io as sio
+    if folder.exists() and not _replaceable(folder):
+        raise ModelFileError(
+            f"{folder}: exists and is not an objrec model folder; save into a new or empty folder"
+        )
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except OSError as e:
+        raise ModelFileError(f"{folder}: cannot create the model folder ({e.strerror or e})") from e
+    try:
+        if hasattr(estimator, "_save_artifact"):
+            extra = dict(estimator._save_artifact(tmp))
+            weights = extra.pop("weights", None)
+        else:
+            import skops.io as sio
 
-        sio.dump(estimator, folder / SKOPS_NAME)
-        meta["weights"] = SKOPS_NAME
-    write_json(folder / META_NAME, meta)  # written last: a folder without it is incomplete
+            sio.dump(estimator, tmp / SKOPS_NAME)
+            extra, weights = {}, SKOPS_NAME
+        meta = build(
+            estimator,
+            method=method,
+            weights=weights,
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            versions=library_versions(),
+            **{**metadata, **extra},
+        )
+        write_json(tmp / META_NAME, meta.to_json())
+        os.chmod(tmp, _dir_mode())
+        _move_into_place(tmp, folder)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelFileError(
+            f"{folder}: could not write the model ({e.strerror or e}); "
+            "free some disk space or save it elsewhere"
+        ) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return folder
 
 
+def _replaceable(folder: Path) -> bool:
+    """True for an empty folder or an objrec model folder (which a new save replaces)."""
+    if not folder.is_dir():
+        return False
+    return (folder / META_NAME).is_file() or not any(folder.iterdir())
+
+
+def _move_into_place(tmp: Path, folder: Path) -> None:
+    if not folder.exists():
+        os.replace(tmp, folder)
+        return
+    if not any(folder.iterdir()):
+        folder.rmdir()
+        os.replace(tmp, folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+    os.replace(folder, old / "model")
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def model_file(folder, name: str, field: str = "weights") -> Path:
+    """The file ``name`` (from metadata field ``field``) inside model folder ``folder``.
+
+    Refuses absolute paths, ``..`` and links that lead out of the folder (or to the folder
+    itself) with :class:`ModelFileError`; returns the resolved path.
+    """
+    folder = Path(folder)
+    where = f"{folder / META_NAME}: field {field!r}"
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ModelFileError(f"{where} must name a file inside the model folder, got {name!r}")
+    for flavour in (PurePosixPath(name), PureWindowsPath(name)):
+        if flavour.is_absolute() or flavour.anchor or ".." in flavour.parts:
+            raise ModelFileError(
+                f"{where} names {name!r}, outside the model folder; a model may only use its own files"
+            )
+    root = folder.resolve()
+    try:
+        target = (root / name).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ModelFileError(f"{where}: cannot resolve {name!r} ({e})") from e
+    if target == root or not target.is_relative_to(root):
+        raise ModelFileError(
+            f"{where} names {name!r}, which leads outside the model folder (a link?); "
+            "a model may only use its own files"
+        )
+    return target
+
+
+# ------------------------------------------------------------------ archives
 ARCHIVE_MAX_BYTES = 4 << 30  # uncompressed size limit of a single-file model archive
 ARCHIVE_MAX_FILES = 64
+ARCHIVE_MAX_DEPTH = 4  # folder levels inside an archive (a wrapped model is one level)
+_UNPACKED: dict[str, Path] = {}  # archive SHA-256 -> the private folder this process made
 
 
 def pack(path, archive=None) -> Path:
     """Write the model at ``path`` (run or model folder) as one zip file; returns the file.
 
     ``archive`` defaults to ``<model folder>.zip``. Every command accepts the archive in
-    place of the folder (it is unpacked, checked, into a cache folder first).
+    place of the folder (it is unpacked, checked, into a private temporary folder first).
     """
     import zipfile
 
     folder = resolve(path)
     out = Path(archive) if archive else folder.with_suffix(".zip")
-    files = sorted(f for f in folder.iterdir() if f.is_file())
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
     tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in files:
-            z.write(f, f.name)
-    tmp.replace(out)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(f, f.relative_to(folder).as_posix())
+        os.chmod(tmp, default_file_mode())
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"{out}: could not write the archive ({e.strerror or e})") from e
     return out
 
 
-def _unpack(file: Path) -> Path:
-    """Extract a model archive into a cache folder named by its SHA-256 (flat files only)."""
-    import hashlib
-    import tempfile
-    import zipfile
+def _member_problem(info) -> str | None:
+    """Why a zip member may not be unpacked, or None."""
+    name = info.filename
+    if "\\" in name or "\x00" in name or ":" in name or name.startswith("/"):
+        return f"{name!r} is not a plain relative path"
+    parts = name.rstrip("/").split("/") if not info.is_dir() else name[:-1].split("/")
+    if any(p in ("", ".", "..") for p in parts) or len(parts) > ARCHIVE_MAX_DEPTH:
+        return f"{name!r} is not a plain relative path"
+    kind = (info.external_attr >> 16) & 0o170000
+    if kind not in (0, 0o100000) and not (info.is_dir() and kind == 0o040000):
+        return f"{name!r} is a link or special file"
+    return None
 
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:32]
-    target = Path(tempfile.gettempdir()) / "objrec-models" / digest
-    if (target / META_NAME).is_file():
-        return target
+
+def _unpack(file: Path) -> Path:
+    """Extract a model archive into a fresh private folder (mode 0700) of this process.
+
+    Every member is checked first (flat relative paths, no links, at most
+    :data:`ARCHIVE_MAX_FILES` files and :data:`ARCHIVE_MAX_BYTES` in all, counted as
+    actually decompressed). The folder is removed when the process exits.
+    """
+    import hashlib
+    import zipfile
+    import zlib
+
+    try:
+        with open(file, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise ModelFileError(f"{file}: cannot be read ({e.strerror or e})") from e
+    known = _UNPACKED.get(digest)
+    if known is not None and (known / META_NAME).is_file():
+        return known
+    tmp: Path | None = None
     try:
         with zipfile.ZipFile(file) as z:
             infos = z.infolist()
-            names = [i.filename for i in infos]
-            if (
-                len(infos) > ARCHIVE_MAX_FILES
-                or any("/" in n or "\\" in n or n in ("", ".", "..") for n in names)
-                or sum(i.file_size for i in infos) > ARCHIVE_MAX_BYTES
-            ):
-                raise ModelFileError(
-                    f"{file}: refusing to unpack: a model archive holds at most "
-                    f"{ARCHIVE_MAX_FILES} flat files, {ARCHIVE_MAX_BYTES >> 30} GiB in all"
-                )
+            files = [i for i in infos if not i.is_dir()]
+            problems = [p for p in map(_member_problem, infos) if p]
+            names = [i.filename for i in files]
+            if len(files) > ARCHIVE_MAX_FILES:
+                problems.append(f"{len(files)} files (at most {ARCHIVE_MAX_FILES})")
+            if len(set(names)) != len(names):
+                problems.append("a file name appears twice")
+            if sum(i.file_size for i in files) > ARCHIVE_MAX_BYTES:
+                problems.append(f"more than {ARCHIVE_MAX_BYTES >> 30} GiB unpacked")
+            if problems:
+                raise ModelFileError(f"{file}: refusing to unpack: {problems[0]}")
             if META_NAME not in names:
                 raise ModelFileError(f"{file}: not an objrec model archive (no {META_NAME})")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
-            for n in names:
-                (tmp / n).write_bytes(z.read(n))
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+            tmp = Path(tempfile.mkdtemp(prefix="objrec-model-"))  # mode 0700, ours alone
+            total = 0
+            for info in files:
+                dest = tmp / info.filename
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                written = 0
+                with z.open(info) as src, open(dest, "xb") as dst:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        total += len(chunk)
+                        if written > info.file_size or total > ARCHIVE_MAX_BYTES:
+                            raise ModelFileError(
+                                f"{file}: refusing to unpack: {info.filename!r} decompresses "
+                                "to more than its header says"
+                            )
+                        dst.write(chunk)
+    except ModelFileError:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+    ) as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise ModelFileError(f"{file}: corrupt model archive ({e})") from e
-    try:
-        tmp.replace(target)
-    except OSError:  # unpacked concurrently by another process: use theirs
-        import shutil
+    if not _UNPACKED:
+        import atexit
 
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        atexit.register(_remove_unpacked)
+    _UNPACKED[digest] = tmp
+    return tmp
 
 
+def _remove_unpacked() -> None:
+    for folder in _UNPACKED.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    _UNPACKED.clear()
+
+
+# ------------------------------------------------------------------ loading
 def resolve(path) -> Path:
     """The model folder for ``path``: a model folder itself, a run folder holding ``model/``,
     or a single-file model archive (see :func:`pack`)."""
@@ -202,92 +342,132 @@ def model_folders(path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"methods/*/model/{META_NAME}")) or [root]
 
 
-def recorded_dataset(path, meta: dict) -> tuple[str | None, int]:
-    """(dataset name, split seed) a model was trained on: from its metadata, else from the
-    ``config.json`` of the run holding it (``objrec train`` run or ``objrec compare`` run)."""
-    training = meta.get("training")
-    if isinstance(training, dict) and training.get("dataset"):
-        return str(training["dataset"]), int(training.get("seed") or 0)
-    folder = Path(path)
-    for cand in (folder, folder.parent, folder.parent.parent.parent):  # the run's own record
-        try:
-            cfg = read_json(cand / "config.json")
-        except (OSError, ValueError):
-            continue
-        if isinstance(cfg, dict) and cfg.get("dataset"):
-            return str(cfg["dataset"]), int(cfg.get("seed") or 0)
-    for section in (meta.get("data"), meta):
-        if isinstance(section, dict) and section.get("dataset"):
-            return str(section["dataset"]), int(section.get("seed") or 0)
-    return None, 0
+def read_metadata(path) -> ModelMetadata:
+    """The validated metadata of the model at ``path`` (run folder, model folder or archive)."""
+    return _read_metadata(resolve(path))
 
 
-def read_metadata(path) -> dict:
-    """The metadata of the model at ``path`` (run folder or model folder), validated."""
-    folder = resolve(path)
-    try:
-        meta = read_json(folder / META_NAME)
-    except ValueError as e:
-        raise ModelFileError(f"{folder / META_NAME}: corrupt metadata ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{folder / META_NAME}: not an objrec model file")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{folder}: written by a newer objrec (format {meta['format_version']}); upgrade objrec"
-        )
-    return meta
+def recorded_dataset(path, meta: ModelMetadata) -> tuple[str | None, int]:
+    """(dataset, split seed) a model was trained on: ``meta.dataset``, ``meta.split_seed``."""
+    return meta.dataset, meta.split_seed
+
+
+_ESTIMATOR_ROOTS = ("objrec", "sklearn")
 
 
 def _estimator_class(spec: str, folder: Path):
-    """The class named ``module:Name`` in the metadata, imported only from objrec or scikit-learn."""
+    """The scikit-learn estimator class named ``module:Name`` in the metadata, imported only
+    from objrec or scikit-learn."""
+    from sklearn.base import BaseEstimator
+
     mod, _, name = spec.partition(":")
-    if mod.split(".", 1)[0] not in ("objrec", "sklearn") or not name.isidentifier():
+    parts = mod.split(".")
+    if (
+        parts[0] not in _ESTIMATOR_ROOTS
+        or any(p.startswith("__") for p in parts)
+        or not all(p.isidentifier() for p in name.split("."))
+    ):
         raise ModelFileError(
-            f"{folder}: refusing to load estimator class {spec!r} from outside objrec"
+            f"{folder / META_NAME}: field 'estimator': refusing to load estimator class "
+            f"{spec!r} from outside objrec and scikit-learn"
         )
     try:
-        return getattr(importlib.import_module(mod), name)
+        obj = importlib.import_module(mod)
+        for attr in name.split("."):
+            obj = getattr(obj, attr)
     except (ImportError, AttributeError) as e:
         raise ModelFileError(
-            f"{folder}: estimator class {spec!r} is not available ({e}); pip install 'objrec[all]'"
+            f"{folder / META_NAME}: field 'estimator': class {spec!r} is not available ({e}); "
+            "pip install 'objrec[all]' or upgrade objrec"
         ) from e
+    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator) and obj.__module__ == mod):
+        raise ModelFileError(
+            f"{folder / META_NAME}: field 'estimator': {spec!r} is not an estimator class"
+        )
+    return obj
+
+
+def _check_params(cls, meta: ModelMetadata, folder: Path) -> None:
+    known = set(cls._get_param_names())
+    unknown = sorted(set(meta.params) - known)
+    if unknown:
+        raise ModelFileError(
+            f"{folder / META_NAME}: field 'params': {cls.__name__} takes no argument "
+            f"{', '.join(map(repr, unknown[:5]))}; the model file was edited or is from "
+            "another objrec version"
+        )
 
 
 def load(path):
-    """Load the fitted estimator saved at ``path`` (a run folder or its model folder).
+    """Load the fitted estimator saved at ``path`` (a run folder, model folder or archive).
 
-    The returned estimator carries the metadata as ``objrec_metadata_``.
+    The returned estimator carries the metadata (a :class:`~objrec.metadata.ModelMetadata`)
+    as ``objrec_metadata_``. Anything wrong with the files raises :class:`ModelFileError`.
     """
     folder = resolve(path)
     meta = read_metadata(folder)
-    cls = _estimator_class(meta.get("estimator", ""), folder)
-    if hasattr(cls, "_load_artifact"):
-        est = cls._load_artifact(folder, meta)
-    else:
-        est = _load_skops(folder / meta.get("weights", SKOPS_NAME))
-        if not isinstance(est, cls):
-            raise ModelFileError(
-                f"{folder}: holds a {type(est).__name__}, metadata says {meta['estimator']}"
-            )
+    cls = _estimator_class(meta.estimator, folder)
+    _check_params(cls, meta, folder)
+    try:
+        if hasattr(cls, "_load_artifact"):
+            est = cls._load_artifact(folder, meta)
+        else:
+            est = _load_skops(model_file(folder, meta.weights or SKOPS_NAME))
+            if not isinstance(est, cls):
+                raise ModelFileError(
+                    f"{folder}: holds a {type(est).__name__}, metadata says {meta.estimator}"
+                )
+            _check_classes(est, meta, folder)
+    except ObjrecError:
+        raise
+    except Exception as e:  # anything else a damaged file makes an estimator's loader raise
+        raise ModelFileError(
+            f"{folder}: could not be loaded ({type(e).__name__}: {str(e)[:300]})"
+        ) from e
     est.objrec_metadata_ = meta
     return est
 
 
+def _check_classes(est, meta: ModelMetadata, folder: Path) -> None:
+    classes = getattr(est, "classes_", None)
+    if classes is None:
+        return
+    have = [c.item() if hasattr(c, "item") else c for c in classes]
+    if have != list(meta.classes):
+        raise ModelFileError(
+            f"{folder / META_NAME}: field 'classes' lists {len(meta.classes)} classes, the "
+            f"estimator was trained on {len(have)} different ones"
+        )
+
+
+SKOPS_MAX_SCHEMA_BYTES = 256 << 20
+
+
 def _load_skops(file: Path):
+    import zipfile
+
     import skops.io as sio
 
     if not file.is_file():
         raise ModelFileError(f"{file}: missing; the model folder is incomplete")
     try:
+        with zipfile.ZipFile(file) as z:
+            schema = z.getinfo("schema.json").file_size
+            total = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as e:
+        raise ModelFileError(f"{file}: corrupt or not a skops file ({e})") from e
+    if schema > SKOPS_MAX_SCHEMA_BYTES or total > ARCHIVE_MAX_BYTES:
+        raise ModelFileError(f"{file}: refusing to load, it unpacks to too many bytes")
+    try:
         untrusted = sio.get_untrusted_types(file=file)
     except Exception as e:  # not a zip, truncated, bad schema
-        raise ModelFileError(f"{file}: corrupt or not a skops file ({e})") from e
-    refused = [t for t in untrusted if t.split(".", 1)[0] not in TRUSTED_MODULES]
+        raise ModelFileError(f"{file}: corrupt or not a skops file ({str(e)[:300]})") from e
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
     if refused:
         raise ModelFileError(
             f"{file}: refusing to load, it contains types outside the allow-list: {', '.join(refused)}"
         )
     try:
-        return sio.load(file, trusted=untrusted)
+        return sio.load(file, trusted=sorted(untrusted))
     except Exception as e:
-        raise ModelFileError(f"{file}: could not be loaded ({e})") from e
+        raise ModelFileError(f"{file}: could not be loaded ({str(e)[:300]})") from e

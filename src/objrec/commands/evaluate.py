@@ -66,18 +66,16 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
     from pathlib import Path
 
     import objrec
-    from objrec.artifact import read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation.compare import _write_csv, evaluate_estimator, human_bytes
     from objrec.evaluation.cost import folder_size
     from objrec.evaluation.metrics import summary_row
     from objrec.io import write_json
 
-    meta = read_metadata(model_folder)
     est = objrec.load(model_folder)
-    name, seed = recorded_dataset(model_folder, meta)
-    name = args.dataset or name
-    seed = args.seed if args.seed is not None else seed
+    meta = est.objrec_metadata_
+    name = args.dataset or meta.dataset
+    seed = args.seed if args.seed is not None else meta.split_seed
     if not name:
         raise ObjrecError(
             f"{model_folder}: the model does not record its dataset; name it with --dataset"
@@ -94,9 +92,7 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
             f"{name} images are {split.X.shape[1:]}, the model expects {shape}; evaluate on the "
             "dataset the model was trained on (--dataset), resized to its input"
         )
-    from objrec.serving.predictor import class_names
-
-    names = class_names(meta, est.classes_)
+    names = meta.display_names
     metrics, cost, _ = evaluate_estimator(
         est,
         split.X,
@@ -105,12 +101,12 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    training = meta.training or {}
     cost["model_bytes"] = folder_size(model_folder)
     for k in ("fit_seconds", "fit_peak_mib"):
         if training.get(k) is not None:
             cost[k] = training[k]
-    method = meta.get("method", type(est).__name__)
+    method = meta.method
     out_dir = (
         Path(args.out)
         if args.out

@@ -41,23 +41,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _dataset_name(meta: dict) -> str | None:
-    for section in (meta.get("training"), meta.get("data"), meta):
-        if isinstance(section, dict):
-            for key in ("dataset", "data", "dataset_name"):
-                if isinstance(section.get(key), str):
-                    return section[key]
-    return None
-
-
-def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None):
+def check_images_for(est, meta, source: str | None, n: int, data_dir=None):
     """Up to ``n`` real uint8 images at the model's input shape for the parity check."""
     import numpy as np
 
     from objrec.errors import InputError, ObjrecError
     from objrec.serving.preprocess import decode_image, find_images, to_model_input
 
-    source = source or _dataset_name(meta)
+    source = source or meta.dataset  # meta: the model's ModelMetadata
     if source is None:
         raise ObjrecError(
             "the model's metadata names no dataset to check the export on; "
@@ -131,8 +122,8 @@ def run(args) -> int:
             "meaning": "raw pixels 0..255, (N, H, W) grey or (N, H, W, C) RGB, resized to the model's input",
         },
         "output": {"name": "probabilities", "shape": ["batch", len(est.classes_)]},
-        "classes": meta.get("classes"),
-        "method": meta.get("method"),
+        "classes": list(meta.classes),
+        "method": meta.method,
         "preprocessing": "inside the graph",
     }
     write_json(out.with_name(out.name + ".json"), side)

@@ -27,15 +27,14 @@ def _fmt(v) -> str:
 def run(args) -> int:
     from objrec.artifact import read_metadata, resolve
     from objrec.io import to_json
-    from objrec.serving.predictor import class_names
 
     folder = resolve(args.model)
     meta = read_metadata(folder)
     if args.json:
         print(to_json({**meta, "folder": str(folder)}))
         return 0
-    classes = class_names(meta, meta.get("classes", []))
-    shape = meta.get("input_shape") or []
+    classes = meta.display_names
+    shape = list(meta.input_shape)
     rows = [
         ("model", str(folder)),
         ("method", meta.get("method", "?")),

@@ -341,7 +341,10 @@ def run(args: argparse.Namespace) -> int:
         write_history(folder, history)
         plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
-    objrec.save(est, folder / "model", dataset=ds.name, class_names=ds.classes, metrics=metrics)
+    objrec.save(
+        est, folder / "model", dataset=cfg["dataset"], split_seed=cfg["seed"],
+        class_names=ds.classes, metrics=metrics,
+    )  # fmt: skip
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
         f"{cfg['method']} on {ds.name}: val_accuracy {fmt(val_acc)}  test_accuracy {fmt(test_acc)}  "

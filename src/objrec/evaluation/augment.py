@@ -197,9 +197,9 @@ class AugmentedFit(ImageClassifier):
 
     @classmethod
     def _load_artifact(cls, folder, meta: dict) -> AugmentedFit:
-        from objrec.artifact import load
+        from objrec.artifact import load, model_file
 
-        inner = load(Path(folder) / meta.get("wrapped_model", "estimator"))
+        inner = load(model_file(folder, meta.get("wrapped_model", "estimator"), "wrapped_model"))
         aug = meta.get("augmentation", {})
         est = cls(
             estimator=clone(inner),

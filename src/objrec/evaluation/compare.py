@@ -207,16 +207,6 @@ def evaluate_estimator(
     return metrics, cost, {"pred": pred_idx, "proba": out["proba"]}
 
 
-def _class_names(dataset, estimator) -> list[str]:
-    """Names for the estimator's classes_ (labels index the dataset's class list)."""
-    names = list(getattr(dataset, "classes", []) or [])
-    out = []
-    for c in estimator.classes_:
-        i = int(c) if np.issubdtype(np.asarray(c).dtype, np.integer) else None
-        out.append(names[i] if i is not None and 0 <= i < len(names) else str(c))
-    return out
-
-
 def run_method(
     name: str,
     dataset,
@@ -231,6 +221,7 @@ def run_method(
     """Fit method ``name`` on ``dataset.train``, evaluate on ``dataset.test``, save under ``folder``."""
     from objrec.artifact import save
     from objrec.evaluation.cost import folder_size, timed_fit
+    from objrec.metadata import class_names_for
     from objrec.methods import make_method, method_spec
 
     spec = method_spec(name)
@@ -244,7 +235,7 @@ def run_method(
     if _accepts_validation(est) and len(dataset.val.y):
         fit_kw = {"X_val": dataset.val.X, "y_val": dataset.val.y}
     fit_cost = timed_fit(est, dataset.train.X, dataset.train.y, **fit_kw)
-    names = _class_names(dataset, est)
+    names = class_names_for(est.classes_, getattr(dataset, "classes", None))
     val_acc = None
     if len(dataset.val.y):
         val_acc = float(np.mean(est.predict(dataset.val.X) == dataset.val.y))
@@ -257,12 +248,12 @@ def run_method(
         est,
         mfolder / "model",
         method=name,
+        dataset=getattr(dataset, "name", None),
+        split_seed=split_seed,
+        class_names=names,
         training={
-            "dataset": getattr(dataset, "name", None),
             "n_train": len(dataset.train.y),
             "n_val": len(dataset.val.y),
-            "seed": split_seed,
-            "class_names": names,
             "fit_seconds": fit_cost["fit_seconds"],
             "fit_peak_mib": fit_cost["fit_peak_mib"],
         },

@@ -372,7 +372,7 @@ def method_label(estimator, fallback: str = "model") -> str:
     """The name a table shows for ``estimator``: its saved method name, its ``method_name``,
     or its class name."""
     meta = getattr(estimator, "objrec_metadata_", None)
-    if isinstance(meta, dict) and meta.get("method"):
+    if isinstance(meta, Mapping) and meta.get("method"):
         return str(meta["method"])
     name = getattr(estimator, "method_name", None)
     return str(name) if name else type(estimator).__name__ or fallback

@@ -516,10 +516,19 @@ class CNNClassifier(ImageClassifier):
 
     # ----------------------------------------------------------------- artifact
     def _save_artifact(self, folder) -> dict:
-        from safetensors.torch import save_file
+        from pathlib import Path
+
+        from safetensors import SafetensorError
+        from safetensors.torch import save
+
+        from objrec.io import atomic_write_bytes
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME))
+        file = Path(folder) / WEIGHTS_NAME
+        try:  # atomic, and with the permissions of every other file objrec writes
+            atomic_write_bytes(file, save(state))
+        except SafetensorError as e:
+            raise ModelFileError(f"{file}: could not write the weights ({e})") from e
         return {
             "weights": WEIGHTS_NAME,
             "model_args": self.model_.model_args,
@@ -528,27 +537,80 @@ class CNNClassifier(ImageClassifier):
         }
 
     @classmethod
-    def _load_artifact(cls, folder, meta: dict):
+    def _load_artifact(cls, folder, meta):
+        """The network saved in model folder ``folder``; ``meta`` its validated
+        :class:`~objrec.metadata.ModelMetadata`. The weights' tensor names and shapes are
+        checked against the network ``model_args`` describes (built on PyTorch's meta
+        device, so nothing is allocated) before it is built and loaded."""
+        from pathlib import Path
+
+        import torch
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
+        from objrec.artifact import model_file
+        from objrec.metadata import META_NAME
         from objrec.nets import create_model
 
-        file = folder / meta.get("weights", WEIGHTS_NAME)
+        meta.require("model_args", "preprocessing", why="a network model needs it")
+        where = Path(folder) / META_NAME
+        file = model_file(folder, meta.weights or WEIGHTS_NAME)
         if not file.is_file():
             raise ModelFileError(f"{file}: missing; the model folder is incomplete")
-        known = cls().get_params()
-        est = cls(**{k: v for k, v in meta.get("params", {}).items() if k in known})
-        args = dict(meta["model_args"])
-        net = create_model(args.pop("name"), **args)
+        pre = meta.preprocessing
+        for key in ("mean", "std", "channels"):
+            if key not in pre:
+                raise ModelFileError(f"{where}: field 'preprocessing.{key}' is missing")
+        shape = meta.input_shape
+        channels = 1 if len(shape) == 2 else (shape[2] if len(shape) == 3 else None)
+        if channels is None or pre["channels"] != channels:
+            raise ModelFileError(
+                f"{where}: field 'input_shape' {list(shape)} does not fit "
+                f"preprocessing.channels {pre['channels']}"
+            )
+        args = dict(meta.model_args)
+        name = args.pop("name")
+        if args.get("in_channels", channels) != channels:
+            raise ModelFileError(
+                f"{where}: field 'model_args.in_channels' {args['in_channels']} does not fit "
+                f"input_shape {list(shape)}"
+            )
+        try:
+            with torch.device("meta"):
+                probe = create_model(name, **args)
+        except (ObjrecError, TypeError, ValueError, RuntimeError) as e:
+            raise ModelFileError(
+                f"{where}: field 'model_args' does not build a network ({e})"
+            ) from e
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelFileError(f"{file}: corrupt weights file ({e})") from e
+        wanted = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        if stored != wanted:
+            bad = sorted(set(stored) ^ set(wanted)) or [k for k in wanted if stored[k] != wanted[k]]
+            raise ModelFileError(
+                f"{file}: weights do not fit the network of model_args {meta.model_args} "
+                f"(first difference: {bad[0]})"
+            )
+        outputs = [m.out_features for m in probe.modules() if isinstance(m, torch.nn.Linear)]
+        if outputs and outputs[-1] != len(meta.classes):
+            raise ModelFileError(
+                f"{where}: field 'classes' holds {len(meta.classes)} labels but the network "
+                f"has {outputs[-1]} outputs"
+            )
+        net = create_model(name, **args)
         try:
             net.load_state_dict(load_file(str(file)))
-        except Exception as e:
-            raise ModelFileError(f"{file}: weights do not fit {meta['model_args']} ({e})") from e
+        except (SafetensorError, RuntimeError, OSError, ValueError) as e:
+            raise ModelFileError(f"{file}: weights do not fit {meta.model_args} ({e})") from e
+        est = cls(**meta.params)
         est.model_ = net.eval()
-        est.classes_ = np.asarray(meta["classes"])
-        est.input_shape_ = tuple(meta["input_shape"])
-        est.preprocessing_ = meta["preprocessing"]
-        est.history_ = meta.get("history", [])
+        est.classes_ = np.asarray(meta.classes)
+        est.input_shape_ = tuple(shape)
+        est.preprocessing_ = dict(pre)
+        est.history_ = list(meta.history)
         return est
 
 

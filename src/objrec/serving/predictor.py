@@ -30,24 +30,15 @@ log = logging.getLogger("objrec.serving")
 BACKENDS = ("auto", "onnxruntime", "native")
 
 
-def class_names(meta: dict, classes) -> list[str]:
-    """Human-readable class names: ``meta["class_names"]`` (or the training data's) if they
-    match the number of classes, else the class labels as strings."""
-    classes = list(classes)
-    for cand in (
-        meta.get("class_names"),
-        (meta.get("training") or {}).get("class_names")
-        if isinstance(meta.get("training"), dict)
-        else None,
-        (meta.get("data") or {}).get("classes") if isinstance(meta.get("data"), dict) else None,
-    ):
-        if isinstance(cand, list) and len(cand) == len(classes):
-            if all(isinstance(c, int | np.integer) for c in classes) and all(
-                0 <= int(c) < len(cand) for c in classes
-            ):
-                return [str(cand[int(c)]) for c in classes]
-            return [str(c) for c in cand]
-    return [str(c.item() if hasattr(c, "item") else c) for c in classes]
+def class_names(meta, classes) -> list[str]:
+    """Human-readable names of ``classes``: those the model's metadata records (a
+    :class:`~objrec.metadata.ModelMetadata`, or a dict's ``class_names``, one per class),
+    else the class labels as strings."""
+    from objrec.metadata import ModelMetadata, class_names_for
+
+    if isinstance(meta, ModelMetadata):
+        return class_names_for(classes, meta.class_names)
+    return class_names_for(classes, (meta or {}).get("class_names"))
 
 
 @dataclass
@@ -75,9 +66,10 @@ class Predictor:
         if backend not in BACKENDS:
             raise ObjrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.estimator = estimator
-        self.metadata = dict(metadata or getattr(estimator, "objrec_metadata_", {}) or {})
+        meta = metadata if metadata is not None else getattr(estimator, "objrec_metadata_", None)
+        self.metadata = dict(meta or {})
         self.input_shape = tuple(int(s) for s in estimator.input_shape_)
-        self.classes = class_names(self.metadata, estimator.classes_)
+        self.classes = class_names(meta, estimator.classes_)
         from objrec.serving.export import has_proba
 
         self._proba = has_proba(estimator)
