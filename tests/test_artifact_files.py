@@ -137,7 +137,7 @@ def test_archive_size_and_count_limits(logreg_folder, tmp_path, monkeypatch):
     total = sum(map(len, members.values()))
     monkeypatch.setattr(artifact, "ARCHIVE_MAX_BYTES", total + 100)
     big = {**members, "pad": b"\0" * 200}
-    with pytest.raises(ModelFileError, match="GiB|unpacked"):
+    with pytest.raises(ModelFileError, match=r"GiB|unpacked"):
         objrec.load(_zip(tmp_path / "big.zip", big))
 
 
@@ -166,7 +166,7 @@ def test_archive_header_lying_about_sizes_is_refused(logreg_folder, tmp_path, mo
     with zipfile.ZipFile(path) as z:
         assert z.getinfo("pad").file_size == 10
     monkeypatch.setattr(artifact, "ARCHIVE_MAX_BYTES", sum(map(len, members.values())) // 2)
-    with pytest.raises(ModelFileError, match="corrupt|more than"):
+    with pytest.raises(ModelFileError, match=r"corrupt|more than"):
         objrec.load(path)
 
 
