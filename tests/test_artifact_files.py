@@ -81,6 +81,23 @@ def test_symlink_out_of_the_folder_is_refused_and_inside_is_allowed(logreg_folde
     assert objrec.load(ok).objrec_metadata_.method == "genuine"
 
 
+def test_metadata_file_linked_from_outside_is_refused(logreg_folder, tmp_path):
+    outside = _copy(logreg_folder, tmp_path / "outside")
+    m = _copy(logreg_folder, tmp_path / "m")
+    (m / "objrec.json").unlink()
+    (m / "objrec.json").symlink_to(outside / "objrec.json")
+    with pytest.raises(ModelFileError, match="inside the model folder"):
+        objrec.load(m)
+    (m / "objrec.json").unlink()
+    os.mkfifo(m / "objrec.json")  # reading it would block forever
+    with pytest.raises(ModelFileError, match="not an objrec model"):
+        objrec.load(m)
+    from objrec.metadata import read
+
+    with pytest.raises(ModelFileError, match="regular file"):
+        read(m)
+
+
 def test_wrapped_model_must_be_a_subfolder(digits_120, tmp_path):
     from objrec.evaluation.augment import AugmentedFit
 

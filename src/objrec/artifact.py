@@ -155,7 +155,12 @@ def _move_into_place(tmp: Path, folder: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
     os.replace(folder, old / "model")
-    os.replace(tmp, folder)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        os.replace(old / "model", folder)  # put the previous model back
+        old.rmdir()
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -279,11 +279,18 @@ def _jsonable_params(est) -> dict:
 def read(folder: str | Path) -> ModelMetadata:
     """The validated metadata of the model folder ``folder`` (its ``objrec.json``)."""
     import json
+    import stat
 
     folder = Path(folder)
     file = folder / META_NAME
     try:
-        size = file.stat().st_size
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode) or not file.resolve().is_relative_to(folder.resolve()):
+            raise ModelFileError(
+                f"{file}: must be a regular file inside the model folder (a link leading "
+                "out of it, or a device, is refused)"
+            )
+        size = info.st_size
         if size > MAX_META_BYTES:
             raise ModelFileError(
                 f"{file}: {size:,} bytes is too large for model metadata "
