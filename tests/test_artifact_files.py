@@ -279,7 +279,9 @@ def test_full_disk_in_objrec_train_is_one_error_line(tmp_path, monkeypatch, caps
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("skops.io.dump", full)
-    code = main(["train", "digits", "--method", "pixels-logreg", "--out", str(tmp_path / "run")])
+    code = main(
+        ["train", "digits", "--method", "pixels-knn", "--quiet", "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "No space left on device" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "model").exists()

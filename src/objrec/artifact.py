@@ -96,7 +96,8 @@ def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
     """
     if not hasattr(estimator, "classes_"):
         raise ModelFileError("cannot save an unfitted estimator: call fit(X, y) first")
-    folder = Path(path)
+    given = Path(path)
+    folder = Path(os.path.abspath(given))
     if folder.exists() and not _replaceable(folder):
         raise ModelFileError(
             f"{folder}: exists and is not an objrec model folder; save into a new or empty folder"
@@ -135,7 +136,7 @@ def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return folder
+    return given
 
 
 def _replaceable(folder: Path) -> bool:
@@ -249,6 +250,10 @@ def _unpack(file: Path) -> Path:
     import zlib
 
     try:
+        if file.stat().st_size > ARCHIVE_MAX_BYTES:
+            raise ModelFileError(
+                f"{file}: refusing to unpack: larger than {ARCHIVE_MAX_BYTES >> 30} GiB"
+            )
         with open(file, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as e:
@@ -412,8 +417,8 @@ def load(path):
     folder = resolve(path)
     meta = read_metadata(folder)
     cls = _estimator_class(meta.estimator, folder)
-    _check_params(cls, meta, folder)
     try:
+        _check_params(cls, meta, folder)
         if hasattr(cls, "_load_artifact"):
             est = cls._load_artifact(folder, meta)
         else:
