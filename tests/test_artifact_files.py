@@ -116,6 +116,7 @@ def _zip(path, members, *, attrs=None) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
             info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
             if attrs and name in attrs:
                 info.external_attr = attrs[name] << 16
             z.writestr(info, data)
