@@ -259,7 +259,10 @@ def build(
 
     from objrec.io import to_json
 
-    return parse(json.loads(to_json(raw)))  # what is written is exactly what is read back
+    # what is written is exactly what is read back: the reader's checks, at save time
+    return _Validator(
+        "cannot save the model: its metadata", hint="fix the estimator or the values passed"
+    ).metadata(json.loads(to_json(raw)))
 
 
 def _jsonable_params(est) -> dict:
@@ -381,24 +384,36 @@ def _is_int(v) -> bool:
 
 
 def _is_number(v) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+    return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _is_real(v) -> bool:
+    """A JSON number that is a finite float64 (what a mean, a std or a time must be)."""
+    if not _is_number(v):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _show(v) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except ValueError:  # an integer too long to print
+        return f"<{type(v).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Validator:
     """Checks one parsed ``objrec.json``; every error names the file and the field."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, hint: str = "the model file is corrupt or was edited"):
         self.source = source
+        self.hint = hint
 
     def fail(self, name: str, problem: str):
-        raise ModelFileError(
-            f"{self.source}: field {name!r} {problem}; the model file is corrupt or was edited"
-        )
+        raise ModelFileError(f"{self.source}: field {name!r} {problem}; {self.hint}")
 
     def typed(self, raw: dict, name: str, types, *, optional=True, default=None):
         if name not in raw or raw[name] is None:
@@ -512,7 +527,7 @@ class _Validator:
                     f"training.{key}", f"must be a whole number >= 0, got {_show(training[key])}"
                 )
         for key in ("fit_seconds", "fit_peak_mib"):
-            if training.get(key) is not None and not _is_number(training[key]):
+            if training.get(key) is not None and not _is_real(training[key]):
                 self.fail(f"training.{key}", f"must be a number, got {_show(training[key])}")
         if training.get("recipe") is not None and not isinstance(training["recipe"], dict):
             self.fail("training.recipe", f"must be an object, got {_show(training['recipe'])}")
@@ -531,7 +546,7 @@ class _Validator:
             if key not in pre:
                 continue
             v = pre[key]
-            if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
+            if not isinstance(v, list) or not v or not all(_is_real(x) for x in v):
                 self.fail(f"preprocessing.{key}", f"must be a list of numbers, got {_show(v)}")
             if channels is not None and len(v) != channels:
                 self.fail(f"preprocessing.{key}", f"must hold {channels} values, one per channel")

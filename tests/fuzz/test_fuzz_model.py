@@ -8,6 +8,7 @@ deadline; the crashing inputs found so far are kept as explicit ``@example`` cas
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -76,6 +77,7 @@ NASTY = [
     0,
     3,
     2**63,
+    10**400,  # json.loads gives an int that float() cannot hold
     1e308,
     float("nan"),
     "",
@@ -151,7 +153,7 @@ def _mutate(meta: dict, field: str, value) -> None:
     if value == DELETE and isinstance(value, str):
         d.pop(last, None)
     else:
-        d[last] = value
+        d[last] = copy.deepcopy(value)  # never the shared NASTY object itself
 
 
 def _copy(model: str) -> Path:
@@ -177,6 +179,7 @@ def _copy(model: str) -> Path:
 @example(model="logreg", mutations=[("estimator", 3)])
 @example(model="logreg", mutations=[("weights", 3)])
 @example(model="logreg", mutations=[("format_version", "1")])
+@example(model="mlp", mutations=[("preprocessing.mean", [10**400])])  # OverflowError once
 def test_mutated_metadata_gives_objrec_errors_only(model, mutations):
     if model not in MODELS:
         pytest.skip("needs torch")
