@@ -362,18 +362,20 @@ def recorded_dataset(path, meta: ModelMetadata) -> tuple[str | None, int]:
     return meta.dataset, meta.split_seed
 
 
-_ESTIMATOR_ROOTS = ("objrec", "sklearn")
+# Packages an estimator class may be imported from (importing nothing else, e.g. not
+# objrec.__main__, whose import runs the CLI).
+_ESTIMATOR_PACKAGES = ("objrec.methods", "objrec.evaluation", "sklearn")
 
 
 def _estimator_class(spec: str, folder: Path):
     """The scikit-learn estimator class named ``module:Name`` in the metadata, imported only
-    from objrec or scikit-learn."""
+    from objrec's methods and evaluation packages or from scikit-learn."""
     from sklearn.base import BaseEstimator
 
     mod, _, name = spec.partition(":")
     parts = mod.split(".")
     if (
-        parts[0] not in _ESTIMATOR_ROOTS
+        not any(mod == p or mod.startswith(p + ".") for p in _ESTIMATOR_PACKAGES)
         or any(p.startswith("__") for p in parts)
         or not all(p.isidentifier() for p in name.split("."))
     ):
