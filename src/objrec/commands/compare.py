@@ -48,7 +48,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from objrec.data import load_dataset
-    from objrec.evaluation.compare import compare, format_table, resolve_methods
+    from objrec.evaluation.compare import compare, resolve_methods
+    from objrec.evaluation.table import format_table
     from objrec.runs import new_run, write_run_info
 
     methods = resolve_methods(args.methods)  # fail on unknown names before loading data

@@ -48,7 +48,7 @@ def run(args) -> int:
         from objrec.errors import ObjrecError
 
         raise ObjrecError("--out applies to one model; a comparison's results stay in its folders")
-    from objrec.evaluation.compare import format_table
+    from objrec.evaluation.table import format_table
 
     rows = []
     for m in models:
@@ -68,9 +68,10 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
     import objrec
     from objrec.artifact import read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
-    from objrec.evaluation.compare import _write_csv, evaluate_estimator, human_bytes
+    from objrec.evaluation.compare import _write_csv, evaluate_estimator
     from objrec.evaluation.cost import folder_size
     from objrec.evaluation.metrics import summary_row
+    from objrec.evaluation.table import human_bytes
     from objrec.io import write_json
 
     meta = read_metadata(model_folder)
