@@ -35,7 +35,8 @@ bilinear when enlarging). The aspect policy ``fit``:
 
 * ``"squash"`` (default): resize to (H, W), whatever the aspect ratio (Keras'
   ``image_dataset_from_directory`` default): nothing of the image is lost;
-* ``"crop"``: scale so the image covers (H, W) and cut the centre (fastai's default);
+* ``"crop"``: cut the centred region of the target's aspect ratio (whole pixels), then
+  resize it to (H, W) (fastai's default);
 * ``"pad"``: scale so the whole image fits in (H, W), centre it on the background.
 
 Working resolution (:func:`working_size`): a folder without ``--size`` is loaded at the
@@ -480,11 +481,11 @@ def convert_color(img: np.ndarray, color: str | None) -> np.ndarray:
     return a
 
 
-def _pil_resize(a: np.ndarray, size_wh: tuple[int, int], box=None) -> np.ndarray:
+def _pil_resize(a: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(a))
-    return np.asarray(img.resize(size_wh, Image.Resampling.BILINEAR, box=box, reducing_gap=None))
+    return np.asarray(img.resize(size_wh, Image.Resampling.BILINEAR, reducing_gap=None))
 
 
 def resize(img: np.ndarray, size: tuple[int, int], fit: str = DEFAULT_FIT) -> np.ndarray:
@@ -498,13 +499,14 @@ def resize(img: np.ndarray, size: tuple[int, int], fit: str = DEFAULT_FIT) -> np
     fit = parse_fit(fit)
     if fit == "squash":
         return _pil_resize(a, (tw, th))
-    if fit == "crop":  # the centred box of the target's aspect ratio, in source pixels
+    if fit == "crop":  # cut the centred region of the target's aspect ratio, then resize
         if w * th > h * tw:  # wider than the target
-            cw, ch = h * tw / th, float(h)
+            cw, ch = max(1, min(w, round(h * tw / th))), h
         else:
-            cw, ch = float(w), w * th / tw
-        x0, y0 = (w - cw) / 2, (h - ch) / 2
-        return _pil_resize(a, (tw, th), box=(x0, y0, x0 + cw, y0 + ch))
+            cw, ch = w, max(1, min(h, round(w * th / tw)))
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        a = a[y0 : y0 + ch, x0 : x0 + cw]
+        return a if a.shape[:2] == (th, tw) else _pil_resize(a, (tw, th))
     # pad: the whole image inside, centred on the background
     scale = min(th / h, tw / w)
     nh, nw = max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
