@@ -238,7 +238,7 @@ def _awkward_folder(root, big: bool = True):
     rgba = np.dstack([noisy(32, 32, 230, 3), np.full((32, 32), 255, np.uint8)])
     rgba[:4, :4, 3] = 0
     Image.fromarray(rgba, "RGBA").save(light / "rgba-opaque.png")
-    Image.fromarray(noisy(36, 28, 50000).astype(np.uint16) * 1 + 10000).save(light / "grey16.png")
+    Image.fromarray(r.integers(50000, 60000, (36, 28)).astype(np.uint16)).save(light / "grey16.png")
     f = noisy(20, 20, 200).astype(np.float32) / 255.0
     Image.fromarray(f, "F").save(light / "float.tif")
     Image.new("CMYK", (30, 30), (10, 10, 10, 0)).save(light / "cmyk.jpg", quality=95)
@@ -378,3 +378,28 @@ def test_model_predicts_its_training_files_as_evaluate_scores_them(awkward_small
     np.testing.assert_array_equal(X, np.stack([arrays[p] for p in order]))
     session = onnx_session(to_onnx_bytes(logreg))
     np.testing.assert_allclose(run_onnx(session, X), logreg.predict_proba(X), atol=1e-4)
+
+
+def test_size_overrides_the_working_size_and_cap_applies(awkward_small):
+    ds = load_dataset(awkward_small, size=16, fit="pad", color="grey", progress=False)
+    assert ds.image == ImageSpec((16, 16), "grey", "pad") and ds.image_note == ""
+    assert ds.train.X.shape[1:] == (16, 16)
+    from objrec.data.folders import load_folder
+
+    ds = load_folder(awkward_small, cap=20, progress=False)
+    assert max(ds.image.size) == 20 and "longest side at most 20" in ds.image_note
+    # named sets keep their stored size; the spec records it
+    digits = load_dataset("digits", progress=False)
+    assert digits.image_spec() == ImageSpec((8, 8), "grey") and digits.image_note == ""
+
+
+def test_folder_and_lazy_modules_do_not_import_each_other():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, objrec.data.lazy; assert 'objrec.data.folders' not in sys.modules; "
+        "import objrec.data.folders as f, inspect; assert 'objrec.data.lazy' not in "
+        "inspect.getsource(f).split('def load_folder')[0]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -624,7 +624,7 @@ def describe_working_size(
     distinct = len({(int(a), int(b)) for a, b in hw})
     what = f"median of {len(hw)} images {mh:g}x{mw:g}"
     if distinct > 1:
-        what += f" ({distinct} different sizes)"
+        what += f", {distinct} different sizes"
     if (chosen[0], chosen[1]) != (round(mh), round(mw)):
         what += f", longest side at most {cap}"
     return f"working size {chosen[0]}x{chosen[1]} ({what}; --size to override)"
