@@ -79,6 +79,7 @@ def run(args) -> int:
             "n_val": len(data.val.y),
             "n_test": len(data.test.y),
             "image": data.image_spec().to_dict(),
+            "image_note": data.image_note,
         },
     )
     log = (lambda *a, **k: None) if args.quiet else print

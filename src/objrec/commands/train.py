@@ -271,7 +271,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"objrec: {ds.image_note}", file=sys.stderr)
     folder = Path(_make_run_folder(args, cfg))
     if main and not args.resume:
-        write_run_info(folder, {**cfg, "dataset_source": ds.source, "classes": ds.classes})
+        write_run_info(
+            folder,
+            {
+                **cfg,
+                "dataset_source": ds.source,
+                "classes": ds.classes,
+                "image": ds.image_spec().to_dict(),
+                "image_note": ds.image_note,
+            },
+        )
     est = objrec.make_method(cfg["method"], **cfg["params"])
     is_net = cfg["approach"] == "cnn"
     if main:

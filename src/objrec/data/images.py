@@ -586,11 +586,12 @@ def resize_batch(X: np.ndarray, size: tuple[int, int], fit: str = DEFAULT_FIT) -
     X = np.asarray(X)
     if X.shape[1:3] == (h, w):
         return X
+    fit = parse_fit(fit)
     squeeze = X.ndim == 4 and X.shape[-1] == 1
     src = X[..., 0] if squeeze else X
     out = np.empty((len(X), h, w, *src.shape[3:]), np.uint8)
     for i, img in enumerate(src):
-        out[i] = resize(img, (h, w), fit)
+        out[i] = _pil_resize(img, (w, h)) if fit == "squash" else resize(img, (h, w), fit)
     return out[..., None] if squeeze else out
 
 
