@@ -35,6 +35,9 @@ def register(sub) -> None:
         action="store_true",
         help="also run the invariance suite on every method (adds the pixels-knn baseline)",
     )
+    from objrec.commands.data import add_image_options
+
+    add_image_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
     p.add_argument("--name", help="run name: runs/NAME (default compare-DATASET)")
@@ -54,8 +57,11 @@ def run(args) -> int:
 
     methods = resolve_methods(args.methods)  # fail on unknown names before loading data
     data = load_dataset(
-        args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet
-    )
+        args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet,
+        size=args.size, color=args.color, fit=args.fit,
+    )  # fmt: skip
+    if data.image_note and not args.quiet:
+        print(data.image_note)
     name = args.name or f"compare-{Path(str(data.name)).name}"
     folder = new_run(name, out=args.out)
     write_run_info(
@@ -73,6 +79,8 @@ def run(args) -> int:
             "n_train": len(data.train.y),
             "n_val": len(data.val.y),
             "n_test": len(data.test.y),
+            "image": data.image_spec().to_dict(),
+            "image_note": data.image_note,
         },
     )
     log = (lambda *a, **k: None) if args.quiet else print

@@ -75,6 +75,9 @@ def register(sub) -> None:
         default=0,
         help="train on at most this many images (stratified; 0 = the whole training split)",
     )
+    from objrec.commands.data import add_image_options
+
+    add_image_options(p.add_argument_group("images (default: as the first model records)"))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -115,10 +118,17 @@ def run(args) -> int:
             "the models do not record the dataset they were trained on; name it with --dataset"
         )
     from objrec.data import load_dataset
+    from objrec.data.images import spec_for_model
 
+    # the images as the first model was trained on them, unless --size/--color/--fit say otherwise
+    first_est = next(iter(models.values()))
+    shape = tuple(getattr(first_est, "input_shape_", ()) or ())
+    spec = spec_for_model(getattr(first_est, "objrec_metadata_", {}), shape) if shape else None
     data = load_dataset(
-        dataset_name, data_dir=args.data_dir, seed=split_seed, progress=not args.quiet
-    )
+        dataset_name, data_dir=args.data_dir, seed=split_seed, progress=not args.quiet,
+        size=args.size or (spec and spec.size), color=args.color or (spec and spec.color),
+        fit=args.fit or (spec and spec.fit),
+    )  # fmt: skip
     split = getattr(data, args.split)
     if len(split.y) == 0:
         raise ObjrecError(f"{dataset_name} has an empty {args.split} split; try --split test")
@@ -193,7 +203,10 @@ def run_heldout(args, sev) -> int:
         raise ObjrecError("--heldout trains its own models; leave out the RUN|MODEL arguments")
     from objrec.data import load_dataset
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir, progress=not args.quiet)
+    data = load_dataset(
+        args.dataset, data_dir=args.data_dir, progress=not args.quiet,
+        size=args.size, color=args.color, fit=args.fit,
+    )  # fmt: skip
     Xtr, ytr = rb.subsample(data.train.X, data.train.y, args.train_limit or None, args.seed)
     split = getattr(data, args.split)
     Xte, yte = rb.subsample(split.X, np.asarray(split.y), args.limit or None, args.seed)

@@ -122,8 +122,9 @@ def register(subparsers) -> None:
     )
     d = p.add_argument_group("data")
     d.add_argument("--val-size", type=float, help="validation split: fraction (<1) or count")
-    d.add_argument("--size", help="resize images to SIZE or HxW")
-    d.add_argument("--color", choices=["grey", "rgb"], help="convert images to grey or RGB")
+    from objrec.commands.data import add_image_options
+
+    add_image_options(d)
     d.add_argument(
         "--stream",
         action="store_true",
@@ -212,6 +213,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         "val_size": (int(args.val_size) if args.val_size and args.val_size >= 1 else args.val_size),
         "size": args.size,
         "color": args.color,
+        "fit": args.fit,
         "method": method,
         "approach": spec.approach,
         "params": params,
@@ -262,12 +264,23 @@ def run(args: argparse.Namespace) -> int:
     main = int(os.environ.get("RANK", "0")) == 0
     ds = load_dataset(
         cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
-        size=cfg["size"], color=cfg["color"], progress=not cfg["quiet"] and main,
-        stream=cfg.get("stream", False),
+        size=cfg["size"], color=cfg["color"], fit=cfg.get("fit"),
+        progress=not cfg["quiet"] and main, stream=cfg.get("stream", False),
     )  # fmt: skip
+    if main and ds.image_note:
+        print(f"objrec: {ds.image_note}", file=sys.stderr)
     folder = Path(_make_run_folder(args, cfg))
     if main and not args.resume:
-        write_run_info(folder, {**cfg, "dataset_source": ds.source, "classes": ds.classes})
+        write_run_info(
+            folder,
+            {
+                **cfg,
+                "dataset_source": ds.source,
+                "classes": ds.classes,
+                "image": ds.image_spec().to_dict(),
+                "image_note": ds.image_note,
+            },
+        )
     est = objrec.make_method(cfg["method"], **cfg["params"])
     is_net = cfg["approach"] == "cnn"
     if main:
@@ -341,7 +354,14 @@ def run(args: argparse.Namespace) -> int:
         write_history(folder, history)
         plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
-    objrec.save(est, folder / "model", dataset=ds.name, class_names=ds.classes, metrics=metrics)
+    objrec.save(
+        est,
+        folder / "model",
+        dataset=ds.name,
+        class_names=ds.classes,
+        metrics=metrics,
+        image=ds.image_spec().to_dict(),  # how predict/serve/evaluate decode images for it
+    )
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
         f"{cfg['method']} on {ds.name}: val_accuracy {fmt(val_acc)}  test_accuracy {fmt(test_acc)}  "

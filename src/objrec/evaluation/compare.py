@@ -267,6 +267,7 @@ def run_method(
             "fit_peak_mib": fit_cost["fit_peak_mib"],
         },
         metrics={"test_accuracy": metrics["accuracy"], "val_accuracy": val_acc},
+        **({"image": dataset.image_spec().to_dict()} if hasattr(dataset, "image_spec") else {}),
     )
     cost = {
         "fit_seconds": fit_cost["fit_seconds"],
