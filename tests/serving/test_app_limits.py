@@ -73,7 +73,7 @@ def test_top_k_query_out_of_range_422(client, png, value):
     assert "from 1 to 10,000" in _error(r, 422)
 
 
-@pytest.mark.parametrize("value", [0, -3, True, 1.5, "3", 10**30, None])
+@pytest.mark.parametrize("value", [0, -3, True, 1.5, 0.0, "3", 10**30, 1e300, None])
 def test_top_k_json_out_of_range_422(client, png, value):
     body = {"images": [base64.b64encode(png).decode()], "top_k": value}
     r = client.post("/v1/predict", json=body)
@@ -90,6 +90,9 @@ def test_top_k_form_zero_refused_and_valid_honoured(client, png):
     _error(r, 422)
     r = client.post("/v1/predict", data={"top_k": "2"}, files={"file": ("a.png", png)})
     assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 2
+    b64 = base64.b64encode(png).decode()
+    r = client.post("/v1/predict", json={"images": [b64], "top_k": 3.0})  # a JSON integer
+    assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 3
     r = client.post("/v1/predict", files={"file": ("a.png", png), "top_k": ("k.txt", b"2")})
     assert "not a file" in _error(r, 422)
 

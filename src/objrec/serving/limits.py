@@ -80,8 +80,8 @@ def parse_top_k(value, where: str, *, text: bool = True) -> int | None:
     ``text=False``): 1..MAX_TOP_K.
 
     None when absent. Raises :class:`InputError` naming the valid range otherwise: for
-    ``0``, negatives, booleans, fractions, Unicode digits such as ``²`` and numbers of
-    thousands of digits.
+    ``0``, negatives, booleans, fractions (``3.0`` is 3 in JSON), Unicode digits such as
+    ``²`` and numbers of thousands of digits.
     """
     if value is None:
         return None
@@ -90,6 +90,8 @@ def parse_top_k(value, where: str, *, text: bool = True) -> int | None:
         k = int(text) if _TOP_K.fullmatch(text) else None
     elif isinstance(value, int) and not isinstance(value, bool):
         k = value
+    elif isinstance(value, float) and value.is_integer():  # JSON Schema: 3.0 is an integer
+        k = int(value)
     else:
         k = None
     if k is None or not 1 <= k <= MAX_TOP_K:
