@@ -73,6 +73,10 @@ class TimeoutHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._arm()  # now: until the first body chunk (or the end of the request)
 
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the connection is the WebSocket protocol's from here on
+        super().handle_websocket_upgrade()
+
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
         self._arm()
