@@ -131,10 +131,11 @@ def test_idle_kept_alive_connection_is_left_to_keep_alive(server):
     request = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(addr) as sock:
         sock.settimeout(5)
-        for _ in range(2):  # the same connection, idle longer than the request deadline
+        for i in range(2):  # the same connection, idle longer than the request deadline
+            if i:
+                time.sleep(TIMEOUT * 1.5)  # under uvicorn's keep-alive timeout (5 s)
             sock.sendall(request)
             reply = b""
             while not reply.endswith(b"}"):
                 reply += sock.recv(4096)
             assert reply.startswith(b"HTTP/1.1 200 "), reply
-            time.sleep(TIMEOUT * 1.5)  # under uvicorn's keep-alive timeout (5 s)
