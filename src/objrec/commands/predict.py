@@ -55,7 +55,7 @@ def run(args) -> int:
             head += [f"label_{i}", f"probability_{i}"]
         writer.writerow([*head, "error"])
     failed = 0
-    for r in _results(predictor, paths, k=k, batch_size=args.batch_size):
+    for r in predictor.predict_files(paths, k=k, batch_size=args.batch_size):
         failed += r.error is not None
         if args.format == "json":
             rec = (
@@ -82,43 +82,3 @@ def run(args) -> int:
     if failed:
         print(f"objrec: {failed} of {len(paths)} files could not be read", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _results(predictor, paths, *, k: int, batch_size: int):
-    """:class:`~objrec.serving.predictor.FileResult` per path, in order, in batches.
-
-    Every failure to read or decode a file, whatever the decoder raises (Pillow raises
-    ``TypeError`` on some crafted TIFFs), is that file's error result; the batch goes on.
-    """
-    from pathlib import Path
-
-    from objrec.errors import InputError
-    from objrec.serving.limits import decode_any
-    from objrec.serving.predictor import FileResult
-    from objrec.serving.preprocess import DEFAULT_MAX_PIXELS
-
-    batch: list[tuple[str, object]] = []
-
-    def flush():
-        proba = predictor.predict_proba([a for _, a in batch])
-        for (name, _), tk in zip(batch, predictor.format_top_k(proba, k), strict=True):
-            yield FileResult(name, top_k=tk)
-        batch.clear()
-
-    for p in paths:
-        name = str(p)
-        try:
-            if Path(p).is_dir():
-                raise InputError(f"{name}: is a folder")
-            data = Path(p).read_bytes()
-            batch.append((name, decode_any(data, max_pixels=DEFAULT_MAX_PIXELS, name=name)))
-        except InputError as e:
-            yield FileResult(name, error=str(e))
-            continue
-        except OSError as e:
-            yield FileResult(name, error=f"{name}: {e.strerror or e}")
-            continue
-        if len(batch) >= batch_size:
-            yield from flush()
-    if batch:
-        yield from flush()

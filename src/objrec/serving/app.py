@@ -40,13 +40,12 @@ from objrec.errors import InputError, ObjrecError
 from objrec.serving.limits import (
     DEFAULT_MAX_TOTAL_PIXELS,
     MAX_TOP_K,
-    decode_any,
     header_pixels,
     hide_paths,
     parse_top_k,
 )
 from objrec.serving.predictor import Predictor
-from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, ImageTooLargeError
+from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image
 
 log = logging.getLogger("objrec.serving")
 
@@ -307,7 +306,7 @@ def create_app(
         arrays, total = [], 0
         for name, data in items:
             try:
-                a = decode_any(data, max_pixels=max_pixels, name=name)
+                a = decode_image(data, max_pixels=max_pixels, name=name)
             except ImageTooLargeError as e:
                 raise RequestError(413, str(e)) from e
             except InputError as e:

@@ -3,8 +3,6 @@
 - :func:`header_pixels`: an image file's width x height, read from its header only (Pillow
   opens files lazily), so a request whose images add up to more than the server's pixel
   budget is refused without decoding any of them;
-- :func:`decode_any`: :func:`~objrec.serving.preprocess.decode_image` with every failure of
-  the decoder turned into an :class:`~objrec.errors.InputError` naming the file;
 - :func:`parse_top_k`: the ``top_k`` field from a query string, a form or JSON, checked
   against its valid range;
 - :func:`hide_paths`: metadata with absolute file-system paths cut to their last part.
@@ -17,10 +15,8 @@ import logging
 import re
 import warnings
 
-import numpy as np
-
 from objrec.errors import InputError
-from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, FORMATS, decode_image
+from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, FORMATS
 
 log = logging.getLogger("objrec.serving")
 
@@ -49,27 +45,6 @@ def header_pixels(data: bytes) -> int | None:
         return 2 * int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS) + 1
     except Exception:  # any failure to read a header: left to the decoder's own message
         return None
-
-
-def decode_any(data: bytes, *, max_pixels: int, name: str) -> np.ndarray:
-    """:func:`decode_image`, with any exception it raises turned into :class:`InputError`.
-
-    Pillow's plugins raise more than the documented ``OSError``/``ValueError`` on crafted
-    files (a TIFF whose strip offsets are a fraction raises ``TypeError``); every such
-    failure is the file's fault, reported as that file's error.
-    """
-    try:
-        return decode_image(data, max_pixels=max_pixels, name=name)
-    except InputError:
-        raise
-    except MemoryError as e:
-        raise InputError(f"{name}: image too large to decode in memory; resize it") from e
-    except Exception as e:
-        log.debug("objrec: decoding %s failed", name, exc_info=True)
-        raise InputError(
-            f"{name}: corrupt or unsupported image ({type(e).__name__}: {e}); "
-            "send a PNG, JPEG, BMP, GIF, TIFF or WebP file"
-        ) from e
 
 
 _TOP_K = re.compile(r"[0-9]{1,9}")
