@@ -65,12 +65,12 @@ def test_truncated_file_names_file_and_counts(tmp_path):
         match=r"^train-images-idx3-ubyte.gz: header says 100x28x28 = 78400 bytes, file holds 1234 \(truncated",
     ):
         read_idx(p)
-    # a header announcing more than deflate can store in the file is refused before reading
+    # a header announcing more than deflate can store in the file (nothing allocated)
     p.write_bytes(gzip.compress(idx_bytes(0x08, (60000, 28, 28), b"\x00" * 1234)))
     with pytest.raises(
         DatasetError,
-        match=r"^train-images-idx3-ubyte.gz: header says 60000x28x28 = 47040000 bytes, more than "
-        r"a \d+-byte gzip file can hold",
+        match=r"^train-images-idx3-ubyte.gz: header says 60000x28x28 = 47040000 bytes, "
+        r"file holds 1234 \(truncated",
     ):
         read_idx(p)
     p = tmp_path / "plain-idx3-ubyte"

@@ -50,7 +50,7 @@ def test_huge_headers_are_refused_without_allocating(tmp_path, gz, shape):
     p = write(tmp_path / "huge", idx_bytes(0x08, shape, b"\x00" * 64), gz)
     tracemalloc.start()
     try:
-        with pytest.raises(DatasetError, match=r"^huge: header says .*(probably corrupt|file holds 64|can hold)"):  # fmt: skip
+        with pytest.raises(DatasetError, match=r"^huge: header says .*(probably corrupt|file holds 64 \(trunc)"):  # fmt: skip
             read_idx(p)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -60,13 +60,17 @@ def test_huge_headers_are_refused_without_allocating(tmp_path, gz, shape):
 
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize(
-    "values", [[0.0, float("nan"), 1.0], [3.7, 1.0, 0.0], [3.0, 1.0, 0.0]], ids=["nan", "3.7", "3.0"]
+    "values",
+    [[0.0, float("nan"), 1.0], [3.7, 1.0, 0.0], [3.0, 1.0, 0.0]],
+    ids=["nan", "3.7", "3.0"],
 )
 @pytest.mark.parametrize(("code", "fmt"), [(0x0D, ">f"), (0x0E, ">d")])
 def test_float_label_files_are_refused(tmp_path, gz, values, code, fmt):
     payload = struct.pack(f"{fmt[0]}{len(values)}{fmt[1]}", *values)
     p = write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(code, (len(values),), payload), gz)
-    with pytest.raises(DatasetError, match=r"labels must be integers: write them as unsigned bytes"):
+    with pytest.raises(
+        DatasetError, match=r"labels must be integers: write them as unsigned bytes"
+    ):
         read_idx_labels(p, 10)
     assert np.isnan(read_idx(p)).any() == np.isnan(values).any()  # still readable as data
 
@@ -139,13 +143,14 @@ def test_gzip_bomb_stops_right_after_the_announced_size(tmp_path):
 
 
 def test_gzip_header_announcing_more_than_the_file_can_hold(tmp_path):
-    # a 16 KiB file announcing 1 GiB: deflate cannot store more than 1032 bytes per byte
+    # a 16 KiB file announcing 1 GiB: deflate cannot store more than 1032 bytes per byte,
+    # so nothing is allocated; the 16 MiB it holds are counted 64 KiB at a time
     p = tmp_path / "liar.gz"
     p.write_bytes(gzip.compress(idx_bytes(0x08, (1 << 30,))) + _zeros_member(1 << 24))
     assert p.stat().st_size < 32 << 10
     tracemalloc.start()
     try:
-        with pytest.raises(DatasetError, match=r"^liar.gz: header says 1073741824 = 1073741824 bytes, more than a \d+-byte gzip file can hold"):  # fmt: skip
+        with pytest.raises(DatasetError, match=r"^liar.gz: header says 1073741824 = 1073741824 bytes, file holds 16777216 \(truncated"):  # fmt: skip
             read_idx(p)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -125,9 +125,10 @@ def read_idx(
     The data must be exactly as long as the header says. A plain file's size is checked
     before anything is read. A gzip file is decompressed only up to the announced size
     plus one byte, so a small file that decompresses to gigabytes (a "gzip bomb") is
-    refused after reading what its header announced; a header announcing more than
-    deflate can hold in the file (1032 bytes per compressed byte) is refused before
-    any data is read. Memory use is the announced size.
+    refused after reading what its header announced; for a header announcing more than
+    deflate can hold in the file (1032 bytes per compressed byte), nothing is allocated
+    (the decompressed bytes are only counted, for the message). Memory use is the
+    announced size.
 
     Returns
     -------
@@ -164,10 +165,11 @@ def read_idx(
                         f"({held - expected} bytes too many; wrong header or two files joined)"
                     )
             if regular and gz and expected > _GZIP_MAX_RATIO * st.st_size:
+                # The file cannot hold that much: count what it holds (64 KiB at a time,
+                # nothing kept) instead of allocating what the header announces.
+                got = sum(len(b) for b in iter(lambda: f.read(1 << 16), b""))
                 raise DatasetError(
-                    f"{name}: header says {what}, more than a {st.st_size}-byte gzip file can "
-                    f"hold (at most {_GZIP_MAX_RATIO * st.st_size}); the file is truncated or "
-                    "its header corrupt: download it again"
+                    f"{name}: header says {what}, file holds {got} (truncated; download it again)"
                 )
             try:
                 arr = np.empty(expected // dtype.itemsize, dtype=dtype)
