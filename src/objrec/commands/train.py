@@ -138,6 +138,11 @@ def register(subparsers) -> None:
         "--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint"
     )
     o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out names a folder holding another run: delete that run's files first",
+    )
+    o.add_argument(
         "--seed", type=int, default=0, help="seed for split, initialisation, order, augmentation"
     )
     o.add_argument(
@@ -225,31 +230,46 @@ def _resolve_config(args: argparse.Namespace) -> dict:
     }
 
 
-def _make_run_folder(args, cfg) -> str:
-    """Rank 0 creates the folder and tells the other ranks where it is."""
+def _make_run_folder(args, cfg, stack) -> str:
+    """Rank 0 creates the folder (or reopens it with --resume), holds its lock until
+    ``stack`` closes, and tells the other ranks where it is."""
     import os
 
-    from objrec.runs import new_run
+    from objrec.runs import open_run
 
-    if args.resume:
-        return args.resume
+    def open_folder() -> str:
+        run = open_run(
+            args.resume or args.out,
+            name=args.name,
+            prefix=cfg["method"],
+            overwrite=getattr(args, "overwrite", False),
+            resume=bool(args.resume),
+            command="train",
+        )
+        return str(stack.enter_context(run))
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return str(new_run(args.name, out=args.out, prefix=cfg["method"]))
+        return open_folder()
+    if args.resume:
+        return open_folder() if int(os.environ.get("RANK", "0")) == 0 else args.resume
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
-    box = [
-        str(new_run(args.name, out=args.out, prefix=cfg["method"]))
-        if dist.get_rank() == 0
-        else None
-    ]
+    box = [open_folder() if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack) -> int:
     import os
     import sys
     import time
@@ -269,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if main and ds.image_note:
         print(f"objrec: {ds.image_note}", file=sys.stderr)
-    folder = Path(_make_run_folder(args, cfg))
+    est = objrec.make_method(cfg["method"], **cfg["params"])
+    folder = Path(_make_run_folder(args, cfg, stack))
     if main and not args.resume:
         write_run_info(
             folder,
@@ -281,7 +302,6 @@ def run(args: argparse.Namespace) -> int:
                 "image_note": ds.image_note,
             },
         )
-    est = objrec.make_method(cfg["method"], **cfg["params"])
     is_net = cfg["approach"] == "cnn"
     if main:
         print(

@@ -341,7 +341,6 @@ def compare(
     (method -> reason) and ``folder``.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     names = resolve_methods(methods)
     if robustness and ROBUSTNESS_BASELINE not in names:
         from objrec.methods import list_methods
@@ -350,6 +349,10 @@ def compare(
             names.append(ROBUSTNESS_BASELINE)
     if budget not in BUDGETS:
         raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    from objrec.runs import lock_run_folder
+
+    # Creates the folder; held (joining the lock of `objrec compare`) until this returns.
+    folder_lock = lock_run_folder(folder, command="compare")  # noqa: F841
     t_start = time.perf_counter()
     results = []
     skipped: dict[str, str] = {}
