@@ -151,9 +151,11 @@ def cache_key(root: Path, files: Sequence[tuple[str, str, int, int]], options: d
     """SHA-256 over the loader version, the options and each file's path, mtime and size."""
     h = hashlib.sha256()
     h.update(
-        f"objrec-folder-cache v{CACHE_VERSION} {sorted(options.items())!r} {root.resolve()}\n".encode()
-    )
-    h.update("\n".join(f"{p}\0{m}\0{n}" for _, p, m, n in files).encode())
+        f"objrec-folder-cache v{CACHE_VERSION} {sorted(options.items())!r} {root.resolve()}\n".encode(
+            errors="surrogateescape"
+        )
+    )  # file names that are not UTF-8 reach Python as lone surrogates: kept as their bytes
+    h.update("\n".join(f"{p}\0{m}\0{n}" for _, p, m, n in files).encode(errors="surrogateescape"))
     return h.hexdigest()[:32]
 
 

@@ -69,16 +69,24 @@ def _files_under(folder: Path) -> list[Record]:
     """Every visible file below ``folder`` (recursively) as (relative path, path, mtime_ns,
     size), sorted by relative path. Uses ``os.scandir`` (one stat per file, no pathlib)."""
     out = []
-    stack = [(str(folder), "")]
+    stack = [(str(folder), "", frozenset())]
     while stack:
-        path, rel = stack.pop()
+        path, rel, above = stack.pop()
+        st = os.stat(path)
+        here = above | {(st.st_dev, st.st_ino)}
         with os.scandir(path) as it:
             for e in it:
                 if e.name.startswith("."):
                     continue
                 r = f"{rel}{e.name}"
                 if e.is_dir():
-                    stack.append((e.path, r + "/"))
+                    t = e.stat()
+                    if (t.st_dev, t.st_ino) in here:  # a link to this folder or one above it
+                        raise DatasetError(
+                            f"{e.path}: links back to a folder that contains it (a loop); "
+                            "remove the link"
+                        )
+                    stack.append((e.path, r + "/", here))
                 elif e.is_file():
                     st = e.stat()
                     out.append((r, e.path, st.st_mtime_ns, st.st_size))
