@@ -53,6 +53,11 @@ def register(sub) -> None:
         help="training images for the auto baseline (default 10000)",
     )
     p.add_argument("--out", help="output folder (default runs/robustness-TIMESTAMP)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out names a folder holding another run: delete that run's files first",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g = p.add_argument_group(
         "invariance by training",
@@ -83,17 +88,28 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock
+        return _run(args, stack)
+
+
+def _run(args, stack) -> int:
     import numpy as np
 
     import objrec
     from objrec.artifact import model_folders, read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation import robustness as rb
-    from objrec.runs import new_run, write_run_info
+    from objrec.runs import open_run, write_run_info
+
+    from objrec.evaluation.nuisances import resolve
 
     sev = rb.parse_severities(args.severities)
+    for family in [*(args.families or ()), *(getattr(args, "train_families", None) or ())]:
+        resolve(family)  # unknown names fail before any model or data is loaded
     if args.heldout:
-        return run_heldout(args, sev)
+        return run_heldout(args, sev, stack)
     if not args.models:
         raise ObjrecError(
             "give at least one run or model folder (or --heldout METHOD --dataset NAME)"
@@ -153,7 +169,9 @@ def run(args) -> int:
             print(f"training the {rb.BASELINE} baseline on {len(yb):,} training images ...")
         models[rb.BASELINE] = objrec.make_method(rb.BASELINE).fit(Xb, yb)
 
-    folder = new_run(out=args.out, prefix="robustness")
+    folder = stack.enter_context(
+        open_run(args.out, prefix="robustness", overwrite=args.overwrite, command="robustness")
+    )
     write_run_info(
         folder,
         {
@@ -186,7 +204,7 @@ def run(args) -> int:
     return 0
 
 
-def run_heldout(args, sev) -> int:
+def run_heldout(args, sev, stack) -> int:
     """``--heldout METHOD``: the held-out-family protocol of :mod:`objrec.evaluation.augment`."""
     import numpy as np
 
@@ -195,7 +213,7 @@ def run_heldout(args, sev) -> int:
     from objrec.evaluation import robustness as rb
     from objrec.evaluation.augment import heldout_family_protocol
     from objrec.io import write_json
-    from objrec.runs import new_run, write_run_info
+    from objrec.runs import open_run, write_run_info
 
     if not args.dataset:
         raise ObjrecError("--heldout needs --dataset (the data to train and test on)")
@@ -229,7 +247,9 @@ def run_heldout(args, sev) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    folder = new_run(out=args.out, prefix="heldout")
+    folder = stack.enter_context(
+        open_run(args.out, prefix="heldout", overwrite=args.overwrite, command="robustness")
+    )
     write_run_info(
         folder,
         {"command": "robustness --heldout", **{k: v for k, v in vars(args).items() if k != "func"}},
