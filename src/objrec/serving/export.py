@@ -344,6 +344,14 @@ def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | N
         )
     if kind != "pixels":
         raise ExportError(f"cannot export {kind} features to ONNX")
+    work = tuple(getattr(est, "work_shape_", None) or est.input_shape_[:2])
+    if work != tuple(est.input_shape_[:2]):
+        raise ExportError(
+            f"{getattr(est, 'method_name', type(est).__name__)} resizes its "
+            f"{est.input_shape_[0]}x{est.input_shape_[1]} input to {work[0]}x{work[1]} "
+            "internally, which the ONNX graph does not reproduce; fit with size=None (or on "
+            "images of that size) to export, or use the model natively (objrec predict / serve)"
+        )
     n_features = int(np.prod(est.input_shape_))
     skl_onnx, double = _convert_sklearn(skl, n_features, opset)
     outputs = [o.name for o in skl_onnx.graph.output]
