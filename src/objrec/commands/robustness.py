@@ -101,9 +101,8 @@ def _run(args, stack) -> int:
     from objrec.artifact import model_folders, read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation import robustness as rb
-    from objrec.runs import open_run, write_run_info
-
     from objrec.evaluation.nuisances import resolve
+    from objrec.runs import open_run, write_run_info
 
     sev = rb.parse_severities(args.severities)
     for family in [*(args.families or ()), *(getattr(args, "train_families", None) or ())]:
