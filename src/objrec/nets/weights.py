@@ -80,7 +80,14 @@ def cached_path(url: str, sha256: str) -> Path:
     return cache_dir() / f"{sha256[:16]}-{name}"
 
 
-def fetch(spec: str, *, progress: bool = True, retries: int = 3, timeout: float = 30.0) -> Path:
+def fetch(
+    spec: str,
+    *,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+) -> Path:
     """The local file of a weights spec, downloading (and caching) a URL first.
 
     A local file with a ``#sha256=`` fragment is checked too. Raises :class:`ModelFileError`
@@ -114,7 +121,7 @@ def fetch(spec: str, *, progress: bool = True, retries: int = 3, timeout: float 
 
     tmp = dest.with_name(dest.name + ".unverified")
     try:
-        download([where], tmp, retries=retries, timeout=timeout, progress=progress)
+        download([where], tmp, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
     except DatasetError as e:
         raise ModelFileError(
             f"{e}. Offline? Download the file by other means and put it at {dest} "
