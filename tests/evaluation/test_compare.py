@@ -11,6 +11,7 @@ from sklearn.svm import LinearSVC
 import objrec
 from objrec.errors import ObjrecError
 from objrec.evaluation import compare as C
+from objrec.evaluation.table import format_table
 from objrec.methods import _REGISTRY, list_methods, register_method
 from objrec.methods.base import ImageClassifier
 
@@ -143,7 +144,7 @@ def test_ranked_table_and_files(run):
         assert m["test"]["confusion_matrix"] == r.metrics["confusion_matrix"]
         assert (r.folder / "per_class.csv").read_text().count("\n") == 11
         assert (r.folder / "model" / "objrec.json").is_file()
-    text = C.format_table(out["table"])
+    text = format_table(out["table"])
     for r in out["results"]:
         assert r.name in text
 

@@ -48,7 +48,7 @@ def run(args) -> int:
         from objrec.errors import ObjrecError
 
         raise ObjrecError("--out applies to one model; a comparison's results stay in its folders")
-    from objrec.evaluation.compare import format_table
+    from objrec.evaluation.table import format_table
 
     rows = []
     for m in models:
@@ -67,9 +67,10 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
 
     import objrec
     from objrec.errors import ObjrecError
-    from objrec.evaluation.compare import _write_csv, evaluate_estimator, human_bytes
+    from objrec.evaluation.compare import _write_csv, evaluate_estimator
     from objrec.evaluation.cost import folder_size
     from objrec.evaluation.metrics import summary_row
+    from objrec.evaluation.table import human_bytes
     from objrec.io import write_json
 
     est = objrec.load(model_folder)
@@ -81,8 +82,14 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
             f"{model_folder}: the model does not record its dataset; name it with --dataset"
         )
     from objrec.data import load_dataset
+    from objrec.data.images import spec_for_model
 
-    data = load_dataset(name, data_dir=args.data_dir, seed=seed, progress=not args.quiet)
+    shape = tuple(getattr(est, "input_shape_", ()) or ())
+    spec = spec_for_model(meta, shape) if shape else None  # decode as the model was trained
+    data = load_dataset(
+        name, data_dir=args.data_dir, seed=seed, progress=not args.quiet,
+        **({"size": spec.size, "color": spec.color, "fit": spec.fit} if spec else {}),
+    )  # fmt: skip
     split = getattr(data, args.split)
     if len(split.y) == 0:
         raise ObjrecError(f"{name} has an empty {args.split} split; choose another with --split")

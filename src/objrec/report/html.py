@@ -59,7 +59,7 @@ class _Plots:
 
 
 def _fmt_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    from objrec.evaluation.compare import TABLE_COLUMNS, format_cell
+    from objrec.evaluation.table import TABLE_COLUMNS, format_cell
 
     head = ["#", *(c[1] for c in TABLE_COLUMNS)]
     body = [
@@ -157,7 +157,7 @@ def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
             summary.append((f"top-{k} accuracy", f"{v:.2%}"))
     if m.get("log_loss") is not None:
         summary += [("log loss", f"{m['log_loss']:.3f}"), ("ECE", f"{m['ece']:.3f}")]
-    from objrec.evaluation.compare import human_bytes
+    from objrec.evaluation.table import human_bytes
 
     c = result.cost
     costs = [
