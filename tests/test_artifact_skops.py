@@ -10,7 +10,7 @@ import skops.io as sio
 
 import objrec
 from objrec.errors import ModelFileError
-from objrec.methods import list_methods, method_spec
+from objrec.methods import list_methods, method_spec, unavailable_methods
 from objrec.skops_types import TRUSTED_TYPES
 
 # Small settings so that every fit takes a fraction of a second.
@@ -18,7 +18,10 @@ FAST = {
     "pixels-rf": {"n_estimators": 3},
     "bovw-patch": {"n_words": 8, "max_descriptors": 500},
     "bovw-sift": {"n_words": 8, "max_descriptors": 500},
+    "effnet-logreg": {"image_size": 32, "max_iter": 50},
 }
+# Methods whose fit is slow per image get fewer (still every class).
+N_IMAGES = {"effnet-logreg": 30}
 # Variants whose fitted estimator holds other types than the method's defaults.
 VARIANTS = [
     ("pixels-rbf", {"max_exact_samples": 50, "n_components": 20}),  # Nystroem above 50 images
@@ -49,7 +52,8 @@ def test_allow_list_is_exactly_the_types_of_every_registered_method(digits_120, 
     found: dict[str, str] = {}
     runs = [(n, FAST.get(n, {})) for n in classic] + VARIANTS
     for i, (name, params) in enumerate(runs):
-        est = objrec.make_method(name, **params).fit(X, y)
+        n = N_IMAGES.get(name, len(y))
+        est = objrec.make_method(name, **params).fit(X[:n], y[:n])
         for t in _saved_types(est, tmp_path / f"m{i}"):
             found.setdefault(t, name)
     missing = sorted(set(found) - TRUSTED_TYPES)
@@ -57,7 +61,9 @@ def test_allow_list_is_exactly_the_types_of_every_registered_method(digits_120, 
         f"saved estimators now hold types outside objrec.skops_types.TRUSTED_TYPES: "
         f"{[(t, found[t]) for t in missing]}; add them there if they are safe classes"
     )
-    stale = sorted(TRUSTED_TYPES - set(found))
+    # types of method modules that cannot be imported here (a missing extra) are not checked
+    absent = tuple(f"{m}." for m in unavailable_methods())
+    stale = sorted(t for t in TRUSTED_TYPES - set(found) if not t.startswith(absent or ("\0",)))
     assert not stale, f"TRUSTED_TYPES lists types no saved estimator holds: {stale}"
     # and every method loads back through the allow-list
     back = objrec.load(tmp_path / "m0")

@@ -104,7 +104,7 @@ def test_class_names_indexed_by_label_are_aligned(digits_120, tmp_path):
 
 def test_forward_compatible_fields_are_kept(logreg_folder, tmp_path):
     """Sections other parts of objrec add: validated where known, kept as written."""
-    image = {"size": [28, 28], "color": "grey", "fit": "pad", "future": {"x": 1}}
+    image = {"size": [8, 8], "color": "grey", "fit": "pad"}  # objrec.data.images.ImageSpec
 
     def edit(meta):
         meta["image"] = image
@@ -119,11 +119,11 @@ def test_forward_compatible_fields_are_kept(logreg_folder, tmp_path):
         {
             **meta.to_json(),
             "preprocessing": {"mean": [0.5] * 3, "std": [0.2] * 3, "channels": 3, "fit": "crop"},
-            "model_args": {"name": "efficientnet_lite0", "pretrained": True, "drop_rate": 0.2},
+            "model_args": {"name": "efficientnet_lite0", "image_size": 224, "drop_rate": 0.2},
             "input_shape": [224, 224, 3],
         }
     )
-    assert net.model_args["pretrained"] is True and net.preprocessing["fit"] == "crop"
+    assert net.model_args["image_size"] == 224 and net.preprocessing["fit"] == "crop"
 
 
 # ------------------------------------------------------------------ format 1 (objrec before)
@@ -204,6 +204,8 @@ TAMPERED = [
     ("training.dataset", 3, "training.dataset"),
     ("image", "big", "image"),
     ("image", {"size": [100000, 100000]}, "image.size"),
+    ("image", {"size": [8, 8], "color": "grey", "fit": "spin"}, "fit"),
+    ("image", {"size": [9, 9], "color": "grey", "fit": "squash"}, "image spec"),
     ("method", _DELETE, "method"),
     ("history", [1, 2], "history"),
 ]
@@ -235,6 +237,8 @@ NETWORK_TAMPERED = [
     ("model_args.num_classes", 5, "classes"),
     ("model_args.num_classes", 20, "classes"),
     ("params.bogus", 1, "params"),
+    ("model_args.weights", "https://example.com/w.pt#sha256=" + "0" * 64, "model_args.weights"),
+    ("model_args.pretrained", True, "model_args.pretrained"),
 ]
 
 

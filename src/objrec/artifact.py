@@ -430,6 +430,10 @@ def load(path):
                     f"{folder}: holds a {type(est).__name__}, metadata says {meta.estimator}"
                 )
             _check_classes(est, meta, folder)
+        if meta.image is not None and meta.input_shape:
+            from objrec.data.images import spec_for_model
+
+            spec_for_model(meta, meta.input_shape)  # the decode policy fits the input shape
     except ObjrecError:
         raise
     except Exception as e:  # anything else a damaged file makes an estimator's loader raise

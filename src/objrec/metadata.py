@@ -28,7 +28,8 @@ Format 2, field by field (``objrec.json`` is one JSON object)::
     preprocessing   {...} | null: networks: mean, std (lists of floats, one per channel),
                     channels (int), input_size ([h, w]); other keys (fit, ...) are kept
     model_args      {...} | null: networks: name (str, a registered network) and its
-                    constructor keyword arguments (num_classes, in_channels, input_size, ...)
+                    constructor keyword arguments (num_classes, in_channels, input_size, ...);
+                    never ``pretrained``/``weights`` (initial weights come from files or URLs)
     history         [{...}, ...]: per-epoch training history (networks)
     image           {...} | null: the decode/resize policy of input images (size [H, W],
                     color, fit "squash" | "crop" | "pad", ...); size is bounded, the rest kept
@@ -569,6 +570,12 @@ class _Validator:
             self.fail("model_args.name", f"must name a network, got {_show(args.get('name'))}")
         if not all(isinstance(k, str) and k.isidentifier() for k in args):
             self.fail("model_args", "keys must be argument names")
+        for key in ("pretrained", "weights"):  # initial weights, never part of a saved network
+            if key in args:
+                self.fail(
+                    f"model_args.{key}",
+                    "is not allowed: a saved network's weights come from its own weights file",
+                )
         n = args.get("num_classes")
         if n is not None:
             if not _is_int(n) or n < 1:

@@ -18,6 +18,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "objrec.methods.eigen.EigenClassifier",
         "objrec.methods.features.FeatureClassifier",
         "objrec.methods.kernel.NystroemClassifier",
+        "objrec.methods.pretrained.PretrainedFeatureClassifier",
         "sklearn.tree._tree.Tree",  # the trees of pixels-rf's RandomForestClassifier
     }
 )
