@@ -101,10 +101,12 @@ def run(args) -> int:
         return 0
     est = objrec.load(folder)
     meta = est.objrec_metadata_
+    # an archive unpacks into a temporary folder: write beside the archive instead
+    home = folder if Path(args.model).is_dir() else Path(args.model).parent
     out = (
         Path(args.output)
         if args.output
-        else folder / ("model.onnx" if args.format == "onnx" else "model.pt")
+        else home / ("model.onnx" if args.format == "onnx" else "model.pt")
     )
     X = check_images_for(est, meta, args.check_data, args.check_size, args.data_dir)
     result = export(
