@@ -296,3 +296,14 @@ def test_saving_over_a_foreign_folder_is_refused(logreg, tmp_path):
     assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"x"
     (tmp_path / "empty").mkdir()
     assert (objrec.save(logreg, tmp_path / "empty") / "objrec.json").is_file()
+
+
+def test_export_of_an_archive_writes_beside_it(mlp, tmp_path):
+    """The archive's unpacked folder is temporary: the export must not land there."""
+    from objrec.cli import main
+
+    folder = objrec.save(mlp, tmp_path / "model", dataset="digits")
+    archive = artifact.pack(folder, tmp_path / "shared" / "m.zip")
+    assert main(["export", str(archive), "--format", "torchscript", "--check-size", "8"]) == 0
+    assert (tmp_path / "shared" / "model.pt").is_file()
+    assert (tmp_path / "shared" / "model.pt.json").is_file()

@@ -213,6 +213,7 @@ def pack(path, archive=None) -> Path:
     files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
     tmp = out.with_name(f".{out.name}.tmp")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for f in files:
                 z.write(f, f.relative_to(folder).as_posix())
