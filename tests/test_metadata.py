@@ -89,6 +89,9 @@ def test_one_writer_one_reader_round_trip(logreg_folder, digits_120):
     assert meta.display_names[3] == "digit-3" and meta["method"] == "pixels-logreg"
     assert md.parse(meta.to_json()) == meta  # the writer's output reads back unchanged
     assert dict(meta) == raw
+    from objrec.io import to_json
+
+    assert json.loads(to_json({"meta": meta}))["meta"] == raw  # JSON-writable as it is
 
 
 def test_class_names_indexed_by_label_are_aligned(digits_120, tmp_path):

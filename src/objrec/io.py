@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ def _default(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if isinstance(o, Mapping):  # e.g. a model's ModelMetadata
+        return dict(o)
     return repr(o)
 
 
