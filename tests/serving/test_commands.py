@@ -198,3 +198,20 @@ def test_serve_refuses_a_bad_key_file(serve_calls, tmp_path, capsys):
     assert serve_calls("--api-key-file", str(tmp_path / "missing"))[0] == 2
     assert "cannot read" in capsys.readouterr().err
     assert serve_calls("--request-timeout", "0")[0] == 2
+
+
+def test_serve_reject_below_quiet_and_access_log(serve_calls, capsys):
+    import os
+
+    from objrec.serving import app as appmod
+
+    rc, (_, kw, _, _) = serve_calls("--reject-below", "0.4")
+    assert rc == 0 and os.environ[appmod.ENV_REJECT_BELOW] == "0.4"
+    assert kw["access_log"] is True and kw["log_level"] == "info"
+    assert kw["ready"].startswith("objrec: serving ")  # printed by the server once listening
+    assert "objrec: serving" not in capsys.readouterr().out  # not before
+    rc, (_, kw, _, _) = serve_calls("--quiet")
+    assert rc == 0 and kw["access_log"] is False and kw["log_level"] == "warning"
+    assert appmod.ENV_REJECT_BELOW not in os.environ
+    assert serve_calls("--reject-below", "2")[0] == 2
+    assert "between 0 and 1" in capsys.readouterr().err
