@@ -136,6 +136,7 @@ def report(tmp_path_factory, digits_small):
         torch.set_num_threads(threads)
         _REGISTRY.pop("t-logreg2", None)
         _REGISTRY.pop("t-cnn", None)
+    out["dataset"] = ds
     return out
 
 
@@ -255,3 +256,99 @@ def test_report_renders_in_chromium(report, tmp_path):
         assert r.name in headings
     assert table_rows == len(report["results"])
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_states_intervals_chance_and_memory_meaning(report):
+    from objrec.evaluation.intervals import accuracy_interval
+
+    html = report["report"].read_text()
+    # 450 + 150 + 300 images: counts with thousands separators, never "1257"-style
+    assert "450 training, 150 validation and 300 test images" in html
+    assert "Chance level (always the most frequent class): " in html
+    n_test = 300
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", html).group(1)
+    assert ">95% CI</th>" in head  # 300 test images: small enough to show intervals
+    assert re.search(r'<th title="peak resident memory[^"]+baseline[^"]+">peak MiB</th>', head)
+    best = report["results"][0]
+    lo, hi = accuracy_interval(best.metrics["accuracy"], n_test)
+    assert f"{100 * lo:.1f}–{100 * hi:.1f}%" in html
+    assert "axis from 0; the dashed line is the chance level" in html
+
+
+def test_report_explains_mce(report, tmp_path):
+    from types import SimpleNamespace
+
+    from objrec.report.html import write_report
+
+    first = report["results"][:1]
+    rob = {
+        "summary": [
+            {"method": first[0].name, "clean": 0.9, "mean": 0.7, "mCE": 0.8, "relative_mCE": 1.2}
+        ],
+        "figures": {},
+        "result": SimpleNamespace(baseline="pixels-knn"),
+    }
+    html = write_report(tmp_path, report["dataset"], first, robustness=rob).read_text()
+    terms = html[html.index('id="mce-terms"') :]
+    terms = terms[: terms.index("</dl>")]
+    assert "mCE (mean corruption error)" in terms and "relative mCE" in terms
+    assert "(pixels-knn)" in terms and "accuracy <em>lost</em>" in terms
+    assert "<td>0.800</td>" in html and "<td>1.200</td>" in html
+
+
+def test_grad_cam_caption_names_its_layer(report):
+    html = report["report"].read_text()
+    cnn = html[html.index('id="m-t-cnn"') :]
+    cnn = cnn[: cnn.index("</section>")]
+    # TinyNet's last convolution is still 4x4 on 8x8 digits: it is the one used
+    assert "Taken at the last convolution, a 4x4 map upsampled to the image." in cnn
+
+
+def test_grad_cam_skips_layers_too_coarse_for_a_map():
+    """On 8x8 inputs a third conv works at 2x2: the map comes from the 4x4 one instead."""
+    from objrec.report.learned import cam_layer, grad_cam
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 8x8
+        nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 4x4
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1),  # 2x2
+        nn.Flatten(), nn.Linear(8, 3),
+    )  # fmt: skip
+    x = torch.rand(4, 1, 8, 8)
+    assert cam_layer(model, x) == (1, (4, 4))
+    assert cam_layer(model, torch.rand(1, 1, 32, 32)) == (2, (8, 8))  # large enough: the last
+    cams, _ = grad_cam(model, x, np.zeros(4, int))
+    ref, _ = grad_cam(model, x, np.zeros(4, int), layer=1)
+    np.testing.assert_allclose(cams, ref)
+    coarse, _ = grad_cam(model, x, np.zeros(4, int), layer=2)
+    # a 2x2 map upsampled: at most 4 distinct 2x2 levels blurred; the 4x4 one has more detail
+    assert len(np.unique(cams.round(4))) > len(np.unique(coarse.round(4)))
+
+
+@pytest.mark.browser
+def test_report_fits_a_phone_screen(report, tmp_path):
+    """At 390 px wide nothing makes the page scroll sideways; the wide table scrolls in its
+    own box instead."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 800})
+            page.goto(report["report"].resolve().as_uri())
+            page.wait_for_load_state("load")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            box = page.evaluate(
+                "(() => { const s = document.querySelector('#comparison .scroll');"
+                " return [s.clientWidth, s.scrollWidth]; })()"
+            )
+            page.screenshot(path=str(tmp_path / "report-390.png"), full_page=False)
+        finally:
+            browser.close()
+    assert width <= 390, width
+    assert box[0] <= 390 and box[1] > box[0]  # the table is wider: it scrolls in its box

@@ -182,7 +182,7 @@ def test_unexpected_error_is_500_without_details(predictor, png, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(predictor, "top_k", boom)
+    monkeypatch.setattr(predictor, "scores", boom)
     r = c.post("/v1/predict", files={"file": ("a.png", png, "image/png")})
     msg = _error(r, 500)
     assert "secret" not in r.text and "RuntimeError" not in r.text

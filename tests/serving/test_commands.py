@@ -67,7 +67,11 @@ def test_predict_table_json_csv(cnn_model_dir, cnn, image_tree, digits_16, capsy
         ]
     )
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["path", "label_1", "probability_1", "label_2", "probability_2", "error"]
+    assert rows[0] == [
+        "path",
+        *("label_1", "probability_1", "label_2", "probability_2"),
+        *("label", "max_probability", "error"),
+    ]
     assert len(rows) == 5 and sum(bool(r[-1]) for r in rows[1:]) == 1
 
 
@@ -134,24 +138,23 @@ def test_predict_a_file_that_crashes_pillow_is_one_error_line(cnn_model_dir, ima
 
 @pytest.fixture
 def serve_calls(monkeypatch, cnn_model_dir):
-    """Runs ``objrec serve`` with uvicorn.run replaced: what it was called with, and the
+    """Runs ``objrec serve`` with its uvicorn call replaced: what it was called with, and the
     environment the worker processes would inherit."""
     import os
 
-    import uvicorn
-
+    from objrec.commands import serve as serve_cmd
     from objrec.serving import app as appmod
     from objrec.serving import protocol
 
     calls = []
     monkeypatch.setattr(
-        uvicorn,
-        "run",
+        serve_cmd,
+        "_run_server",
         lambda *a, **k: calls.append(
             (a, k, os.environ.get(appmod.ENV_API_KEY), os.environ.get(protocol.ENV_REQUEST_TIMEOUT))
         ),
     )
-    names = ("MODEL", "API_KEY", "BACKEND", "THREADS", "LIMITS")
+    names = ("MODEL", "API_KEY", "BACKEND", "THREADS", "LIMITS", "REJECT_BELOW")
     for var in (*(getattr(appmod, f"ENV_{n}") for n in names), protocol.ENV_REQUEST_TIMEOUT):
         monkeypatch.setenv(var, "")  # recorded, so what serve sets is undone afterwards
         monkeypatch.delenv(var)
@@ -195,3 +198,20 @@ def test_serve_refuses_a_bad_key_file(serve_calls, tmp_path, capsys):
     assert serve_calls("--api-key-file", str(tmp_path / "missing"))[0] == 2
     assert "cannot read" in capsys.readouterr().err
     assert serve_calls("--request-timeout", "0")[0] == 2
+
+
+def test_serve_reject_below_quiet_and_access_log(serve_calls, capsys):
+    import os
+
+    from objrec.serving import app as appmod
+
+    rc, (_, kw, _, _) = serve_calls("--reject-below", "0.4")
+    assert rc == 0 and os.environ[appmod.ENV_REJECT_BELOW] == "0.4"
+    assert kw["access_log"] is True and kw["log_level"] == "info"
+    assert kw["ready"].startswith("objrec: serving ")  # printed by the server once listening
+    assert "objrec: serving" not in capsys.readouterr().out  # not before
+    rc, (_, kw, _, _) = serve_calls("--quiet")
+    assert rc == 0 and kw["access_log"] is False and kw["log_level"] == "warning"
+    assert appmod.ENV_REJECT_BELOW not in os.environ
+    assert serve_calls("--reject-below", "2")[0] == 2
+    assert "between 0 and 1" in capsys.readouterr().err

@@ -26,6 +26,14 @@ def register(sub) -> None:
         default="native",
         help="run the estimator itself, or an in-memory ONNX export through ONNX Runtime",
     )
+    p.add_argument(
+        "--reject-below",
+        type=float,
+        default=None,
+        metavar="P",
+        help="answer 'unknown' when the top probability (the out-of-distribution score "
+        "printed as 'max p') is below P (0..1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,6 +42,7 @@ def run(args) -> int:
     import json
 
     from objrec.errors import ObjrecError
+    from objrec.serving.ood import check_threshold
     from objrec.serving.predictor import Predictor
     from objrec.serving.preprocess import find_images
 
@@ -41,6 +50,7 @@ def run(args) -> int:
         raise ObjrecError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ObjrecError(f"--batch-size must be at least 1, got {args.batch_size}")
+    reject_below = check_threshold(args.reject_below)
     predictor = Predictor.from_path(args.model, backend=args.backend)
     paths = find_images(args.paths)
     if not paths:
@@ -53,13 +63,20 @@ def run(args) -> int:
         head = ["path"]
         for i in range(1, k + 1):
             head += [f"label_{i}", f"probability_{i}"]
-        writer.writerow([*head, "error"])
+        writer.writerow([*head, "label", "max_probability", "error"])
     failed = 0
-    for r in predictor.predict_files(paths, k=k, batch_size=args.batch_size):
+    for r in predictor.predict_files(
+        paths, k=k, batch_size=args.batch_size, reject_below=reject_below
+    ):
         failed += r.error is not None
+        label = None
+        if r.error is None:
+            label = "unknown" if r.ood["unknown"] else r.top_k[0]["label"]
+            if r.ood["warning"]:
+                print(f"objrec: warning: {r.path}: {r.ood['warning']}", file=sys.stderr)
         if args.format == "json":
             rec = (
-                {"path": r.path, "top_k": r.top_k}
+                {"path": r.path, "label": label, "top_k": r.top_k, "ood": r.ood}
                 if r.error is None
                 else {"path": r.path, "error": r.error}
             )
@@ -69,15 +86,17 @@ def run(args) -> int:
             for t in r.top_k or []:
                 row += [t["label"], f"{t['probability']:.6f}"]
             row += [""] * (1 + 2 * k - len(row))
-            writer.writerow([*row, r.error or ""])
+            mp = "" if r.ood is None else f"{r.ood['max_probability']:.6f}"
+            writer.writerow([*row, label or "", mp, r.error or ""])
         elif r.error is not None:
             out.write(f"{r.path}  ERROR: {r.error}\n")
         else:
-            out.write(
-                f"{r.path}  "
-                + "  ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k)
-                + "\n"
-            )
+            top = "  ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k)
+            mp = r.ood["max_probability"]
+            if r.ood["unknown"]:
+                out.write(f"{r.path}  unknown  (max p {mp:.3f} < {reject_below:g})  {top}\n")
+            else:
+                out.write(f"{r.path}  {top}  (max p {mp:.3f})\n")
         out.flush()
     if failed:
         print(f"objrec: {failed} of {len(paths)} files could not be read", file=sys.stderr)

@@ -57,7 +57,20 @@ def register(sub) -> None:
         help="close connections whose client takes longer than this to send its headers, "
         "or pauses longer than this within its body (default 30)",
     )
-    p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--reject-below",
+        type=float,
+        default=None,
+        metavar="P",
+        help="answer label 'unknown' when the top probability is below P (0..1); the top-k "
+        "and the score (ood.max_probability) are still returned",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no access log (one line per request, on by default) and only warnings from uvicorn",
+    )
+    p.add_argument("--log-level", default=None, help="uvicorn's log level (default info)")
     p.set_defaults(func=run)
 
 
@@ -106,14 +119,16 @@ def run(args) -> int:
     from objrec.cpu import usable_cores
     from objrec.errors import ObjrecError
     from objrec.serving import app as appmod
+    from objrec.serving.ood import check_threshold
 
     folder = resolve(args.model)  # fail early, with a clear message, on a wrong path
+    reject_below = check_threshold(args.reject_below)
     if args.workers < 1:
         raise ObjrecError(f"--workers must be at least 1, got {args.workers}")
     if args.request_timeout is not None and not args.request_timeout > 0:
         raise ObjrecError(f"--request-timeout must be above 0 s, got {args.request_timeout}")
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (checked here, used by _run_server)
     except ImportError as e:
         raise ObjrecError("serving needs uvicorn and fastapi: pip install 'objrec[serve]'") from e
     try:
@@ -138,16 +153,88 @@ def run(args) -> int:
         os.environ.pop(appmod.ENV_API_KEY, None)
     if args.request_timeout is not None:
         os.environ[protocol.ENV_REQUEST_TIMEOUT] = str(args.request_timeout)
+    if reject_below is not None:
+        os.environ[appmod.ENV_REJECT_BELOW] = str(reject_below)
+    else:
+        os.environ.pop(appmod.ENV_REJECT_BELOW, None)
     auth = "API key required" if api_key else "no API key"
-    print(f"objrec: serving {folder} on http://{args.host}:{args.port}/ (docs at /docs; {auth})")
-    uvicorn.run(
+    print(f"objrec: loading {folder} ({auth}) ...", flush=True)
+    _run_server(
         "objrec.serving.app:app_from_env",
+        ready=f"objrec: serving {folder} on http://{args.host}:{args.port}/ "
+        f"(docs at /docs; {auth}; Ctrl+C stops it)",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
-        access_log=False,
+        log_level=args.log_level or ("warning" if args.quiet else "info"),
+        access_log=not args.quiet,
         http="objrec.serving.protocol:TimeoutHttpToolsProtocol",
     )
     return 0
+
+
+def _run_server(app: str, *, ready: str, **kw) -> None:
+    """Run uvicorn with ``kw`` (``uvicorn.run``'s arguments) and print ``ready`` when the
+    server listens: after the model is loaded, when the port accepts connections."""
+    import uvicorn
+
+    from objrec.errors import ObjrecError
+
+    if kw.get("workers", 1) == 1:
+        server = _server_class()(uvicorn.Config(app, **kw), ready)
+        server.run()
+        if not server.started:
+            raise ObjrecError(
+                f"the server did not start on {kw.get('host')}:{kw.get('port')} "
+                "(uvicorn's reason is above)"
+            )
+        return
+    # several worker processes: uvicorn's supervisor binds the socket and each worker
+    # listens on it once its model is loaded; announce when the first one accepts
+    import threading
+
+    threading.Thread(
+        target=_announce_when_listening, args=(kw["host"], kw["port"], ready), daemon=True
+    ).start()
+    uvicorn.run(app, **kw)
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+def _announce_when_listening(host: str, port: int, line: str, timeout: float = 600) -> None:
+    """Print ``line`` once a TCP connection to ``host:port`` succeeds."""
+    import socket
+    import time
+
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((target, port), timeout=1):
+                _announce(line)
+                return
+        except OSError:
+            time.sleep(0.1)
+
+
+def _server_class():
+    """uvicorn.Server printing a line once it is listening (uvicorn imported on first use)."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        """uvicorn's server printing objrec's start-up line once it is listening (after the
+        model is loaded and the socket accepts connections), not before."""
+
+        def __init__(self, config, line: str):
+            super().__init__(config)
+            self._line = line
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                _announce(self._line)
+
+    return AnnouncingServer

@@ -223,6 +223,7 @@ def run_method(
     from objrec.evaluation.cost import folder_size, timed_fit
     from objrec.metadata import class_names_for
     from objrec.methods import make_method, method_spec
+    from objrec.serving.ood import input_statistics
 
     spec = method_spec(name)
     est = make_method(name)
@@ -258,6 +259,8 @@ def run_method(
             "fit_peak_mib": fit_cost["fit_peak_mib"],
         },
         metrics={"test_accuracy": metrics["accuracy"], "val_accuracy": val_acc},
+        # the training images' grey levels: predict/serve warn on inputs of the other polarity
+        input_stats=input_statistics(dataset.train.X),
         **({"image": dataset.image_spec().to_dict()} if hasattr(dataset, "image_spec") else {}),
     )
     cost = {

@@ -1,17 +1,25 @@
 """What a method costs: fit time, inference throughput and latency, size on disk, peak memory.
 
-Peak memory is the **peak resident set size (RSS) of this process above its RSS when
-the measurement started**, in MiB: a background thread samples ``/proc/self/statm``
-every few milliseconds while the work runs. Unlike ``tracemalloc`` it sees every
-allocation (NumPy, PyTorch's own allocator, OpenCV, BLAS buffers) and does not slow
-Python down; unlike a ``ru_maxrss`` delta it is not hidden by an earlier, larger peak
-of the same process. It does not count worker processes (``n_jobs`` with the loky
-backend) and can miss a spike shorter than the sampling interval. Where ``/proc`` is
-absent it falls back to the ``ru_maxrss`` delta (0 when an earlier peak was higher).
+Peak memory is the **peak resident set size (RSS) of this process above a fresh
+baseline**, in MiB. Before the work starts, :func:`release_free_memory` collects garbage
+and hands the memory that earlier work freed back to the operating system (glibc's
+``malloc_trim``); then a background thread samples ``/proc/self/statm`` every few
+milliseconds while the work runs. Without that release, a method run after another one
+reuses the pages its predecessor freed but the allocator kept, and its peak reads as
+little as 0: the numbers depended on the order the methods ran in. Unlike
+``tracemalloc`` it sees every allocation (NumPy, PyTorch's own allocator, OpenCV, BLAS
+buffers) and does not slow Python down; unlike a ``ru_maxrss`` delta it is not hidden by
+an earlier, larger peak of the same process. It does not count the interpreter and the
+libraries already loaded, nor worker processes (``n_jobs`` with the loky backend), and
+can miss a spike shorter than the sampling interval. Where ``/proc`` is absent it falls
+back to the ``ru_maxrss`` delta (0 when an earlier peak was higher).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import resource
 import threading
@@ -31,6 +39,26 @@ def current_rss() -> int | None:
         return int(_STATM.read_text().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere: musl, macOS, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Collect garbage and return the heap's free pages to the OS, so that the RSS
+    measured next starts from what is actually in use (not from earlier work's leftovers)."""
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class PeakMemory:
@@ -55,6 +83,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         self.peak = 0
+        release_free_memory()
         if self.method == "rss-sampling":
             self._start = current_rss()
             self._stop = threading.Event()

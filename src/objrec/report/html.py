@@ -58,15 +58,63 @@ class _Plots:
         return Picture(title, caption, src, f"plots/{stem}.png", wide)
 
 
-def _fmt_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+#: Tooltips of the comparison table's columns (by their heading in TABLE_COLUMNS).
+COLUMN_TIPS = {
+    "test acc": "fraction of the test images classified right",
+    "bal acc": "balanced accuracy: the mean of the per-class accuracies",
+    "macro F1": "F1 score averaged over classes, each class counting the same",
+    "val acc": "accuracy on the validation split (used to pick the best method)",
+    "ECE": "expected calibration error: the gap between confidence and accuracy "
+    "(methods with probabilities only)",
+    "fit s": "wall-clock seconds to fit on the training split",
+    "img/s": "inference throughput, images per second in batches",
+    "1-img ms": "milliseconds to classify one image on its own (median)",
+    "size": "the saved model folder on disk",
+    "peak MiB": "peak resident memory while fitting, above a baseline taken just before "
+    "(after garbage collection and after returning the memory earlier methods freed to the "
+    "operating system): the method's own working memory, sampled every 5 ms, without the "
+    "interpreter, the loaded libraries or worker processes",
+}
+CI_HEAD = "95% CI"
+
+
+def _fmt_table(
+    rows: list[dict[str, Any]], n_test: int | None = None
+) -> tuple[list[dict[str, str]], list[list[str]]]:
+    """Headings (``label``, ``tip``) and formatted cells of the comparison table; with a
+    small test set (``n_test`` below SMALL_TEST) a Wilson interval column follows test acc."""
+    from objrec.evaluation.intervals import SMALL_TEST, accuracy_interval
     from objrec.evaluation.table import TABLE_COLUMNS, format_cell
 
-    head = ["#", *(c[1] for c in TABLE_COLUMNS)]
+    labels = ["#", *(c[1] for c in TABLE_COLUMNS)]
     body = [
         [str(i + 1), *(format_cell(r.get(k), fmt) for k, _, fmt in TABLE_COLUMNS)]
         for i, r in enumerate(rows)
     ]
+    tips = dict(COLUMN_TIPS)
+    if n_test and n_test < SMALL_TEST:
+        at = labels.index("test acc") + 1
+        labels.insert(at, CI_HEAD)
+        tips[CI_HEAD] = (
+            f"95% Wilson interval of the test accuracy: on only {n_test:,} test images "
+            "another sample could give any accuracy in this range"
+        )
+        for r, cells in zip(rows, body, strict=True):
+            cells.insert(at, _ci_text(accuracy_interval(r["test_accuracy"], n_test)))
+    head = [{"label": h, "tip": tips.get(h, "")} for h in labels]
     return head, body
+
+
+def _ci_text(ci: tuple[float, float]) -> str:
+    return f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+
+
+def _chance_level(y) -> float | None:
+    """Accuracy of always answering the most frequent class of ``y`` (1/K when balanced)."""
+    y = np.asarray(y)
+    if not len(y):
+        return None
+    return float(np.unique(y, return_counts=True)[1].max() / len(y))
 
 
 def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
@@ -143,8 +191,13 @@ def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
             )
     for e in learned_figures(result, X, y_idx, names):
         learned.append(plots.add(e.figure, f"{key}-{e.title}", e.title, e.caption, e.wide))
+    from objrec.evaluation.intervals import SMALL_TEST, accuracy_interval
+
+    acc = f"{m['accuracy']:.2%}"
+    if 0 < len(X) < SMALL_TEST:
+        acc += f" (95% CI {_ci_text(accuracy_interval(m['accuracy'], len(X)))})"
     summary = [
-        ("test accuracy", f"{m['accuracy']:.2%}"),
+        ("test accuracy", acc),
         ("balanced accuracy", f"{m['balanced_accuracy']:.2%}"),
         ("macro F1", f"{m['macro_f1']:.3f}"),
         (
@@ -193,7 +246,9 @@ APPROACH_TITLES = {
 ROBUSTNESS_FIGURES = {
     "accuracy_vs_severity": (
         "Accuracy against severity",
-        "One panel per nuisance family, one line per method; severity 0 is the clean test set.",
+        "One panel per nuisance family, one line per method, each with its own marker; "
+        "severity 0 is the clean test set. Methods whose curves coincide everywhere are named "
+        "in the legend (same curve as ...) and drawn with hollow markers.",
     ),
     "samples": (
         "One test image at every severity",
@@ -245,6 +300,7 @@ def render(context: dict[str, Any]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["thousands"] = lambda n: f"{int(n):,}"
     return env.get_template("report.html.j2").render(**context)
 
 
@@ -270,16 +326,27 @@ def write_report(
     folder = Path(folder)
     plots = _Plots(folder / "plots")
     rows = [r.row() for r in results]
-    head, body = _fmt_table(rows)
+    n_test = len(dataset.test.y)
+    head, body = _fmt_table(rows, n_test)
+    chance = _chance_level(dataset.test.y)
+    from objrec.evaluation.intervals import SMALL_TEST
+
     classes = [str(c) for c in getattr(dataset, "classes", [])] or [
         str(c) for c in np.unique(dataset.train.y)
     ]
     overview = [
         plots.add(
-            P.comparison_bars(rows),
+            P.comparison_bars(rows, n_test=n_test, chance=chance),
             "comparison",
             "Accuracy and cost",
-            "Test accuracy, fit time and inference throughput of each method on the same split.",
+            "Test accuracy (axis from 0; the dashed line is the chance level, the accuracy of "
+            "always answering the most frequent class"
+            + (
+                f"; error bars: 95% Wilson intervals, wide on {n_test:,} test images"
+                if n_test < SMALL_TEST
+                else ""
+            )
+            + "), fit time and inference throughput of each method on the same split.",
             wide=True,
         ),
     ]
@@ -325,6 +392,8 @@ def write_report(
         "skipped": skipped or {},
         "robustness": _robustness_pictures(robustness, plots),
         "robustness_table": _robustness_table(robustness),
+        "robustness_baseline": getattr((robustness or {}).get("result"), "baseline", None),
+        "chance": chance,
     }
     html = render(context)
     path = folder / "report.html"

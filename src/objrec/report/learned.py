@@ -396,14 +396,60 @@ def feature_maps_figure(model, x, image: np.ndarray, n_channels: int = 8) -> Fig
     return fig
 
 
-def grad_cam(model, x, target: np.ndarray | None = None):
+#: Grad-CAM uses the deepest convolution whose output is at least this many pixels on
+#: its shorter side: on small inputs (8x8 digits) the last convolution of a network is
+#: 2x2 or 1x1, and a map upsampled from it is a flat blob.
+CAM_MIN_SIDE = 4
+
+
+def conv_output_sizes(model, x) -> list[tuple[int, int]]:
+    """(h, w) of every ``nn.Conv2d`` output of ``model`` for input ``x`` (N, C, H, W), in
+    module order."""
+    import torch
+    from torch import nn
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    sizes: dict[int, tuple[int, int]] = {}
+    hooks = [
+        c.register_forward_hook(
+            lambda mod, inp, out, i=i: sizes.__setitem__(i, tuple(out.shape[-2:]))
+        )
+        for i, c in enumerate(convs)
+    ]
+    try:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            model(x[:1])
+        model.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [sizes[i] for i in range(len(convs)) if i in sizes]
+
+
+def cam_layer(model, x, min_side: int = CAM_MIN_SIDE) -> tuple[int, tuple[int, int]]:
+    """The convolution Grad-CAM should use: index among the model's ``nn.Conv2d`` modules
+    and its output size (h, w). The deepest one whose shorter side is at least
+    ``min_side`` (or the input's, if smaller); when none is, the one of most pixels."""
+    sizes = conv_output_sizes(model, x)
+    if not sizes:
+        raise ValueError("Grad-CAM needs a model with at least one Conv2d layer")
+    need = min(min_side, *x.shape[-2:])
+    ok = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= need]
+    i = ok[-1] if ok else max(range(len(sizes)), key=lambda j: sizes[j][0] * sizes[j][1])
+    return i, sizes[i]
+
+
+def grad_cam(model, x, target: np.ndarray | None = None, layer: int | None = None):
     """Grad-CAM heat maps (N, H, W) float in 0..1 for inputs ``x`` (N, C, H, W).
 
-    Hooks the last ``nn.Conv2d`` of ``model``: its activations A (N, K, h, w) and the
-    gradient G of the target class's logit with respect to them. The map is
-    ReLU(sum_k mean_{h,w}(G_k) * A_k), upsampled bilinearly to the input size and
-    scaled to 0..1 per image (Selvaraju et al., 2017). ``target``: (N,) class indices
-    (default: the predicted class). Returns (cams, logits (N, K)).
+    Hooks convolution number ``layer`` of ``model`` (index among its ``nn.Conv2d``
+    modules; default :func:`cam_layer`'s choice, the last one on inputs large enough):
+    its activations A (N, K, h, w) and the gradient G of the target class's logit with
+    respect to them. The map is ReLU(sum_k mean_{h,w}(G_k) * A_k), upsampled bilinearly
+    to the input size and scaled to 0..1 per image (Selvaraju et al., 2017). ``target``:
+    (N,) class indices (default: the predicted class). Returns (cams, logits (N, K)).
     """
     import copy
 
@@ -424,7 +470,9 @@ def grad_cam(model, x, target: np.ndarray | None = None):
         store["act"] = out
         out.register_hook(lambda g: store.__setitem__("grad", g))
 
-    h = convs[-1].register_forward_hook(fwd)
+    if layer is None:
+        layer = cam_layer(model, x)[0]
+    h = convs[layer].register_forward_hook(fwd)
     try:
         with torch.enable_grad():
             xin = x.clone().requires_grad_(True)
@@ -533,13 +581,24 @@ def cnn_figures(
     right = np.flatnonzero(pred_idx == y_idx)
     wrong = np.flatnonzero(pred_idx != y_idx)
     rng = np.random.default_rng(0)
+    n_convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    layer, (lh, lw) = cam_layer(model, x)
+    where = (
+        "the last convolution"
+        if layer == n_convs - 1
+        else f"convolution {layer + 1} of {n_convs} (the deepest one still {lh}x{lw} or more "
+        "on these small images: the later ones are too coarse for a map)"
+    )
+    where += f", a {lh}x{lw} map upsampled to the image"
+    if min(lh, lw) < CAM_MIN_SIDE:
+        where += "; that coarse a map can only say roughly which part of the image counted"
     for kind, pool, n in (("right", right, 8), ("wrong", wrong, 8)):
         if not len(pool):
             continue
         sel = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))
         xt = est.to_tensor(X[sel])
-        cam_p, logits = grad_cam(model, xt, pred_idx[sel])
-        cam_t = grad_cam(model, xt, y_idx[sel])[0] if kind == "wrong" else None
+        cam_p, logits = grad_cam(model, xt, pred_idx[sel], layer=layer)
+        cam_t = grad_cam(model, xt, y_idx[sel], layer=layer)[0] if kind == "wrong" else None
         prob = torch.softmax(torch.as_tensor(logits), 1).numpy()
         titles = [
             f"{class_names[pred_idx[s]]} {prob[j, pred_idx[s]]:.0%}"
@@ -549,13 +608,14 @@ def cnn_figures(
         out.append(
             FigureEntry(
                 f"Grad-CAM on {kind} predictions",
-                "Where the last convolution's evidence for a class lies (red = most), for the "
+                "Where the evidence for a class lies (red = most), for the "
                 + (
-                    "predicted class of correctly classified test images."
+                    "predicted class of correctly classified test images"
                     if kind == "right"
                     else "predicted class (middle row) and the true class (bottom row) of "
-                    "misclassified test images."
-                ),
+                    "misclassified test images"
+                )
+                + f". Taken at {where}.",
                 grad_cam_figure(X[sel], cam_p, cam_t, titles),
                 wide=True,
             )

@@ -48,11 +48,39 @@ def show_image(ax, image: np.ndarray, **kw) -> None:
     ax.set_yticks([])
 
 
-def comparison_bars(rows: Sequence[dict[str, Any]]) -> Figure:
-    """Test accuracy, fit time and inference throughput of each method, side by side."""
+def format_number(v: float) -> str:
+    """A label for a positive quantity, never in exponent notation: thousands separated
+    from 100 up ("1,257", "20,700"), three significant digits below ("12.3", "0.0456")."""
+    v = float(v)
+    if not np.isfinite(v):
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if v == 0:
+        return "0"
+    return np.format_float_positional(v, precision=3, unique=False, fractional=False, trim="-")
+
+
+def comparison_bars(
+    rows: Sequence[dict[str, Any]],
+    *,
+    n_test: int | None = None,
+    chance: float | None = None,
+) -> Figure:
+    """Test accuracy, fit time and inference throughput of each method, side by side.
+
+    The accuracy axis starts at 0. ``chance`` (a fraction: the accuracy of always
+    answering the most frequent class) is drawn as a dashed line; with ``n_test`` below
+    :data:`~objrec.evaluation.intervals.SMALL_TEST` each accuracy gets its 95% Wilson
+    interval as an error bar.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    from objrec.evaluation.intervals import SMALL_TEST, accuracy_interval
+
     names = [r["method"] for r in rows]
     y = np.arange(len(names))
-    fig = new_figure(11, 0.45 * len(names) + 1.4)
+    fig = new_figure(11, 0.45 * len(names) + 1.6)
     axes = fig.subplots(1, 3, sharey=True)
     specs = (
         ("test_accuracy", "test accuracy (%)", 100, ACCENT, False),
@@ -61,10 +89,16 @@ def comparison_bars(rows: Sequence[dict[str, Any]]) -> Figure:
     )
     for ax, (key, label, scale, color, log) in zip(axes, specs, strict=True):
         vals = np.array([(r.get(key) or 0) * scale for r in rows], dtype=float)
-        ax.barh(y, vals, color=color)
-        for yi, v in zip(y, vals, strict=True):
-            txt = f"{v:.2f}" if key == "test_accuracy" else f"{v:,.3g}"
-            ax.text(v, yi, " " + txt, va="center", fontsize=8)
+        xerr = None
+        if key == "test_accuracy" and n_test and n_test < SMALL_TEST:
+            ci = np.array([accuracy_interval(v / 100, n_test) for v in vals]) * 100
+            xerr = np.abs(ci.T - vals)
+            label = f"test accuracy (%), 95% interval on {n_test:,} images"
+        ax.barh(y, vals, color=color, xerr=xerr, ecolor="#374151", capsize=3)
+        for i, (yi, v) in enumerate(zip(y, vals, strict=True)):
+            txt = f"{v:.1f}" if key == "test_accuracy" else format_number(v)
+            at = v if xerr is None else v + xerr[1, i]
+            ax.text(at, yi, " " + txt, va="center", fontsize=8)
         ax.set_xlabel(label)
         if log:
             from matplotlib.ticker import LogLocator, NullFormatter
@@ -72,10 +106,20 @@ def comparison_bars(rows: Sequence[dict[str, Any]]) -> Figure:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(numticks=5))
             ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_number(v)))
             ax.set_xlim(right=vals.max() * 8 if vals.max() > 0 else None)
         elif key == "test_accuracy":
-            lo = max(0.0, vals.min() - 10)
-            ax.set_xlim(lo, 100 + (100 - lo) * 0.12)
+            ax.set_xlim(0, 118)  # from 0: bar lengths compare; room for the labels
+            ax.set_xticks([0, 20, 40, 60, 80, 100])
+            if chance is not None:
+                ax.axvline(
+                    100 * chance,
+                    color="#6b7280",
+                    ls="--",
+                    lw=1.2,
+                    label=f"chance level {100 * chance:.1f}%",
+                )
+                ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), frameon=False)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names)
     axes[0].invert_yaxis()

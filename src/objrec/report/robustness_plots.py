@@ -26,23 +26,68 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def identical_curves(result) -> list[list[str]]:
+    """Groups (of two or more) of methods whose accuracy is the same at every family and
+    severity, clean included: on the plot their lines lie on top of each other."""
+    curves = np.concatenate(
+        [
+            np.asarray(result.clean_accuracy, float)[:, None],
+            result.accuracy.reshape(len(result.methods), -1),
+        ],
+        axis=1,
+    )
+    groups: list[list[int]] = []
+    for m in range(len(result.methods)):
+        for g in groups:
+            if np.allclose(curves[g[0]], curves[m], atol=1e-9, equal_nan=True):
+                g.append(m)
+                break
+        else:
+            groups.append([m])
+    return [[result.methods[i] for i in g] for g in groups if len(g) > 1]
+
+
 def accuracy_vs_severity_figure(result, families: Sequence[str] | None = None) -> Figure:
     """One panel per family: accuracy (%) against severity (0 = clean), a line per method.
 
-    ``result`` is a :class:`objrec.evaluation.robustness.RobustnessResult`.
+    Every method has its own marker; the legend names methods whose curves coincide
+    everywhere ("same curve as ..."), and those are drawn with hollow, larger markers so
+    that the one below still shows. ``result`` is a
+    :class:`objrec.evaluation.robustness.RobustnessResult`.
     """
     fams = list(families) if families else list(result.families)
     ncols = min(4, len(fams))
     nrows = -(-len(fams) // ncols)
-    fig = Figure(figsize=(3.2 * ncols, 2.6 * nrows + 0.6), layout="constrained")
+    fig = Figure(figsize=(3.2 * ncols, 2.6 * nrows + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
     xs = [0, *result.severities]
+    same = {}
+    for g in identical_curves(result):
+        for name in g[1:]:
+            same[name] = [n for n in g if n != name]
+    labels = {
+        name: name + (f" (same curve as {', '.join(same[name])})" if name in same else "")
+        for name in result.methods
+    }
     for ax, fam in zip(axes, fams, strict=False):
         j = result.families.index(fam)
         for m, name in enumerate(result.methods):
             ys = [result.clean_accuracy[m], *result.accuracy[m, j]]
             ls = "--" if name == result.baseline else "-"
-            ax.plot(xs, 100 * np.asarray(ys), ls, marker="o", ms=3, label=name)
+            hollow = name in same
+            ax.plot(
+                xs,
+                100 * np.asarray(ys),
+                ls,
+                marker=MARKERS[m % len(MARKERS)],
+                ms=7 if hollow else 4,
+                mfc="none" if hollow else None,
+                lw=1.2,
+                label=labels[name],
+            )
         ax.set_title(fam)
         ax.set_xticks(xs)
         ax.set_xlabel("severity")
@@ -51,8 +96,8 @@ def accuracy_vs_severity_figure(result, families: Sequence[str] | None = None) -
         ax.set_visible(False)
     for ax in axes[::ncols]:
         ax.set_ylabel("accuracy (%)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8)
+    handles, labels_ = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="outside lower center", ncols=min(len(labels_), 4), fontsize=8)
     return fig
 
 

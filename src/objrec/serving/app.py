@@ -10,6 +10,14 @@ Endpoints::
     GET  /docs         OpenAPI documentation (Swagger UI served from the package, no CDN;
                        ReDoc at /redoc, schema at /openapi.json)
     GET  /             a web page: upload an image or draw one, see the top-k as bars
+    GET  /favicon.ico  the page's icon
+
+Each prediction also carries ``label`` (the top class, or ``"unknown"`` when its
+probability is below the server's ``reject_below``), ``ood`` (``max_probability``, the
+out-of-distribution score; ``unknown``; ``warning`` when the image's background differs
+from the training images', see :mod:`objrec.serving.ood`) and, with the query parameter
+``input_image=1``, ``input_image``: the image as the model sees it (its input size and
+colour), a PNG data URL.
 
 With an API key, /v1/predict and /v1/model need it; /v1/health, /, /static, /docs, /redoc
 and /openapi.json stay open. /v1/model never shows absolute server paths.
@@ -171,8 +179,12 @@ def create_app(
     max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS,
     max_images: int = DEFAULT_MAX_IMAGES,
     default_top_k: int = DEFAULT_TOP_K,
+    reject_below: float | None = None,
 ):
     """The FastAPI application serving ``predictor``.
+
+    ``reject_below`` (0..1): a prediction whose top probability is below it is answered
+    with label ``"unknown"`` (its top-k are still given).
 
     ``max_pixels`` bounds one image (width x height), ``max_total_pixels`` all images of one
     request together; both are checked on the image headers before decoding.
@@ -301,8 +313,16 @@ def create_app(
             "(field 'file') or application/json with base64 ('images')",
         )
 
-    def decode_and_predict(items: list[tuple[str, bytes]], k: int) -> list[list[dict]]:
-        """Decode every image (per-image and per-request pixel limits) and classify them."""
+    from objrec.serving.ood import check_threshold
+    from objrec.serving.preprocess import to_model_input
+
+    reject_below = check_threshold(reject_below, "reject_below")
+
+    def decode_and_predict(
+        items: list[tuple[str, bytes]], k: int, with_input: bool = False
+    ) -> list[dict]:
+        """Decode every image (per-image and per-request pixel limits) and classify them:
+        per image its ``top_k``, ``label``, ``ood`` and (``with_input``) ``input_image``."""
         arrays, total = [], 0
         for name, data in items:
             try:
@@ -316,14 +336,29 @@ def create_app(
                 raise RequestError(413, _too_many_pixels(total, max_total_pixels))
             arrays.append(a)
         try:
-            return predictor.top_k(arrays, k)
+            X = to_model_input(arrays, predictor.input_shape, predictor.image_spec)
+            proba = predictor.scores(X)
+            tops = predictor.format_top_k(proba, k)
+            checks = predictor.assess(X, proba, reject_below)
         except ObjrecError as e:
             raise RequestError(422, str(e)) from e
+        out = []
+        for i, (tk, ood) in enumerate(zip(tops, checks, strict=True)):
+            rec = {
+                "top_k": tk,
+                "label": "unknown" if ood["unknown"] else tk[0]["label"],
+                "ood": ood,
+            }
+            if with_input:
+                rec["input_image"] = _png_data_url(X[i])
+            out.append(rec)
+        return out
 
     async def predict(request: Request):
         """POST /v1/predict, a plain Starlette endpoint: FastAPI's parameter machinery costs
         about 0.1 ms per request here; the OpenAPI entry is added in :func:`openapi` below."""
         top_k = _top_k(request.query_params.get("top_k"), "query parameter")
+        with_input = _flag(request.query_params.get("input_image"), "input_image")
         await check_key(request)
         items, body_k = await read_images(request)
         if not items:
@@ -349,17 +384,20 @@ def create_app(
         if known > max_total_pixels:
             raise RequestError(413, _too_many_pixels(known, max_total_pixels))
         if len(items) <= INLINE_IMAGES and None not in sizes and known <= INLINE_PIXELS:
-            result = decode_and_predict(items, k)
+            result = decode_and_predict(items, k, with_input)
         else:
-            result = await anyio.to_thread.run_sync(decode_and_predict, items, k, limiter=workers)
+            result = await anyio.to_thread.run_sync(
+                decode_and_predict, items, k, with_input, limiter=workers
+            )
         # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
         return JSONResponse(
             {
                 "predictions": [
-                    {"file": name, "top_k": tk} for (name, _), tk in zip(items, result, strict=True)
+                    {"file": name, **rec} for (name, _), rec in zip(items, result, strict=True)
                 ],
                 "model": info.get("method"),
                 "backend": predictor.backend,
+                "reject_below": reject_below,
             }
         )
 
@@ -393,13 +431,23 @@ def create_app(
                             "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                             "description": "classes per image (capped at the class count)",
-                        }
+                        },
+                        {
+                            "name": "input_image",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                            "description": "1: return each image as the model sees it "
+                            "(input_image, a PNG data URL)",
+                        },
                     ],
                     "requestBody": _predict_body(max_images),
                     "responses": {
                         "200": {
-                            "description": "per image: file name and the top-k classes "
-                            "(label, index, probability), best first"
+                            "description": "per image: file name, the top-k classes "
+                            "(label, index, probability) best first, label (the top class "
+                            "or 'unknown' below the server's reject_below) and ood "
+                            "(max_probability, unknown, warning)"
                         },
                         **{c: {"description": d} for c, d in errors.items()},
                     },
@@ -455,6 +503,14 @@ def create_app(
     async def index():
         return HTMLResponse(page)
 
+    icon = (static / "favicon.ico").read_bytes()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        from fastapi.responses import Response
+
+        return Response(icon, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
+
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     if max_body_bytes:
         app.add_middleware(_BodyLimit, limit=max_body_bytes)
@@ -466,6 +522,29 @@ def _top_k(value, where: str, *, text: bool = True) -> int | None:
         return parse_top_k(value, where, text=text)
     except InputError as e:
         raise RequestError(422, str(e)) from e
+
+
+def _flag(value: str | None, name: str) -> bool:
+    """A query flag: absent, "0"/"false" or "1"/"true"; 422 for anything else."""
+    if value is None:
+        return False
+    v = value.strip().lower()
+    if v in ("1", "true", "yes"):
+        return True
+    if v in ("0", "false", "no", ""):
+        return False
+    raise RequestError(422, f"query parameter {name} must be 1 or 0 (true or false), got {value!r}")
+
+
+def _png_data_url(image) -> str:
+    """A uint8 (H, W) or (H, W, 3) image as a ``data:image/png;base64,...`` URL."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _too_many_pixels(n: int, limit: int) -> str:
@@ -486,6 +565,7 @@ ENV_API_KEY = "OBJREC_SERVE_API_KEY"
 ENV_BACKEND = "OBJREC_SERVE_BACKEND"
 ENV_THREADS = "OBJREC_SERVE_THREADS"
 ENV_LIMITS = "OBJREC_SERVE_LIMITS"  # JSON: max_body_bytes, max_pixels, max_total_pixels, ...
+ENV_REJECT_BELOW = "OBJREC_SERVE_REJECT_BELOW"  # probability under which the answer is "unknown"
 
 
 def app_from_env():
@@ -497,4 +577,10 @@ def app_from_env():
         threads=int(threads) if threads else None,
     )
     limits = json.loads(os.environ.get(ENV_LIMITS, "{}"))
-    return create_app(predictor, api_key=os.environ.get(ENV_API_KEY) or None, **limits)
+    reject = os.environ.get(ENV_REJECT_BELOW)
+    return create_app(
+        predictor,
+        api_key=os.environ.get(ENV_API_KEY) or None,
+        reject_below=float(reject) if reject else None,
+        **limits,
+    )

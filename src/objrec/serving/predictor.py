@@ -53,6 +53,9 @@ class FileResult:
     path: str
     top_k: list[dict] | None = None
     error: str | None = None
+    #: out-of-distribution check (:func:`objrec.serving.ood.assess`): max_probability,
+    #: unknown, warning
+    ood: dict | None = None
 
 
 class Predictor:
@@ -177,6 +180,16 @@ class Predictor:
         """The ``k`` most likely classes per image (k capped at the class count), best first."""
         return self.format_top_k(self.predict_proba(images), k)
 
+    def assess(
+        self, X: np.ndarray, proba: np.ndarray, reject_below: float | None = None
+    ) -> list[dict]:
+        """Per image of ``X`` (uint8 at ``input_shape``) with probabilities ``proba``: its
+        out-of-distribution score and polarity warning (:func:`objrec.serving.ood.assess`,
+        against the training images' ``input_stats`` in the metadata, when recorded)."""
+        from objrec.serving.ood import INPUT_STATS_KEY, assess
+
+        return assess(proba, X, self.metadata.get(INPUT_STATS_KEY), reject_below)
+
     def format_top_k(self, proba: np.ndarray, k: int) -> list[list[dict]]:
         if k < 1:
             raise InputError(f"top_k must be at least 1, got {k}")
@@ -194,14 +207,18 @@ class Predictor:
         k: int = 5,
         batch_size: int = 256,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        reject_below: float | None = None,
     ) -> Iterator[FileResult]:
-        """Top-k for each file, in order, in batches; unreadable files give an error result."""
+        """Top-k for each file, in order, in batches; unreadable files give an error result.
+        Each result's ``ood`` says how sure the model is (``unknown`` below ``reject_below``)."""
         batch: list[tuple[str, np.ndarray]] = []
 
         def flush():
             X = to_model_input([a for _, a in batch], self.input_shape, self.image_spec)
-            for (name, _), tk in zip(batch, self.format_top_k(self.scores(X), k), strict=True):
-                yield FileResult(name, top_k=tk)
+            proba = self.scores(X)
+            checks = self.assess(X, proba, reject_below)
+            for (name, _), tk, ood in zip(batch, self.format_top_k(proba, k), checks, strict=True):
+                yield FileResult(name, top_k=tk, ood=ood)
             batch.clear()
 
         for p in paths:

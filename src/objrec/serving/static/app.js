@@ -1,5 +1,5 @@
 // objrec web page: draw on the canvas or upload a file, POST it to /v1/predict,
-// show the top-k classes as bars.
+// show the top-k classes as bars next to the image as the model saw it.
 "use strict";
 
 const canvas = document.getElementById("canvas");
@@ -7,6 +7,9 @@ const ctx = canvas.getContext("2d");
 const statusEl = document.getElementById("status");
 const bars = document.getElementById("bars");
 const keyInput = document.getElementById("api-key");
+const modelInput = document.getElementById("model-input");
+const modelInputBox = document.getElementById("model-input-box");
+const warningEl = document.getElementById("warning");
 const TOP_K = 5;
 let drawing = false;
 let last = null;
@@ -52,9 +55,17 @@ function endStroke() {
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
+function clearResult() {
+  bars.innerHTML = "";
+  modelInputBox.hidden = true;
+  modelInput.removeAttribute("src");
+  warningEl.hidden = true;
+  warningEl.textContent = "";
+}
+
 document.getElementById("clear").addEventListener("click", () => {
   clearCanvas();
-  bars.innerHTML = "";
+  clearResult();
   setStatus("Draw something or choose a file.");
 });
 document.getElementById("predict-canvas").addEventListener("click", predictCanvas);
@@ -73,7 +84,21 @@ function setStatus(text, isError) {
   statusEl.classList.toggle("error", Boolean(isError));
 }
 
+function canvasIsEmpty() {
+  // every pixel still the background (black): nothing was drawn
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] || data[i + 1] || data[i + 2]) return false;
+  }
+  return true;
+}
+
 function predictCanvas() {
+  if (canvasIsEmpty()) {
+    clearResult();
+    setStatus("Draw something first.", true);
+    return;
+  }
   canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
 }
 
@@ -84,18 +109,41 @@ async function send(blob, name) {
   if (keyInput.value) headers["X-API-Key"] = keyInput.value;
   setStatus("Predicting " + name + "…");
   try {
-    const res = await fetch("/v1/predict?top_k=" + TOP_K, { method: "POST", body: form, headers });
-    const body = await res.json();
+    const res = await fetch("/v1/predict?input_image=1&top_k=" + TOP_K, { method: "POST", body: form, headers });
+    let body = {};
+    try { body = await res.json(); } catch (e) { /* not JSON: the status says enough */ }
     if (!res.ok) {
-      setStatus("Error " + res.status + ": " + (body.error || res.statusText), true);
+      // the bars of the previous image must not read as a prediction for this one
+      clearResult();
+      setStatus("Error " + res.status + " for " + name + ": " + (body.error || res.statusText), true);
       return;
     }
-    const top = body.predictions[0].top_k;
-    showBars(top);
-    setStatus("Prediction for " + name + ": " + top[0].label);
+    const pred = body.predictions[0];
+    showBars(pred.top_k);
+    showModelInput(pred.input_image);
+    const ood = pred.ood || {};
+    if (pred.label === "unknown") {
+      setStatus("Prediction for " + name + ": unknown (top probability " +
+        (100 * ood.max_probability).toFixed(1) + "% is below the server's threshold of " +
+        (100 * body.reject_below).toFixed(0) + "%)");
+    } else {
+      setStatus("Prediction for " + name + ": " + pred.label);
+    }
+    warningEl.hidden = !ood.warning;
+    warningEl.textContent = ood.warning ? "Warning: " + ood.warning : "";
   } catch (err) {
+    clearResult();
     setStatus("Request failed: " + err, true);
   }
+}
+
+function showModelInput(src) {
+  if (!src) {
+    modelInputBox.hidden = true;
+    return;
+  }
+  modelInput.src = src;
+  modelInputBox.hidden = false;
 }
 
 function showBars(top) {
@@ -122,6 +170,7 @@ async function loadInfo() {
     line.textContent = "Model: " + (health.model || "?") + " (" + health.backend + ")";
     if (!health.auth) {
       const m = await (await fetch("/v1/model")).json();
+      document.getElementById("model-input-size").textContent = m.input_shape.slice(0, 2).join("×");
       line.textContent += " — " + m.n_classes + " classes: " + m.classes.slice(0, 12).join(", ") +
         (m.n_classes > 12 ? ", …" : "") + "; input " + m.input_shape.join("×");
     }
