@@ -374,6 +374,8 @@ def _run(args: argparse.Namespace, stack) -> int:
         write_history(folder, history)
         plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
+    from objrec.serving.ood import input_statistics
+
     objrec.save(
         est,
         folder / "model",
@@ -382,6 +384,7 @@ def _run(args: argparse.Namespace, stack) -> int:
         class_names=ds.classes,
         metrics=metrics,
         image=ds.image_spec().to_dict(),  # how predict/serve/evaluate decode images for it
+        input_stats=input_statistics(ds.train.X),  # polarity and background, for predict's warning
     )
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
