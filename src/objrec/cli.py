@@ -2,7 +2,10 @@
 
 Each verb lives in :mod:`objrec.commands` (one module per verb, discovered here). An
 error meant for the user is printed as one line on stderr with exit status 2; a
-traceback only with ``--debug``.
+traceback only with ``--debug``. A wrong argument is refused by the parser, before
+anything is loaded or written, also as one line (ranges of numbers: :mod:`objrec.cli_types`).
+Warnings are printed once each, one line, in objrec's words where objrec knows them
+(:func:`objrec.methods.base.describe_warning`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from objrec import __version__
 from objrec.errors import ObjrecError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser reporting a bad argument as one line on stderr (exit status 2)
+    instead of the usage block followed by the error."""
+
+    def error(self, message: str):
+        message = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import objrec.commands as commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="objrec",
         description="Image classification: features + classifier, bag of visual words, eigenfaces and "
         "CNNs, trained and compared on the same data.",
@@ -39,8 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    import warnings
+
     try:
-        status = int(args.func(args) or 0)
+        from objrec.progress import silenced
+
+        # --quiet: no progress of any kind, also from saved models' own settings
+        with warnings.catch_warnings(), silenced(getattr(args, "quiet", False) is True):
+            warnings.showwarning = _show_warning_once()
+            status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return status
     except BrokenPipeError:
@@ -54,8 +73,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ObjrecError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         if args.debug:
             raise
-        print(f"objrec: error: {e}", file=sys.stderr)
+        print(f"objrec: error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _show_warning_once():
+    """A ``warnings.showwarning`` printing each distinct warning once, on one line."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from objrec.methods.base import describe_warning
+
+        text = describe_warning(message, category)
+        if text in seen:
+            return
+        seen.add(text)
+        print(f"objrec: warning: {text}", file=file or sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

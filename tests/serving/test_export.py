@@ -122,18 +122,20 @@ def test_rgb_cnn_onnx_parity(tmp_path, digits_16):
     assert sess.get_inputs()[0].shape[1:] == [16, 16, 3]
 
 
-def test_knn_exports_only_with_uniform_weights(tmp_path, digits_16):
+def test_knn_exports_with_distance_and_uniform_weights(tmp_path, digits_16):
     import objrec
 
     Xtr, ytr, X, _ = digits_16
-    est = objrec.make_method("pixels-knn").fit(Xtr, ytr)  # weights="distance" by default
-    with pytest.raises(ExportError, match="weights='distance'"):
-        export(est, tmp_path / "k.onnx", check_images=X)
-    est = objrec.make_method("pixels-knn", weights="uniform").fit(Xtr, ytr)
-    res = export(est, tmp_path / "k.onnx", check_images=X)
-    assert res.reports[0].passed
-    got = run_onnx(onnx_session((tmp_path / "k.onnx").read_bytes()), X)
-    np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4)
+    # weights="distance" (the default): objrec's own graph; training images are at
+    # distance 0 from themselves, where only the exact matches vote
+    check = np.concatenate([X, Xtr[:10]])
+    for weights in ("distance", "uniform"):
+        est = objrec.make_method("pixels-knn", weights=weights).fit(Xtr, ytr)
+        res = export(est, tmp_path / f"k-{weights}.onnx", check_images=check)
+        assert all(r.passed for r in res.reports)
+        got = run_onnx(onnx_session((tmp_path / f"k-{weights}.onnx").read_bytes()), check)
+        np.testing.assert_allclose(got, est.predict_proba(check), atol=1e-4)
+        np.testing.assert_array_equal(got.argmax(1), est.predict(check))
 
 
 def test_chunk_size_follows_the_largest_activation(cnn, pixels_logreg):

@@ -3,6 +3,8 @@ the same test set, print a ranked table and write one run folder with ``report.h
 
 from __future__ import annotations
 
+from objrec.cli_types import non_negative_int, positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -38,8 +40,19 @@ def register(sub) -> None:
     from objrec.commands.data import add_image_options
 
     add_image_options(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
-    p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the train/val/test split"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=256, help="inference batch size (default 256)"
+    )
+    p.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="train every method on at most N images of the training split, stratified by "
+        "class and seeded (a cheap try on a big dataset); validation and test stay whole",
+    )
     p.add_argument("--name", help="run name: runs/NAME (default compare-DATASET)")
     p.add_argument("--out", help="output folder, used as given (overrides --name)")
     p.add_argument(
@@ -74,6 +87,10 @@ def _run(args, stack) -> int:
     )  # fmt: skip
     if data.image_note and not args.quiet:
         print(data.image_note)
+    if args.limit:
+        from objrec.evaluation.compare import limit_train
+
+        data = limit_train(data, args.limit, args.seed)
     name = args.name or f"compare-{Path(str(data.name)).name}"
     folder = stack.enter_context(
         open_run(args.out, name=name, overwrite=args.overwrite, command="compare")
@@ -90,6 +107,7 @@ def _run(args, stack) -> int:
             "budget": args.budget,
             "robustness": args.robustness,
             "batch_size": args.batch_size,
+            "limit": args.limit,
             "n_train": len(data.train.y),
             "n_val": len(data.val.y),
             "n_test": len(data.test.y),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from objrec.cli_types import fraction_or_count, non_negative_int, positive_int
+
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -19,17 +21,20 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
         "(then $OBJREC_DATA_DIR, ~/.cache/objrec/NAME, /usr/share/datasets/NAME, download)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the train/val/test split (default 0)"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the train/val/test split (default 0)",
     )
     p.add_argument(
         "--val-size",
-        type=_size,
+        type=fraction_or_count,
         metavar="N|F",
         help="validation images: a count (10000) or a fraction (0.1)",
     )
     p.add_argument(
         "--test-size",
-        type=_size,
+        type=fraction_or_count,
         metavar="N|F",
         help="test images when the set has no official test split (default 0.15)",
     )
@@ -59,18 +64,6 @@ def add_image_options(p) -> None:
         help="aspect policy when resizing: squash to the size (default), crop the centre, "
         "or pad the whole image with black; recorded in trained models",
     )
-
-
-def _size(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: give a count (e.g. 10000) or a fraction (e.g. 0.1)"
-            ) from None
 
 
 def register(sub) -> None:
@@ -103,8 +96,10 @@ def register(sub) -> None:
     show.add_argument(
         "--split", choices=("train", "val", "test"), default="train", help="split to draw from"
     )
-    show.add_argument("--rows", type=int, default=6, help="rows of the grid (default 6)")
-    show.add_argument("--cols", type=int, default=10, help="columns of the grid (default 10)")
+    show.add_argument("--rows", type=positive_int, default=6, help="rows of the grid (default 6)")
+    show.add_argument(
+        "--cols", type=positive_int, default=10, help="columns of the grid (default 10)"
+    )
     show.set_defaults(func=run_show)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 

@@ -3,6 +3,8 @@ split of its dataset; a table on the terminal, JSON and CSV in the run folder.""
 
 from __future__ import annotations
 
+from objrec.cli_types import non_negative_int, positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -27,8 +29,14 @@ def register(sub) -> None:
         help="dataset name or folder (default: the one recorded with the model)",
     )
     p.add_argument("--data-dir", help="folder to look in first for a named dataset's files")
-    p.add_argument("--seed", type=int, help="seed of the dataset split (default: the one recorded)")
-    p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        help="seed of the dataset split (default: the one recorded)",
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=256, help="inference batch size (default 256)"
+    )
     p.add_argument("--out", help="folder for the JSON/CSV files (default: the run folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -145,6 +153,11 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
         rows.append({**row, "approach": approach, "test_accuracy": metrics["accuracy"]})
     _write_csv(out_dir / f"{stem}.csv", [row])
     _write_csv(out_dir / f"{stem}-per-class.csv", metrics["per_class"])
+    from objrec.report.plots import write_class_plots
+
+    write_class_plots(
+        metrics, out_dir, prefix=f"{stem}-", title=f"{method} on {name}, {args.split}"
+    )
 
     lines = [
         ("model", f"{method} ({model_folder})"),
@@ -195,5 +208,8 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
                 f"{c['true']}->{c['pred']} ({c['count']})" for c in metrics["most_confused"][:5]
             )
         )
-    print(f"\nwritten to {out_dir}/{stem}.json, {stem}.csv, {stem}-per-class.csv")
+    print(
+        f"\nwritten to {out_dir}/{stem}.json, {stem}.csv, {stem}-per-class.csv, "
+        f"{stem}-confusion.png, {stem}-per_class.png"
+    )
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from objrec.cli_types import opset, positive_float, positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -26,7 +28,7 @@ def register(sub) -> None:
         "--output", "-o", default=None, help="file to write (default: MODEL/model.onnx or model.pt)"
     )
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    p.add_argument("--opset", type=opset, default=17, help="ONNX opset version (default 17)")
     p.add_argument(
         "--check-data",
         default=None,
@@ -36,8 +38,11 @@ def register(sub) -> None:
     p.add_argument(
         "--data-dir", default=None, help="where datasets are found (for --check-data names)"
     )
-    p.add_argument("--check-size", type=int, default=256, help="number of check images")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |difference|")
+    p.add_argument("--check-size", type=positive_int, default=256, help="number of check images")
+    p.add_argument(
+        "--tolerance", type=positive_float, default=1e-4, help="largest allowed |difference|"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 

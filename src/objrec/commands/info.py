@@ -7,9 +7,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "info",
         help="show a trained model's metadata",
-        description="Print the metadata of a model: a run folder (runs/NAME) or its model/ folder.",
+        description="Print the metadata of a model: a run folder (runs/NAME) or its model/ "
+        "folder; for an objrec compare run, of every model in it.",
     )
-    p.add_argument("model", metavar="MODEL", help="run folder or model folder")
+    p.add_argument(
+        "model", metavar="MODEL", help="run folder, model folder, or an objrec compare run"
+    )
     p.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     p.set_defaults(func=run)
 
@@ -25,10 +28,34 @@ def _fmt(v) -> str:
 
 
 def run(args) -> int:
+    """One model's metadata; every model's, one block each, for a compare run."""
+    from pathlib import Path
+
+    from objrec.artifact import model_folders
+
+    root = Path(args.model)
+    models = model_folders(root)
+    if models == [root]:
+        return show_one(root, args)
+    if args.json:
+        from objrec.artifact import read_metadata, resolve
+        from objrec.io import to_json
+
+        print(to_json([{**read_metadata(m), "folder": str(resolve(m))} for m in models]))
+        return 0
+    for i, m in enumerate(models):
+        if i:
+            print()
+        print(f"== {m.parent.name}")
+        show_one(m, args)
+    return 0
+
+
+def show_one(model, args) -> int:
     from objrec.artifact import read_metadata, resolve
     from objrec.io import to_json
 
-    folder = resolve(args.model)
+    folder = resolve(model)
     meta = read_metadata(folder)
     if args.json:
         print(to_json({**meta, "folder": str(folder)}))

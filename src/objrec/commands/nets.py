@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from objrec.cli_types import positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("nets", help="list the networks, or show one layer by layer")
@@ -18,7 +20,9 @@ def register(subparsers) -> None:
     s.add_argument(
         "--input", default=None, metavar="CxHxW", help="input shape, e.g. 1x28x28 or 3x32x32"
     )
-    s.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    s.add_argument(
+        "--classes", type=positive_int, default=10, help="number of classes (default 10)"
+    )
     s.set_defaults(func=run_summary)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from objrec.cli_types import positive_int, probability
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -13,13 +15,29 @@ def register(sub) -> None:
         "be files, folders (searched recursively for images) or glob patterns. An unreadable "
         "file is reported on its own line and the others are still classified (exit status 1).",
     )
-    p.add_argument("model", metavar="MODEL", help="run folder or model folder")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="run folder, model folder, or an objrec compare run (its best model, or --method)",
+    )
+    p.add_argument(
+        "--method",
+        metavar="NAME",
+        help="with a compare run folder: the model of this method (default: the best one, "
+        "as recorded in the run's metrics.json, chosen on validation accuracy)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("paths", metavar="PATH", nargs="+", help="image files, folders or globs")
     p.add_argument(
-        "--top-k", type=int, default=5, help="classes per image (capped at the class count)"
+        "--top-k",
+        type=positive_int,
+        default=5,
+        help="classes per image (capped at the class count)",
     )
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=256, help="images per inference batch"
+    )
     p.add_argument(
         "--backend",
         choices=("native", "onnxruntime", "auto"),
@@ -28,13 +46,56 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--reject-below",
-        type=float,
+        type=probability,
         default=None,
         metavar="P",
         help="answer 'unknown' when the top probability (the out-of-distribution score "
         "printed as 'max p') is below P (0..1)",
     )
     p.set_defaults(func=run)
+
+
+def choose_model(path, method: str | None = None, *, log=None):
+    """The model folder to use for ``path``: itself for a model or run folder; for an
+    ``objrec compare`` run, the model of ``method``, else the best one recorded in the
+    run's ``metrics.json`` (``best_method``), else refused naming the methods."""
+    from pathlib import Path
+
+    from objrec.artifact import model_folders
+    from objrec.errors import ObjrecError
+    from objrec.io import read_json
+
+    root = Path(path)
+    models = model_folders(root)
+    if models == [root]:
+        if method:
+            raise ObjrecError(
+                f"--method {method}: {root} holds one model; --method chooses among the "
+                "models of an objrec compare run"
+            )
+        return root
+    by_name = {m.parent.name: m for m in models}
+    if method:
+        if method not in by_name:
+            raise ObjrecError(
+                f"--method {method}: not in {root}; its models: {', '.join(sorted(by_name))}"
+            )
+        return by_name[method]
+    best = None
+    try:
+        best = read_json(root / "metrics.json").get("best_method")
+    except (OSError, ValueError):
+        pass
+    if best in by_name:
+        if log:
+            log(
+                f"objrec: {root} is a comparison; using its best model, {best} (--method to choose)"
+            )
+        return by_name[best]
+    raise ObjrecError(
+        f"{root} is a comparison of {len(by_name)} models; choose one with --method "
+        f"({', '.join(sorted(by_name))})"
+    )
 
 
 def run(args) -> int:
@@ -46,12 +107,11 @@ def run(args) -> int:
     from objrec.serving.predictor import Predictor
     from objrec.serving.preprocess import find_images
 
-    if args.top_k < 1:
-        raise ObjrecError(f"--top-k must be at least 1, got {args.top_k}")
-    if args.batch_size < 1:
-        raise ObjrecError(f"--batch-size must be at least 1, got {args.batch_size}")
     reject_below = check_threshold(args.reject_below)
-    predictor = Predictor.from_path(args.model, backend=args.backend)
+    model = choose_model(
+        args.model, args.method, log=None if args.quiet else lambda m: print(m, file=sys.stderr)
+    )
+    predictor = Predictor.from_path(model, backend=args.backend)
     paths = find_images(args.paths)
     if not paths:
         raise ObjrecError("no image files found in " + " ".join(args.paths))

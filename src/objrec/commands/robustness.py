@@ -3,6 +3,8 @@ family and severity, with the corruption error against the pixels-knn baseline."
 
 from __future__ import annotations
 
+from objrec.cli_types import non_negative_int, positive_int, severities
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -23,7 +25,9 @@ def register(sub) -> None:
         help="families (pose illumination deformation occlusion background noise blur) or "
         "single nuisances such as translate, rotate (default: every family)",
     )
-    p.add_argument("--severities", default="1-5", help="e.g. 1-5 (default) or 1,3,5")
+    p.add_argument(
+        "--severities", type=severities, default="1-5", help="e.g. 1-5 (default) or 1,3,5"
+    )
     p.add_argument(
         "--dataset",
         help="dataset name or folder whose test split to use (default: the one the first "
@@ -35,11 +39,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--limit",
-        type=int,
+        type=non_negative_int,
         default=2000,
         help="test images per (family, severity), stratified; 0 for all (default 2000)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the corruptions")
     p.add_argument(
         "--baseline",
         default="auto",
@@ -48,11 +52,15 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--baseline-train",
-        type=int,
+        type=positive_int,
         default=10000,
         help="training images for the auto baseline (default 10000)",
     )
-    p.add_argument("--out", help="output folder (default runs/robustness-TIMESTAMP)")
+    p.add_argument(
+        "--out",
+        help="output folder (default runs/robustness-TIMESTAMP; for one objrec compare run: "
+        "RUN/robustness, and RUN/report.html is drawn again with the robustness section)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -72,11 +80,18 @@ def register(sub) -> None:
         default=["pose"],
         help="families (or single nuisances) to augment the training set with (default pose)",
     )
-    g.add_argument("--train-severities", default="1-5", help="severities drawn for augmentation")
-    g.add_argument("--copies", type=int, default=1, help="corrupted copies per training image")
+    g.add_argument(
+        "--train-severities",
+        type=severities,
+        default="1-5",
+        help="severities drawn for augmentation",
+    )
+    g.add_argument(
+        "--copies", type=positive_int, default=1, help="corrupted copies per training image"
+    )
     g.add_argument(
         "--train-limit",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="train on at most this many images (stratified; 0 = the whole training split)",
     )
@@ -116,6 +131,14 @@ def _run(args, stack) -> int:
     models = {}
     dataset_name, split_seed = None, 0
     paths = [m for path in args.models for m in model_folders(path)]  # compare runs: every model
+    from pathlib import Path
+
+    # one compare run, no --out: the results go into that run and its report
+    compare_root = None
+    if len(args.models) == 1 and not args.out:
+        root = Path(args.models[0])
+        if model_folders(root) != [root]:
+            compare_root = root
     for path in paths:
         meta = read_metadata(path)
         if dataset_name is None:
@@ -168,9 +191,14 @@ def _run(args, stack) -> int:
             print(f"training the {rb.BASELINE} baseline on {len(yb):,} training images ...")
         models[rb.BASELINE] = objrec.make_method(rb.BASELINE).fit(Xb, yb)
 
-    folder = stack.enter_context(
-        open_run(args.out, prefix="robustness", overwrite=args.overwrite, command="robustness")
-    )
+    if compare_root is not None:
+        stack.enter_context(open_run(compare_root, resume=True, command="robustness"))
+        folder = compare_root / "robustness"
+        folder.mkdir(exist_ok=True)
+    else:
+        folder = stack.enter_context(
+            open_run(args.out, prefix="robustness", overwrite=args.overwrite, command="robustness")
+        )
     write_run_info(
         folder,
         {
@@ -200,6 +228,18 @@ def _run(args, stack) -> int:
     )
     print(out["table"])
     print(f"written to {folder}/ (robustness.json, robustness.csv, robustness_summary.csv)")
+    if compare_root is not None and (compare_root / "report.html").is_file():
+        from objrec.evaluation.compare import load_results
+        from objrec.io import read_json
+        from objrec.report.html import write_report
+
+        skipped = {}
+        if (compare_root / "metrics.json").is_file():
+            skipped = read_json(compare_root / "metrics.json").get("skipped") or {}
+        report = write_report(
+            compare_root, data, load_results(compare_root, data), robustness=out, skipped=skipped
+        )
+        print(f"report: {report} (with the robustness section)")
     return 0
 
 

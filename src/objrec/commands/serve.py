@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from objrec.cli_types import port, positive_float, positive_int, probability
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -17,8 +19,8 @@ def register(sub) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--port", type=port, default=8000, help="TCP port, 1-65535 (default 8000)")
+    p.add_argument("--workers", type=positive_int, default=1, help="server processes")
     key = p.add_mutually_exclusive_group()
     key.add_argument(
         "--api-key-file",
@@ -38,20 +40,26 @@ def register(sub) -> None:
         default="auto",
         help="auto: ONNX Runtime when the model exports, else the estimator itself",
     )
-    p.add_argument("--threads", type=int, default=None, help="inference threads per worker")
-    p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body, MiB")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest image, width x height")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="inference threads per worker"
+    )
+    p.add_argument(
+        "--max-body-mb", type=positive_float, default=10.0, help="largest request body, MiB"
+    )
+    p.add_argument(
+        "--max-pixels", type=positive_int, default=None, help="largest image, width x height"
+    )
     p.add_argument(
         "--max-total-pixels",
-        type=int,
+        type=positive_int,
         default=None,
         help="most pixels of all images in one request together (default: --max-pixels' "
         "default, 40 million)",
     )
-    p.add_argument("--max-images", type=int, default=None, help="most images per request")
+    p.add_argument("--max-images", type=positive_int, default=None, help="most images per request")
     p.add_argument(
         "--request-timeout",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="close connections whose client takes longer than this to send its headers, "
@@ -59,7 +67,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--reject-below",
-        type=float,
+        type=probability,
         default=None,
         metavar="P",
         help="answer label 'unknown' when the top probability is below P (0..1); the top-k "
@@ -70,7 +78,12 @@ def register(sub) -> None:
         action="store_true",
         help="no access log (one line per request, on by default) and only warnings from uvicorn",
     )
-    p.add_argument("--log-level", default=None, help="uvicorn's log level (default info)")
+    p.add_argument(
+        "--log-level",
+        default=None,
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help="uvicorn's log level (default info)",
+    )
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,15 @@ from __future__ import annotations
 
 import argparse
 
+from objrec.cli_types import (
+    fraction_or_count,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_fraction,
+)
+
 # Options forwarded to CNNClassifier (CLI dest -> parameter).
 CNN_OPTIONS = (
     "epochs",
@@ -32,6 +41,16 @@ CNN_OPTIONS = (
     "threads",
     "num_workers",
 )
+# Options that only networks take (besides CNN_OPTIONS, those another part may add); a
+# classic method given one is refused. --class-weight is passed to classic methods whose
+# classifier takes class weights.
+NETWORK_ONLY = (
+    *(o for o in CNN_OPTIONS if o != "class_weight"),
+    "tensorboard",
+    "recipe",
+    "min_steps",
+)
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def register(subparsers) -> None:
@@ -48,14 +67,16 @@ def register(subparsers) -> None:
     what.add_argument("--model", help="network to train (simple_cnn, lenet5, resnet_small, mlp)")
     what.add_argument("--method", help="any registered method, e.g. hog-svm or simple_cnn")
     g = p.add_argument_group("network training (defaults: the network's recommended recipe)")
-    g.add_argument("--epochs", type=int, help="epochs to train (with --resume: the new total)")
-    g.add_argument("--batch-size", type=int, help="images per optimiser step")
-    g.add_argument("--lr", type=float, help="base learning rate")
+    g.add_argument(
+        "--epochs", type=positive_int, help="epochs to train (with --resume: the new total)"
+    )
+    g.add_argument("--batch-size", type=positive_int, help="images per optimiser step")
+    g.add_argument("--lr", type=positive_float, help="base learning rate")
     g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     g.add_argument("--schedule", choices=["constant", "cosine", "onecycle"])
-    g.add_argument("--warmup", type=float, help="warm-up length in epochs")
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--warmup", type=non_negative_float, help="warm-up length in epochs")
+    g.add_argument("--weight-decay", type=non_negative_float, help="L2 penalty (0 or more)")
+    g.add_argument("--label-smoothing", type=unit_fraction, help="0 (none) up to, not including, 1")
     g.add_argument(
         "--augment",
         help="none, shift, default, flip, strong, objects, or key=value list "
@@ -71,21 +92,26 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--augment-copies",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="with --augment-families: corrupted copies per training image (default 1)",
     )
-    g.add_argument("--class-weight", choices=["balanced"], help="weight the loss against imbalance")
+    g.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        help="weight the loss against imbalance (networks; classic methods whose classifier "
+        "takes class weights: the SVMs, logistic regression, random forests)",
+    )
     g.add_argument(
         "--early-stopping",
-        type=int,
+        type=positive_int,
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without val improvement; keep the best weights",
     )
     g.add_argument(
         "--max-time",
-        type=float,
+        type=positive_float,
         metavar="SECONDS",
         help="training time budget: the schedule follows the clock, training stops when it is spent",
     )
@@ -97,7 +123,12 @@ def register(subparsers) -> None:
     g.add_argument(
         "--freeze-backbone", action="store_true", help="with --init-from: train only the head"
     )
-    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    g.add_argument(
+        "--device",
+        type=_device,
+        default="auto",
+        help="auto (CUDA when available), cpu, cuda or cuda:N",
+    )
     g.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16"],
@@ -105,10 +136,10 @@ def register(subparsers) -> None:
         help="bf16: mixed-precision training, also on CPUs with AMX or AVX512-BF16 "
         "(default auto: bf16 on CUDA, fp32 on CPU)",
     )
-    g.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
+    g.add_argument("--threads", type=positive_int, help="CPU threads (default: the free cores)")
     g.add_argument(
         "--num-workers",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="with --stream: image decoding processes (default: the cores, at most 4; 0: none)",
     )
@@ -121,7 +152,19 @@ def register(subparsers) -> None:
         help="any other method parameter (repeatable); values are parsed as JSON when possible",
     )
     d = p.add_argument_group("data")
-    d.add_argument("--val-size", type=float, help="validation split: fraction (<1) or count")
+    d.add_argument(
+        "--val-size",
+        type=fraction_or_count,
+        metavar="F|N",
+        help="validation split: a fraction between 0 and 1 (0.1) or a count of images (500)",
+    )
+    d.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="train on at most N images of the training split, stratified by class and "
+        "seeded (a cheap try on a big dataset); validation and test splits stay whole",
+    )
     from objrec.commands.data import add_image_options
 
     add_image_options(d)
@@ -143,12 +186,94 @@ def register(subparsers) -> None:
         help="--out names a folder holding another run: delete that run's files first",
     )
     o.add_argument(
-        "--seed", type=int, default=0, help="seed for split, initialisation, order, augmentation"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed for split, initialisation, order, augmentation",
     )
     o.add_argument(
         "--quiet", action="store_true", help="no progress bars, one line per epoch (for logs)"
     )
     p.set_defaults(func=run)
+
+
+def _device(text: str) -> str:
+    t = text.strip().lower()
+    if t in DEVICES or (t.startswith("cuda:") and t[5:].isdigit()):
+        return t
+    raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
+
+
+def _check_device(device: str) -> None:
+    """A CUDA device asked for must exist (a CPU-only PyTorch build has none)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    from objrec.errors import ObjrecError
+
+    if not torch.cuda.is_available():
+        why = "a CPU-only build" if torch.version.cuda is None else "no GPU visible"
+        raise ObjrecError(
+            f"--device {device}: this PyTorch has no CUDA device ({why}); "
+            "use --device cpu or --device auto"
+        )
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ObjrecError(
+            f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
+            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+
+
+def _given(args, name: str) -> bool:
+    """Whether option ``name`` was given (set to something other than its default)."""
+    value = getattr(args, name, None)
+    default = {"device": "auto", "precision": "auto"}.get(name)
+    return value not in (None, False, default)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def make_estimator(method: str, params: dict):
+    """The unfitted estimator of ``method`` with ``params``, checked without data: an unknown
+    parameter names the valid ones, a wrong value says what scikit-learn expects."""
+    import objrec
+    from objrec.errors import ObjrecError
+
+    try:
+        est = objrec.make_method(method, **params)
+    except TypeError as e:
+        valid = sorted(objrec.make_method(method).get_params(deep=False))
+        unknown = [k for k in params if k not in valid]
+        if not unknown:
+            raise ObjrecError(f"{method}: {e}") from e
+        raise ObjrecError(
+            f"{method} has no parameter {', '.join(map(repr, unknown))}; "
+            f"valid --param names: {', '.join(valid)}"
+        ) from e
+    check_estimator_params(method, est)
+    return est
+
+
+def check_estimator_params(method: str, est) -> None:
+    """Run the estimator's own parameter checks (``check_params`` of objrec's methods,
+    scikit-learn's ``_validate_params``) and say what is wrong in one line."""
+    from objrec.errors import ObjrecError
+
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError
+    except ImportError:  # pragma: no cover (older scikit-learn)
+        InvalidParameterError = ValueError
+    try:
+        if hasattr(est, "check_params"):
+            est.check_params()
+        elif getattr(est, "_parameter_constraints", None):
+            est._validate_params()
+    except (InvalidParameterError, TypeError) as e:
+        raise ObjrecError(f"{method}: {' '.join(str(e).split())}") from e
 
 
 def _parse_params(items: list[str]) -> dict:
@@ -175,6 +300,10 @@ def _resolve_config(args: argparse.Namespace) -> dict:
     from objrec.errors import ObjrecError
     from objrec.io import read_json
 
+    if args.resume and args.dataset:
+        raise ObjrecError(
+            f"--resume {args.resume} continues that run on its own dataset; leave out {args.dataset!r}"
+        )
     if args.resume:
         cfg_file = Path(args.resume) / "config.json"
         if not cfg_file.is_file():
@@ -182,9 +311,28 @@ def _resolve_config(args: argparse.Namespace) -> dict:
                 f"--resume {args.resume}: no config.json there; give a run folder written by objrec train"
             )
         cfg = read_json(cfg_file)
+        if cfg.get("command") == "compare" or "params" not in cfg or "method" not in cfg:
+            raise ObjrecError(
+                f"--resume {args.resume}: a run of objrec {cfg.get('command', 'compare')} "
+                "(several models), not of objrec train; resume continues one network's "
+                "training: give a folder written by objrec train --model NET"
+            )
+        if cfg.get("approach") != "cnn":
+            raise ObjrecError(
+                f"--resume {args.resume}: {cfg['method']} is a classical method, trained in "
+                "one pass with no checkpoints to continue from; train it again "
+                f"(objrec train {cfg.get('dataset', 'DATASET')} --method {cfg['method']})"
+            )
+        if not (Path(args.resume) / "checkpoints" / "last.pt").is_file():
+            raise ObjrecError(
+                f"--resume {args.resume}: no checkpoints/last.pt there (the run ended before "
+                "its first epoch, or it was deleted); train again instead"
+            )
         if args.epochs:
             cfg["params"]["epochs"] = args.epochs
         cfg["quiet"] = args.quiet
+        if cfg["params"].get("device"):
+            _check_device(cfg["params"]["device"])
         return cfg
     if not args.dataset:
         raise ObjrecError("give a dataset: objrec train digits --model simple_cnn")
@@ -202,6 +350,23 @@ def _resolve_config(args: argparse.Namespace) -> dict:
     if spec.approach == "cnn":
         params = {k: getattr(args, k) for k in CNN_OPTIONS if getattr(args, k) not in (None, False)}
         params["seed"] = args.seed
+        _check_device(args.device)
+    else:
+        given = [_flag(k) for k in NETWORK_ONLY if _given(args, k)]
+        if given:
+            raise ObjrecError(
+                f"{' '.join(given)}: network training option{'s' if len(given) > 1 else ''}; "
+                f"{method} is a classical method (set its own parameters with --param KEY=VALUE)"
+            )
+        if args.class_weight:
+            from objrec.methods import make_method
+
+            if "class_weight" not in make_method(method).get_params(deep=False):
+                raise ObjrecError(
+                    f"--class-weight: {method} has no class weights; use a method with an SVM, "
+                    "logistic regression or random forest (e.g. hog-svm), or a network"
+                )
+            params["class_weight"] = args.class_weight
     params.update(_parse_params(args.param))
     families = None
     if args.augment_families:
@@ -209,13 +374,12 @@ def _resolve_config(args: argparse.Namespace) -> dict:
 
         for name in args.augment_families:
             resolve(name)  # an unknown name fails before any data is loaded
-        if args.augment_copies < 1:
-            raise ObjrecError(f"--augment-copies must be at least 1, got {args.augment_copies}")
         families = {"families": list(args.augment_families), "copies": args.augment_copies}
     return {
         "dataset": args.dataset,
         "data_dir": args.data_dir,
-        "val_size": (int(args.val_size) if args.val_size and args.val_size >= 1 else args.val_size),
+        "val_size": args.val_size,
+        "limit": getattr(args, "limit", None),
         "size": args.size,
         "color": args.color,
         "fit": args.fit,
@@ -278,10 +442,14 @@ def _run(args: argparse.Namespace, stack) -> int:
     import objrec
     from objrec.data import load_dataset
     from objrec.io import write_json
+    from objrec.methods.base import method_warnings
+    from objrec.progress import on_terminal
     from objrec.runs import write_run_info
 
     cfg = _resolve_config(args)
     main = int(os.environ.get("RANK", "0")) == 0
+    # the estimator and its parameters are checked before any data is loaded
+    est = make_estimator(cfg["method"], cfg["params"])
     ds = load_dataset(
         cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
         size=cfg["size"], color=cfg["color"], fit=cfg.get("fit"),
@@ -289,7 +457,11 @@ def _run(args: argparse.Namespace, stack) -> int:
     )  # fmt: skip
     if main and ds.image_note:
         print(f"objrec: {ds.image_note}", file=sys.stderr)
-    est = objrec.make_method(cfg["method"], **cfg["params"])
+    if cfg.get("limit"):
+        from objrec.evaluation.compare import limit_train
+
+        ds = limit_train(ds, cfg["limit"], cfg["seed"])
+    _check_classes(ds)  # before the run folder exists
     folder = Path(_make_run_folder(args, cfg, stack))
     if main and not args.resume:
         write_run_info(
@@ -312,7 +484,8 @@ def _run(args: argparse.Namespace, stack) -> int:
     if is_net:
         est.set_params(
             checkpoint_dir=str(folder / "checkpoints"),
-            verbose=1 if cfg["quiet"] else True,  # quiet: epoch lines, no bars
+            # quiet or off a terminal (a log file): epoch lines, no bars
+            verbose=1 if cfg["quiet"] or not on_terminal() else True,
             tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
             resume=str(folder / "checkpoints" / "last.pt") if args.resume else None,
         )
@@ -344,7 +517,10 @@ def _run(args: argparse.Namespace, stack) -> int:
                 )
             return 130
     else:
-        est.fit(ds.train.X, ds.train.y)
+        if "verbose" in est.get_params(deep=False) and not cfg["quiet"]:
+            est.set_params(verbose=True)  # feature extraction's progress
+        with method_warnings(cfg["method"]):
+            est.fit(ds.train.X, ds.train.y)
     seconds = time.perf_counter() - t0
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from objrec.training.distributed import cleanup
@@ -373,7 +549,17 @@ def _run(args: argparse.Namespace, stack) -> int:
         metrics["epochs"] = len(history)
         write_history(folder, history)
         plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
+    test_metrics = _test_metrics(est, ds) if len(ds.test.y) else None
+    if test_metrics is not None:
+        write_json(folder / "evaluation-test.json", {"split": "test", "metrics": test_metrics})
+        from objrec.report.plots import write_class_plots
+
+        write_class_plots(test_metrics, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
+    if main and not cfg["quiet"]:
+        est_q = est.estimator if hasattr(est, "estimator") else est
+        if "verbose" in est_q.get_params(deep=False) and not is_net:
+            est_q.set_params(verbose=False)  # the saved model predicts quietly
     from objrec.serving.ood import input_statistics
 
     objrec.save(
@@ -392,6 +578,34 @@ def _run(args: argparse.Namespace, stack) -> int:
         f"({seconds:.1f}s) -> {folder}"
     )
     return 0
+
+
+def _check_classes(ds) -> None:
+    """At least two classes in the training split (a classifier needs two)."""
+    import numpy as np
+
+    from objrec.errors import DatasetError
+
+    present = np.unique(np.asarray(ds.train.y))
+    if len(present) < 2:
+        only = ds.classes[int(present[0])] if len(present) else "none"
+        raise DatasetError(
+            f"{ds.name}: the training split holds one class ({only}); a classifier needs at "
+            "least two: give a folder with one subfolder of images per class"
+        )
+
+
+def _test_metrics(est, ds) -> dict | None:
+    """Every metric of the test split (confusion matrix, per class), for the plots."""
+    from objrec.evaluation.metrics import encode, evaluate_predictions
+    from objrec.metadata import class_names_for
+
+    if hasattr(est, "predict_stream"):
+        return None  # streamed images: decoded once more only for the accuracy above
+    cls = est.classes_
+    pred = est.predict(ds.test.X)
+    names = class_names_for(cls, ds.classes)
+    return evaluate_predictions(encode(ds.test.y, cls), encode(pred, cls), classes=names)
 
 
 def _accuracy(est, X, y) -> float:

@@ -49,19 +49,18 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool, desc: str) -
             have = 0
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        from tqdm.auto import tqdm
+        from objrec.progress import progress as progress_bar
 
         with (
             open(part, "ab" if have else "wb") as f,
-            tqdm(
+            progress_bar(
                 total=total,
                 initial=have,
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=desc,
-                disable=not progress,
-                leave=False,
+                enabled=progress,
             ) as bar,
         ):
             got = have

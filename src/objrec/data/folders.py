@@ -108,15 +108,13 @@ def decode_files(
     Returns one entry per path: the uint8 image ``spec.shape`` (or None) and the error
     text (or None). Raises :class:`DatasetError` for an image over ``max_pixels``.
     """
-    from tqdm.auto import tqdm
+    from objrec.progress import progress as progress_bar
 
     strs = [str(p) for p in paths]
     workers = n_workers(workers)
     images: list[np.ndarray | None] = []
     errors: list[str | None] = []
-    bar = tqdm(
-        total=len(strs), desc="decoding images", unit="img", disable=not progress, leave=False
-    )
+    bar = progress_bar(total=len(strs), desc="decoding images", unit="img", enabled=progress)
     with bar:
         if workers == 1 or len(strs) < PARALLEL_MIN_FILES:
             chunk = 256

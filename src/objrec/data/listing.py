@@ -184,16 +184,14 @@ def probe_files(
     Returns per file ``(height, width, "L"|"RGB")`` or None, and the error text or None.
     Raises :class:`DatasetError` for an image over ``max_pixels``.
     """
-    from tqdm.auto import tqdm
+    from objrec.progress import progress as progress_bar
 
     workers = n_workers(workers)
     serial = workers == 1 or len(paths) < PARALLEL_MIN_FILES
     chunk = 512 if serial else 2048
     chunks = [list(paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
     shapes, errors = [], []
-    bar = tqdm(
-        total=len(paths), desc="checking images", unit="img", disable=not progress, leave=False
-    )
+    bar = progress_bar(total=len(paths), desc="checking images", unit="img", enabled=progress)
     with bar:
         pool = None
         if serial:

@@ -44,6 +44,10 @@ FALLBACKS = {
     "resnet_small": ("lenet5",),
 }
 
+# Registered names that build the same estimator as another (same class, same parameters):
+# alias -> the name kept. ``--methods all`` and lists naming both train it once.
+ALIASES = {"hog-rbf": "hog-svm"}
+
 # Per-method parameters for each budget. Only parameters that the estimator accepts
 # (``get_params()``) are applied, so a preset never breaks a method that names them
 # differently. ``epochs`` counts passes over the training split; ``lr`` is the base
@@ -106,16 +110,18 @@ class MethodResult:
 
 def resolve_methods(methods: list[str] | None) -> list[str]:
     """The method names to run: ``methods`` (validated; ``["all"]`` for every registered
-    method) or the defaults that are available."""
+    method) or the defaults that are available. A name of :data:`ALIASES` is dropped when
+    the method it stands for is in the list too (``all`` keeps only the canonical name)."""
     from objrec.methods import list_methods, method_spec
 
     available = set(list_methods())
     if methods and [m.lower() for m in methods] == ["all"]:
-        return list_methods()
+        methods = [m for m in list_methods() if ALIASES.get(m) not in available]
     if methods:
         for m in methods:
             method_spec(m)  # clear error for unknown names
-        return list(dict.fromkeys(methods))
+        names = list(dict.fromkeys(methods))
+        return [m for m in names if ALIASES.get(m) not in names]
     out = []
     for m in DEFAULT_METHODS:
         for cand in (m, *FALLBACKS.get(m, ())):
@@ -231,11 +237,18 @@ def run_method(
     if applied:
         est.set_params(**applied)
     if "verbose" in est.get_params(deep=False) and "verbose" not in applied:
-        est.set_params(verbose=progress)  # progress bars of long fits follow --quiet
+        from objrec.progress import on_terminal
+
+        # progress of long fits follows --quiet; off a terminal (a log file) networks
+        # print one line per epoch (verbose=1) instead of redrawing a bar
+        est.set_params(verbose=(True if on_terminal() else 1) if progress else False)
     fit_kw = {}
     if _accepts_validation(est) and len(dataset.val.y):
         fit_kw = {"X_val": dataset.val.X, "y_val": dataset.val.y}
-    fit_cost = timed_fit(est, dataset.train.X, dataset.train.y, **fit_kw)
+    from objrec.methods.base import method_warnings
+
+    with method_warnings(name):
+        fit_cost = timed_fit(est, dataset.train.X, dataset.train.y, **fit_kw)
     names = class_names_for(est.classes_, getattr(dataset, "classes", None))
     val_acc = None
     if len(dataset.val.y):
@@ -432,3 +445,78 @@ def _run_robustness(
         folder=folder / "robustness",
         progress=progress,
     )
+
+
+def limit_train(dataset, n: int | None, seed: int = 0):
+    """``dataset`` with its training split cut to at most ``n`` images, stratified by class
+    and seeded (``--limit``); the validation and test splits are kept whole, so that scores
+    stay comparable with full runs. ``None`` or ``n`` >= the split's size: unchanged."""
+    import dataclasses
+
+    from objrec.data.dataset import Split, take
+
+    y = np.asarray(dataset.train.y)
+    if n is None or n >= len(y):
+        return dataset
+    classes, counts = np.unique(y, return_counts=True)
+    if n < len(classes):
+        raise ObjrecError(
+            f"--limit {n}: fewer images than the {len(classes)} classes; give at least "
+            f"{len(classes)} (one per class)"
+        )
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    stratify = y if counts.min() >= 2 else None
+    _, keep = train_test_split(idx, test_size=n, random_state=seed, stratify=stratify)
+    keep = np.sort(keep)
+    return dataclasses.replace(dataset, train=Split(take(dataset.train.X, keep), y[keep]))
+
+
+def load_results(folder: str | os.PathLike, dataset) -> list[MethodResult]:
+    """The ranked results of the ``objrec compare`` run in ``folder``, read back from its
+    ``methods/<name>/`` files (metrics, cost, history) with every model loaded and its test
+    predictions recomputed on ``dataset`` (the run's dataset, split with its seed): what
+    :func:`objrec.report.html.write_report` needs to draw the report again, e.g. with a
+    robustness section added later by ``objrec robustness RUN``."""
+    from objrec.artifact import load
+    from objrec.evaluation.metrics import encode
+    from objrec.io import read_json
+    from objrec.methods import method_spec
+
+    folder = Path(folder)
+    results = []
+    for mfile in sorted(folder.glob("methods/*/metrics.json")):
+        mfolder = mfile.parent
+        if not (mfolder / "model").is_dir():
+            continue
+        rec = read_json(mfile)
+        est = load(mfolder / "model")
+        try:
+            description = method_spec(rec["method"]).description
+        except ObjrecError:
+            description = ""
+        pred = est.predict(dataset.test.X)
+        proba = est.predict_proba(dataset.test.X) if hasattr(est, "predict_proba") else None
+        history = (
+            read_json(mfolder / "history.json") if (mfolder / "history.json").is_file() else []
+        )
+        results.append(
+            MethodResult(
+                name=rec["method"],
+                approach=rec.get("approach", "-"),
+                description=description,
+                estimator=est,
+                params=rec.get("params") or {},
+                metrics=rec["test"],
+                cost=rec["cost"],
+                val_accuracy=rec.get("val_accuracy"),
+                test_pred=encode(pred, est.classes_),
+                test_proba=proba,
+                folder=mfolder,
+                history=list(history),
+            )
+        )
+    if not results:
+        raise ObjrecError(f"{folder}: no compared methods found (methods/*/metrics.json)")
+    return rank(results)

@@ -145,13 +145,13 @@ def batched_predict(
     plus ``predict_peak_mib``. One call of ``predict_proba`` (or ``decision_function``)
     per batch gives both labels and probabilities, so the timing is that of real use.
     """
-    from tqdm.auto import tqdm
+    from objrec.progress import progress as bar
 
     preds, probas, scores = [], [], []
     starts = range(0, len(X), batch_size)
     with PeakMemory() as pm:
         t0 = time.perf_counter()
-        for s in tqdm(starts, desc="predict", unit="batch", leave=False, disable=not progress):
+        for s in bar(starts, desc="predict", unit="batch", enabled=progress):
             p, pr, sc = _outputs(estimator, X[s : s + batch_size])
             preds.append(p)
             probas.append(pr)

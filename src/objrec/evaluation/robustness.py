@@ -464,9 +464,9 @@ def evaluate_robustness(
             )
     pairs = corrupted_sets(X, fams, sev, seed)
     if progress:
-        from tqdm.auto import tqdm
+        from objrec.progress import progress as bar
 
-        pairs = tqdm(pairs, total=len(fams) * len(sev), desc="robustness", unit="set", leave=False)
+        pairs = bar(pairs, total=len(fams) * len(sev), desc="robustness", unit="set")
     for f, s, Xc, member in pairs:
         j, k = fams.index(f), sev.index(s)
         for m, n in enumerate(names):

@@ -96,3 +96,63 @@ class WorkingSizeMixin:
         if X.ndim == 4 and X.shape[-1] == 1:  # one channel: resize the plane, keep the axis
             return resize_batch(X[..., 0], shape)[..., None]
         return resize_batch(X, shape)
+
+
+class MethodWarning(UserWarning):
+    """A library's warning during a method's fit, said in objrec's words (see
+    :func:`method_warnings`)."""
+
+
+def describe_warning(message, category=None, method: str | None = None) -> str:
+    """One line for a warning: objrec's words for the library warnings it knows
+    (scikit-learn's ``ConvergenceWarning``), ``Category: message`` for the others."""
+    category = category or type(message)
+    text = " ".join(str(message).split())
+    if category.__module__.startswith("objrec"):  # already in objrec's words
+        return text
+    who = f"{method}: " if method else ""
+    if category.__name__ == "ConvergenceWarning":
+        import re
+
+        m = re.search(r"(\d+)\s+iteration", text) or re.search(r"max_iter=(\d+)", text)
+        n = f" in {m.group(1)} iterations" if m else ""
+        return (
+            f"{who}the solver did not converge{n}; results may be slightly worse "
+            "(raise it with --param max_iter=..., or scale the data)"
+        )
+    return f"{who}{category.__name__}: {text}"
+
+
+class method_warnings:
+    """Context manager around a method's fit: library warnings raised inside (e.g.
+    scikit-learn's ``ConvergenceWarning``, once per solver call) are collected and re-issued
+    once each, as :class:`MethodWarning` in objrec's words naming ``method``::
+
+        with method_warnings("hog-svm"):
+            est.fit(X, y)
+    """
+
+    def __init__(self, method: str):
+        self.method = method
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings(record=True)
+        self._caught = self._ctx.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import warnings
+
+        caught = list(self._caught)
+        self._ctx.__exit__(*exc)
+        seen: set[str] = set()
+        for w in caught:
+            if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning):
+                continue
+            text = describe_warning(w.message, w.category, self.method)
+            if text not in seen:
+                seen.add(text)
+                warnings.warn(text, MethodWarning, stacklevel=2)

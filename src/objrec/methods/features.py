@@ -130,6 +130,11 @@ class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
         Nystroem landmarks for the approximate RBF SVM.
     n_neighbors, weights : kNN options.
     n_estimators : random forest size.
+    class_weight : None or "balanced"
+        Weights of the classes in the classifier's loss ("balanced": inversely proportional
+        to their counts), as scikit-learn's; for the SVMs (exact), logistic regression and
+        random forests. kNN votes by neighbours and has none (refused), nor has the
+        Nystroem-approximated RBF SVM used above ``max_exact_samples`` images.
     n_jobs : int or None
         Workers for feature extraction (and kNN / random forest).
     verbose : bool
@@ -157,6 +162,7 @@ class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
         n_neighbors: int = 5,
         weights: str = "distance",
         n_estimators: int = 200,
+        class_weight: str | None = None,
         n_jobs: int | None = None,
         verbose: bool = False,
         random_state: int | None = 0,
@@ -178,6 +184,7 @@ class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.n_estimators = n_estimators
+        self.class_weight = class_weight
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
@@ -251,20 +258,42 @@ class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
         )
 
     # -- classifier ---------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Check the parameters without data, as the fit would (scikit-learn's constraints
+        of the classifier they build); InvalidParameterError or InputError when wrong."""
+        if self.features not in FEATURES:
+            raise InputError(f"features must be one of {FEATURES}, got {self.features!r}")
+        if self.classifier not in CLASSIFIERS:
+            raise InputError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if self.kernel not in ("linear", "rbf"):
+            raise InputError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}")
+        clf = self._make_classifier(np.zeros((2, 1), np.float32))
+        if hasattr(clf, "_validate_params"):
+            clf._validate_params()
+
     def _make_classifier(self, F: np.ndarray):
         n = len(F)
         rs = self.random_state
         rbf = self.classifier == "rbf" or (self.classifier == "svm" and self.kernel == "rbf")
+        cw = {} if self.class_weight is None else {"class_weight": self.class_weight}
+        if cw and (self.classifier == "knn" or (rbf and n > self.max_exact_samples)):
+            what = "kNN" if self.classifier == "knn" else "the Nystroem-approximated RBF SVM"
+            raise InputError(
+                f"class_weight: {what} has no class weights ({self.method_name}); use a "
+                "method with an SVM, logistic regression or random forest (e.g. hog-svm)"
+            )
         if self.classifier == "svm" and not rbf:
             from sklearn.svm import LinearSVC
 
-            return LinearSVC(C=1.0 if self.C is None else self.C, dual="auto", random_state=rs)
+            return LinearSVC(
+                C=1.0 if self.C is None else self.C, dual="auto", random_state=rs, **cw
+            )
         if rbf:
             if n <= self.max_exact_samples:
                 from sklearn.svm import SVC
 
                 C = 10.0 if self.C is None else self.C
-                return SVC(kernel="rbf", C=C, gamma=self.gamma, cache_size=1000)
+                return SVC(kernel="rbf", C=C, gamma=self.gamma, cache_size=1000, **cw)
             from objrec.methods.kernel import NystroemClassifier
 
             return NystroemClassifier(
@@ -282,11 +311,11 @@ class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
         if self.classifier == "logreg":
             from sklearn.linear_model import LogisticRegression
 
-            return LogisticRegression(C=1.0 if self.C is None else self.C, max_iter=500)
+            return LogisticRegression(C=1.0 if self.C is None else self.C, max_iter=500, **cw)
         from sklearn.ensemble import RandomForestClassifier
 
         return RandomForestClassifier(
-            n_estimators=self.n_estimators, n_jobs=self.n_jobs, random_state=rs
+            n_estimators=self.n_estimators, n_jobs=self.n_jobs, random_state=rs, **cw
         )
 
     def fit(self, X, y):

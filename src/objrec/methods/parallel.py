@@ -30,15 +30,15 @@ def map_chunks(
         chunk would only jump from 0 to done).
     """
     from joblib import Parallel, delayed, effective_n_jobs
-    from tqdm.auto import tqdm
+
+    from objrec.progress import progress as progress_bar
 
     starts = range(0, len(X), chunk_size)
-    bar = tqdm(
+    bar = progress_bar(
         total=len(X),
         desc=desc,
         unit="img",
-        disable=not progress or len(X) <= chunk_size,
-        leave=False,
+        enabled=progress and len(X) > chunk_size,
     )
     out = []
     try:

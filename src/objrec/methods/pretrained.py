@@ -141,9 +141,9 @@ class PretrainedFeatureClassifier(ImageClassifier):
         """(N, H, W[, C]) uint8 -> (N, F) float32, in batches without autograd; ``threads``
         (None: keep PyTorch's setting) for the duration of the call."""
         import torch
-        from tqdm.auto import tqdm
 
         from objrec.nets import model_info
+        from objrec.progress import progress
         from objrec.training.runtime import configure_threads
 
         info = model_info(self.backbone)
@@ -159,9 +159,7 @@ class PretrainedFeatureClassifier(ImageClassifier):
         bs = max(1, int(self.batch_size))
         try:
             with torch.inference_mode():
-                for i in tqdm(
-                    range(0, len(X), bs), desc="features", disable=not self.verbose, leave=False
-                ):
+                for i in progress(range(0, len(X), bs), desc="features", enabled=self.verbose):
                     xb = torch.from_numpy(np.ascontiguousarray(X[i : i + bs]))
                     xb = xb.unsqueeze(1) if c == 1 else xb.permute(0, 3, 1, 2)
                     xb = (xb.float() * scale + shift).contiguous(memory_format=torch.channels_last)

@@ -145,7 +145,9 @@ def _method_section(result, dataset, plots: _Plots) -> dict[str, Any]:
             P.per_class_accuracy_figure(m["per_class"]),
             f"{key}-per-class",
             "Per-class accuracy",
-            "Fraction of each class's test images classified right (recall); the weakest classes in red.",
+            "Fraction of each class's test images classified right (recall). Red: weak classes, "
+            f"more than {P.WEAK_MARGIN:.0%} below the mean per-class accuracy (dashed) with the "
+            "mean outside the class's 95% Wilson interval; none when the classes do about as well.",
             wide=len(names) > 12,
         )
     )

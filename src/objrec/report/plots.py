@@ -160,16 +160,40 @@ def confusion_matrix_figure(
     return fig
 
 
+WEAK_MARGIN = 0.10  # a class is weak this far (10 points) below the mean per-class accuracy
+
+
+def weak_classes(per_class: Sequence[dict[str, Any]], margin: float = WEAK_MARGIN) -> list[bool]:
+    """Which classes are weak: accuracy (recall) more than ``margin`` below the mean
+    per-class accuracy, and the mean outside the class's 95% Wilson interval (so that a
+    class of few images is not called weak for one miss). Classes with equal accuracy and
+    support are marked alike; when every class does about as well, none is."""
+    from objrec.evaluation.intervals import wilson_interval
+
+    rec = np.array([float(c["recall"]) for c in per_class])
+    if not len(rec):
+        return []
+    mean = float(rec.mean())
+    out = []
+    for c, r in zip(per_class, rec, strict=True):
+        n = int(c.get("support") or 0)
+        upper = wilson_interval(round(r * n), n)[1] if n else 1.0
+        out.append(bool(r < mean - margin and upper < mean))
+    return out
+
+
 def per_class_accuracy_figure(per_class: Sequence[dict[str, Any]]) -> Figure:
-    """Per-class accuracy (recall: fraction of each class's images classified right), worst highlighted."""
+    """Per-class accuracy (recall: fraction of each class's images classified right); weak
+    classes (:func:`weak_classes`) in red, the mean per-class accuracy as a dashed line."""
     names = [c["class"] for c in per_class]
     rec = np.array([c["recall"] for c in per_class]) * 100
     k = len(names)
     fig = new_figure(min(12.0, max(5.0, 0.3 * k + 1.5)), 3.2)
     ax = fig.subplots()
-    worst = np.argsort(rec)[: max(1, k // 5)]
-    colors = [BAD if i in worst else ACCENT for i in range(k)]
+    weak = weak_classes(per_class)
+    colors = [BAD if w else ACCENT for w in weak]
     ax.bar(np.arange(k), rec, color=colors)
+    ax.axhline(rec.mean(), color="0.4", linestyle="--", linewidth=1, label="mean")
     ax.set_xticks(
         np.arange(k), names, rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center"
     )
@@ -271,3 +295,30 @@ def learning_curve_figure(history: Sequence[dict[str, Any]], metric: str) -> Fig
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def write_class_plots(
+    metrics: dict[str, Any], folder, *, prefix: str = "", title: str = ""
+) -> list:
+    """``PREFIXconfusion.png`` and ``PREFIXper_class.png`` of ``metrics`` (what
+    :func:`objrec.evaluation.metrics.evaluate_predictions` returns) into ``folder``, as
+    ``objrec compare``'s report draws them; returns the paths written."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = [c["class"] for c in metrics["per_class"]]
+    figs = {
+        "confusion.png": confusion_matrix_figure(
+            np.asarray(metrics["confusion_matrix_normalized"]),
+            np.asarray(metrics["confusion_matrix"]),
+            names,
+        ),
+        "per_class.png": per_class_accuracy_figure(metrics["per_class"]),
+    }
+    out = []
+    for name, fig in figs.items():
+        if title:
+            fig.suptitle(title, fontsize=9)
+        (folder / f"{prefix}{name}").write_bytes(to_png(fig))
+        out.append(folder / f"{prefix}{name}")
+    return out

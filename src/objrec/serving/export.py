@@ -22,11 +22,13 @@ What can be exported
   17 by default, dynamic batch axis optional) and TorchScript (``torch.jit.trace``).
 * Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
   to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
-  a random forest, or kNN with uniform weights (``pixels-logreg``, ``pixels-svm``,
-  ``pixels-rbf``, ``pixels-rf``; ``pixels-knn`` with ``weights="uniform"``). Graphs run
-  in float64 where the converter allows, so tree branches and neighbour ranks match.
-  Not exportable, with a clear error: kNN with ``weights="distance"`` (objrec's default:
-  skl2onnx's converter votes uniformly, which the parity check catches); two-class SVM
+  a random forest, or kNN (``pixels-logreg``, ``pixels-svm``, ``pixels-rbf``,
+  ``pixels-rf``, ``pixels-knn``). Graphs run in float64 where the converter allows, so
+  tree branches and neighbour ranks match. kNN with ``weights="distance"`` (objrec's
+  default), whose votes skl2onnx's converter does not weigh, is built here from ONNX
+  operators (:func:`knn_distance_graph`); uniform-weight kNN goes through skl2onnx.
+  Not exportable, with a clear error: a model that resizes its input internally (a
+  working ``size`` below the input's: fit at that size, or ``size=None``); two-class SVM
   scores (skl2onnx's sign/shape convention differs); the Nystroem-approximated RBF SVM
   used above 20,000 training images (objrec's ``NystroemClassifier`` has no converter); ``eigen``/``fisher``
   (nearest class template in PCA/LDA space is custom code); HOG (scikit-image's ``hog`` has no
@@ -329,13 +331,7 @@ def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | N
     from onnx import TensorProto, helper
 
     kind, skl = _classic_parts(est)
-    for step in _final_classifiers(skl):
-        if getattr(step, "weights", None) == "distance" and hasattr(step, "n_neighbors"):
-            raise ExportError(
-                "kNN with weights='distance' cannot be exported: skl2onnx's converter votes "
-                "uniformly, so its probabilities differ from scikit-learn's. Fit with "
-                "weights='uniform' to export, or use the model natively (objrec predict / serve)"
-            )
+    distance_knn = _is_distance_knn(skl)
     if len(est.classes_) == 2 and not has_proba(est):
         raise ExportError(
             f"{type(est).__name__}: two-class SVM decision scores are not exported to ONNX "
@@ -353,7 +349,10 @@ def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | N
             "images of that size) to export, or use the model natively (objrec predict / serve)"
         )
     n_features = int(np.prod(est.input_shape_))
-    skl_onnx, double = _convert_sklearn(skl, n_features, opset)
+    if distance_knn:
+        skl_onnx, double = knn_distance_graph(skl, n_features, opset), True
+    else:
+        skl_onnx, double = _convert_sklearn(skl, n_features, opset)
     outputs = [o.name for o in skl_onnx.graph.output]
     score_out = outputs[1] if len(outputs) > 1 else outputs[0]
 
@@ -426,6 +425,87 @@ def _convert_sklearn(skl, n_features: int, opset: int):
         f"cannot export {type(skl).__name__} to ONNX: skl2onnx says: {errors[-1]}. "
         "Use the model natively (objrec predict / objrec serve)"
     )
+
+
+def _is_distance_knn(skl) -> bool:
+    """Whether ``skl`` is a fitted distance-weighted ``KNeighborsClassifier`` (Euclidean)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if not isinstance(skl, KNeighborsClassifier) or skl.weights != "distance":
+        return False
+    if skl.effective_metric_ != "euclidean":
+        raise ExportError(
+            f"kNN with metric {skl.effective_metric_!r} and distance weights is not exported "
+            "(only Euclidean); use the model natively (objrec predict / serve)"
+        )
+    return True
+
+
+def knn_distance_graph(knn, n_features: int, opset: int = DEFAULT_OPSET):
+    """ONNX model of a fitted distance-weighted Euclidean ``KNeighborsClassifier``.
+
+    Input ``pixels`` float64 (N, n_features); output ``probabilities`` float64 (N, K),
+    computed as scikit-learn's ``predict_proba``: the k nearest training points by
+    Euclidean distance (``|x|^2 - 2 x.t + |t|^2``, in float64), votes weighted by
+    1 / distance, and when a point lies at distance 0 only the points at distance 0 vote
+    (with weight 1); the votes of each class summed and divided by their total.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    T = np.asarray(knn._fit_X, dtype=np.float64)  # (M, D) training features
+    if T.shape[1] != n_features:
+        raise ExportError(f"kNN was fitted on {T.shape[1]} features, the input has {n_features}")
+    labels = np.asarray(knn._y, dtype=np.int64).reshape(-1)  # (M,) class indices
+    k = int(min(knn.n_neighbors, len(T)))
+    n_classes = len(knn.classes_)
+    init = [
+        numpy_helper.from_array(np.ascontiguousarray(T.T), "train_T"),  # (D, M)
+        numpy_helper.from_array((T**2).sum(1)[None, :], "train_sq"),  # (1, M)
+        numpy_helper.from_array(labels, "train_labels"),
+        numpy_helper.from_array(np.array([k], np.int64), "k"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array(0.0), "zero"),
+        numpy_helper.from_array(np.array([n_classes], np.int64), "depth"),
+        numpy_helper.from_array(np.array([0, 1], np.int64), "onehot_values"),
+        numpy_helper.from_array(np.array([-1, k, 1], np.int64), "col_shape"),
+    ]
+    n = helper.make_node
+    nodes = [
+        n("Mul", ["pixels", "pixels"], ["x2"]),
+        n("ReduceSum", ["x2", "axis1"], ["x_sq"], keepdims=1),  # (N, 1)
+        n("MatMul", ["pixels", "train_T"], ["xt"]),  # (N, M)
+        n("Add", ["xt", "xt"], ["xt2"]),
+        n("Sub", ["x_sq", "xt2"], ["d2a"]),
+        n("Add", ["d2a", "train_sq"], ["d2b"]),
+        n("Max", ["d2b", "zero"], ["d2"]),
+        n("Sqrt", ["d2"], ["dist"]),
+        n("TopK", ["dist", "k"], ["nd", "ni"], axis=1, largest=0, sorted=1),  # (N, k)
+        n("Equal", ["nd", "zero"], ["is0"]),
+        n("Cast", ["is0"], ["z"], to=TensorProto.DOUBLE),
+        n("ReduceMax", ["z"], ["any0"], axes=[1], keepdims=1),
+        n("Add", ["nd", "z"], ["nd_safe"]),  # distance 0 -> 1 (weight replaced below)
+        n("Reciprocal", ["nd_safe"], ["inv"]),
+        n("Cast", ["any0"], ["any0_b"], to=TensorProto.BOOL),
+        n("Where", ["any0_b", "z", "inv"], ["w"]),  # (N, k)
+        n("Gather", ["train_labels", "ni"], ["nl"], axis=0),  # (N, k) class indices
+        n("OneHot", ["nl", "depth", "onehot_values"], ["oh_i"], axis=-1),  # (N, k, K)
+        n("Cast", ["oh_i"], ["oh"], to=TensorProto.DOUBLE),
+        n("Reshape", ["w", "col_shape"], ["w3"]),  # (N, k, 1)
+        n("Mul", ["oh", "w3"], ["votes"]),
+        n("ReduceSum", ["votes", "axis1"], ["per_class"], keepdims=0),  # (N, K)
+        n("ReduceSum", ["per_class", "axis1"], ["total"], keepdims=1),
+        n("Div", ["per_class", "total"], ["probabilities"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "objrec_knn_distance",
+        [helper.make_tensor_value_info("pixels", TensorProto.DOUBLE, ["batch", n_features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, ["batch", n_classes])],
+        initializer=init,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", min(opset, 17))])
+    model.ir_version = 8
+    return model
 
 
 def _final_classifiers(skl):
