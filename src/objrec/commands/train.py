@@ -519,7 +519,7 @@ def _run(args: argparse.Namespace, stack) -> int:
     else:
         if "verbose" in est.get_params(deep=False) and not cfg["quiet"]:
             est.set_params(verbose=True)  # feature extraction's progress
-        with method_warnings(cfg["method"]):
+        with method_warnings(cfg["method"], est.get_params(deep=False)):
             est.fit(ds.train.X, ds.train.y)
     seconds = time.perf_counter() - t0
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -247,7 +247,7 @@ def run_method(
         fit_kw = {"X_val": dataset.val.X, "y_val": dataset.val.y}
     from objrec.methods.base import method_warnings
 
-    with method_warnings(name):
+    with method_warnings(name, est.get_params(deep=False)):
         fit_cost = timed_fit(est, dataset.train.X, dataset.train.y, **fit_kw)
     names = class_names_for(est.classes_, getattr(dataset, "classes", None))
     val_acc = None
@@ -359,74 +359,77 @@ def compare(
     from objrec.runs import lock_run_folder
 
     # Creates the folder; held (joining the lock of `objrec compare`) until this returns.
-    folder_lock = lock_run_folder(folder, command="compare")  # noqa: F841
-    t_start = time.perf_counter()
-    results = []
-    skipped: dict[str, str] = {}
-    for i, name in enumerate(names):
-        log(f"[{i + 1}/{len(names)}] {name}: fitting on {len(dataset.train.y):,} images ...")
-        try:
-            r = run_method(
-                name,
-                dataset,
-                folder,
-                budget=budget,
-                params=(params or {}).get(name),
-                batch_size=batch_size,
-                progress=progress,
-                split_seed=split_seed,
+    folder_lock = lock_run_folder(folder, command="compare")
+    try:
+        t_start = time.perf_counter()
+        results = []
+        skipped: dict[str, str] = {}
+        for i, name in enumerate(names):
+            log(f"[{i + 1}/{len(names)}] {name}: fitting on {len(dataset.train.y):,} images ...")
+            try:
+                r = run_method(
+                    name,
+                    dataset,
+                    folder,
+                    budget=budget,
+                    params=(params or {}).get(name),
+                    batch_size=batch_size,
+                    progress=progress,
+                    split_seed=split_seed,
+                )
+            except ObjrecError as e:  # e.g. images smaller than the method's patches: go on
+                skipped[name] = str(e)
+                log(f"[{i + 1}/{len(names)}] {name}: skipped, {e}")
+                continue
+            log(
+                f"[{i + 1}/{len(names)}] {name}: test accuracy {r.metrics['accuracy']:.2%}, "
+                f"fit {r.cost['fit_seconds']:.1f} s, {r.cost['images_per_second']:,.0f} img/s"
             )
-        except ObjrecError as e:  # e.g. images smaller than the method's patches: go on
-            skipped[name] = str(e)
-            log(f"[{i + 1}/{len(names)}] {name}: skipped, {e}")
-            continue
-        log(
-            f"[{i + 1}/{len(names)}] {name}: test accuracy {r.metrics['accuracy']:.2%}, "
-            f"fit {r.cost['fit_seconds']:.1f} s, {r.cost['images_per_second']:,.0f} img/s"
-        )
-        results.append(r)
-    if not results:
-        raise ObjrecError(
-            "every method failed on this data: "
-            + "; ".join(f"{n}: {why}" for n, why in skipped.items())
-        )
-    ranked = rank(results)
-    table = [r.row() for r in ranked]
-    with_val = [r for r in results if r.val_accuracy is not None]
-    best = max(with_val, key=lambda r: r.val_accuracy) if with_val else ranked[0]
-    write_json(folder / "comparison.json", table)
-    _write_csv(folder / "comparison.csv", table)
-    out: dict[str, Any] = {
-        "results": ranked,
-        "table": table,
-        "best": best.name,
-        "folder": folder,
-        "robustness": None,
-        "skipped": skipped,
-    }
-    if robustness:
-        out["robustness"] = _run_robustness(ranked, dataset, folder, progress=progress, log=log)
-    write_json(
-        folder / "metrics.json",
-        {
-            "best_method": best.name,
-            "best_chosen_on": "val_accuracy" if with_val else "test_accuracy",
-            "test_accuracy": best.metrics["accuracy"],
-            "val_accuracy": best.val_accuracy,
-            "methods": {r.name: r.row() for r in ranked},
+            results.append(r)
+        if not results:
+            raise ObjrecError(
+                "every method failed on this data: "
+                + "; ".join(f"{n}: {why}" for n, why in skipped.items())
+            )
+        ranked = rank(results)
+        table = [r.row() for r in ranked]
+        with_val = [r for r in results if r.val_accuracy is not None]
+        best = max(with_val, key=lambda r: r.val_accuracy) if with_val else ranked[0]
+        write_json(folder / "comparison.json", table)
+        _write_csv(folder / "comparison.csv", table)
+        out: dict[str, Any] = {
+            "results": ranked,
+            "table": table,
+            "best": best.name,
+            "folder": folder,
+            "robustness": None,
             "skipped": skipped,
-            "seconds": time.perf_counter() - t_start,
-        },
-    )
-    if report:
-        from objrec.report.html import write_report
-
-        log("writing the report ...")
-        out["report"] = write_report(
-            folder, dataset, ranked, robustness=out["robustness"], skipped=skipped
+        }
+        if robustness:
+            out["robustness"] = _run_robustness(ranked, dataset, folder, progress=progress, log=log)
+        write_json(
+            folder / "metrics.json",
+            {
+                "best_method": best.name,
+                "best_chosen_on": "val_accuracy" if with_val else "test_accuracy",
+                "test_accuracy": best.metrics["accuracy"],
+                "val_accuracy": best.val_accuracy,
+                "methods": {r.name: r.row() for r in ranked},
+                "skipped": skipped,
+                "seconds": time.perf_counter() - t_start,
+            },
         )
-    out["seconds"] = time.perf_counter() - t_start
-    return out
+        if report:
+            from objrec.report.html import write_report
+
+            log("writing the report ...")
+            out["report"] = write_report(
+                folder, dataset, ranked, robustness=out["robustness"], skipped=skipped
+            )
+        out["seconds"] = time.perf_counter() - t_start
+        return out
+    finally:
+        folder_lock.release()  # now, not when a reference cycle holding it is collected
 
 
 def _run_robustness(

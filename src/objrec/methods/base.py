@@ -103,9 +103,12 @@ class MethodWarning(UserWarning):
     :func:`method_warnings`)."""
 
 
-def describe_warning(message, category=None, method: str | None = None) -> str:
+def describe_warning(
+    message, category=None, method: str | None = None, params: dict | None = None
+) -> str:
     """One line for a warning: objrec's words for the library warnings it knows
-    (scikit-learn's ``ConvergenceWarning``), ``Category: message`` for the others."""
+    (scikit-learn's ``ConvergenceWarning``), ``Category: message`` for the others.
+    ``params``: the method's parameters, to name the one that helps."""
     category = category or type(message)
     text = " ".join(str(message).split())
     if category.__module__.startswith("objrec"):  # already in objrec's words
@@ -116,10 +119,14 @@ def describe_warning(message, category=None, method: str | None = None) -> str:
 
         m = re.search(r"(\d+)\s+iteration", text) or re.search(r"max_iter=(\d+)", text)
         n = f" in {m.group(1)} iterations" if m else ""
-        return (
-            f"{who}the solver did not converge{n}; results may be slightly worse "
-            "(raise it with --param max_iter=..., or scale the data)"
-        )
+        params = params or {}
+        if "max_iter" in params:
+            hint = " (raise --param max_iter=...)"
+        elif "C" in params:
+            hint = " (a smaller --param C, e.g. C=0.1, regularises more and converges sooner)"
+        else:
+            hint = ""
+        return f"{who}the solver did not converge{n}; results may be slightly worse{hint}"
     return f"{who}{category.__name__}: {text}"
 
 
@@ -128,12 +135,13 @@ class method_warnings:
     scikit-learn's ``ConvergenceWarning``, once per solver call) are collected and re-issued
     once each, as :class:`MethodWarning` in objrec's words naming ``method``::
 
-        with method_warnings("hog-svm"):
+        with method_warnings("hog-svm", est.get_params()):
             est.fit(X, y)
     """
 
-    def __init__(self, method: str):
+    def __init__(self, method: str, params: dict | None = None):
         self.method = method
+        self.params = params
 
     def __enter__(self):
         import warnings
@@ -152,7 +160,7 @@ class method_warnings:
         for w in caught:
             if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning):
                 continue
-            text = describe_warning(w.message, w.category, self.method)
+            text = describe_warning(w.message, w.category, self.method, self.params)
             if text not in seen:
                 seen.add(text)
                 warnings.warn(text, MethodWarning, stacklevel=2)
