@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import objrec
-from objrec.data import load_dataset
 from objrec.cli import main
+from objrec.data import load_dataset
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
