@@ -30,7 +30,7 @@ def test_tied_classes_are_marked_alike():
 def test_a_small_class_is_not_weak_for_one_miss():
     # 3 of 4 right is 14 points below a mean of ~89%, but the 95% Wilson interval of 3/4
     # (0.30..0.95) holds the mean: four images are no evidence of a weak class
-    per_class = rows([0.9] * 9) + [{"class": "9", "recall": 0.75, "support": 4}]
+    per_class = [*rows([0.9] * 9), {"class": "9", "recall": 0.75, "support": 4}]
     assert weak_classes(per_class) == [False] * 10
     per_class[-1] = {"class": "9", "recall": 0.75, "support": 200}  # 150 of 200: weak
     assert weak_classes(per_class) == [False] * 9 + [True]
