@@ -61,6 +61,7 @@ TABULAR_CHECKS = [
     "check_fit2d_predict1d",
     "check_requires_y_none",
     "check_sample_weights_not_an_array",
+    "check_class_weight_classifiers",  # applies to FeatureClassifier (class_weight)
 ]
 
 
