@@ -517,10 +517,14 @@ def _run(args: argparse.Namespace, stack) -> int:
                 )
             return 130
     else:
-        if "verbose" in est.get_params(deep=False) and not cfg["quiet"]:
-            est.set_params(verbose=True)  # feature extraction's progress
-        with method_warnings(cfg["method"], est.get_params(deep=False)):
+        inner = getattr(est, "estimator", est)  # inside AugmentedFit
+        chosen = inner.get_params(deep=False).get("verbose")
+        if chosen is False and not cfg["quiet"]:
+            inner.set_params(verbose=True)  # feature extraction's progress, this fit only
+        with method_warnings(cfg["method"], inner.get_params(deep=False)):
             est.fit(ds.train.X, ds.train.y)
+        if chosen is not None:
+            inner.set_params(verbose=chosen)  # the saved model keeps the setting asked for
     seconds = time.perf_counter() - t0
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from objrec.training.distributed import cleanup
@@ -556,10 +560,6 @@ def _run(args: argparse.Namespace, stack) -> int:
 
         write_class_plots(test_metrics, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
-    if main and not cfg["quiet"]:
-        est_q = est.estimator if hasattr(est, "estimator") else est
-        if "verbose" in est_q.get_params(deep=False) and not is_net:
-            est_q.set_params(verbose=False)  # the saved model predicts quietly
     from objrec.serving.ood import input_statistics
 
     objrec.save(
