@@ -223,10 +223,14 @@ def test_train_twice_into_one_folder_needs_overwrite_and_resume_locks(
     assert main([*TRAIN, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert json.loads((out / "metrics.json").read_text())["n_train"] == first["n_train"]
-    assert main(["train", "--resume", str(out), "--quiet"]) == 0  # resume still works
     capsys.readouterr()
-    held_by_other_process(out, "resume")
+    # a classical method has nothing to resume: refused, the run left as it is (resuming a
+    # run another process holds is refused by open_run, tested above)
     assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    assert "classical method" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+    held_by_other_process(out, "resume")
+    assert main([*TRAIN, "--out", str(out), "--overwrite"]) == 2
     assert "another objrec run is writing this folder" in capsys.readouterr().err
 
 
