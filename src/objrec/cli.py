@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # --quiet: no progress of any kind, also from saved models' own settings
         with warnings.catch_warnings(), silenced(getattr(args, "quiet", False) is True):
-            warnings.showwarning = _show_warning_once()
+            if _warnings_printed():
+                warnings.showwarning = _show_warning_once()
             status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return status
@@ -82,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+def _warnings_printed() -> bool:
+    """Whether warnings are printed (not recorded, as ``catch_warnings(record=True)`` and
+    pytest's ``warns`` do: those keep receiving them)."""
+    import warnings
+
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    return getattr(impl, "__module__", None) == "warnings"
 
 
 def _show_warning_once():
