@@ -198,3 +198,26 @@ def test_the_line_says_what_is_wrong(argv, words, runs, tmp_path, monkeypatch, c
     _, _, err = run_cli([a.format(**runs) for a in argv], capsys)
     for w in words:
         assert w in err, (w, err)
+
+
+def test_good_values_pass_the_checks():
+    import argparse
+
+    from objrec import cli_types as t
+
+    assert t.fraction_or_count("0.1") == 0.1 and t.fraction_or_count("500") == 500
+    assert isinstance(t.fraction_or_count("1"), int)
+    assert t.positive_float("1e-3") == 1e-3 and t.non_negative_float("0") == 0.0
+    assert t.probability("0") == 0.0 and t.probability("1") == 1.0
+    assert t.unit_fraction("0.1") == 0.1 and t.non_negative_int("0") == 0
+    assert t.port("8000") == 8000 and t.opset("17") == 17
+    assert t.severities("1,3,5") == "1,3,5" and t.severities("2-4") == "2-4"
+    for bad, check in [("inf", t.positive_float), ("1.5", t.positive_int), ("", t.severities)]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            check(bad)
+    args = (
+        __import__("objrec.cli", fromlist=["build_parser"])
+        .build_parser()
+        .parse_args(["train", "digits", "--val-size", "0.2", "--device", "cuda:1", "--lr", "0.01"])
+    )
+    assert (args.val_size, args.device, args.lr) == (0.2, "cuda:1", 0.01)
