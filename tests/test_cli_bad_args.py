@@ -215,9 +215,8 @@ def test_good_values_pass_the_checks():
     for bad, check in [("inf", t.positive_float), ("1.5", t.positive_int), ("", t.severities)]:
         with pytest.raises(argparse.ArgumentTypeError):
             check(bad)
-    args = (
-        __import__("objrec.cli", fromlist=["build_parser"])
-        .build_parser()
-        .parse_args(["train", "digits", "--val-size", "0.2", "--device", "cuda:1", "--lr", "0.01"])
-    )
+    from objrec.cli import build_parser
+
+    argv = ["train", "digits", "--val-size", "0.2", "--device", "cuda:1", "--lr", "0.01"]
+    args = build_parser().parse_args(argv)
     assert (args.val_size, args.device, args.lr) == (0.2, "cuda:1", 0.01)
