@@ -80,7 +80,19 @@ def test_simple_cnn_is_the_reference_network():
 
 def test_simple_cnn_adapts_to_small_and_colour_inputs():
     assert create_model("simple_cnn", 1, 10, (8, 8)).num_features == 64 * 2 * 2  # padded convs
-    assert create_model("simple_cnn", 3, 10, (32, 32)).num_features == 64 * 6 * 6  # 30,15,13,6
+    assert create_model("simple_cnn", 1, 10, (20, 20)).num_features == 64 * 3 * 3  # 18,9,7,3
+    # larger maps are average-pooled to the reference's 5x5: the linear layer stays 1600 -> 64
+    for size in [(32, 32), (64, 64), (243, 320)]:
+        model = create_model("simple_cnn", 3, 10, size)
+        assert model.num_features == 64 * 5 * 5 and model.head[0].in_features == 1600
+        assert model(torch.zeros(2, 3, *size)).shape == (2, 10)
+    model = create_model("simple_cnn", 1, 10, (64, 64)).eval()  # 62,31,29,14 -> 5x5
+    x = torch.randn(2, 1, 64, 64)
+    maps = model.features[:6](x)
+    assert maps.shape == (2, 64, 14, 14)
+    expected = torch.nn.functional.adaptive_avg_pool2d(maps, 5).flatten(1)
+    torch.testing.assert_close(model.forward_features(x), expected)
+    assert len(create_model("simple_cnn", 1, 10, (28, 28)).features) == 7  # no pooling added
 
 
 def test_summary_rows_shapes_params_and_macs():
