@@ -349,7 +349,7 @@ class CNNClassifier(ImageClassifier):
         def loader(Xs, ys, batch_size: int, shuffle: bool):
             """In-memory batches for arrays, worker-decoded batches for image files."""
             kw = {"shuffle": shuffle, "seed": self.seed, "rank": dist.rank}
-            kw.update(world_size=dist.world_size, drop_last=shuffle)
+            kw.update(world_size=dist.world_size, drop_last=shuffle and plan.drop_last)
             labels = torch.from_numpy(self._encode(ys))
             if is_lazy(Xs):
                 return StreamingLoader(

@@ -17,7 +17,8 @@ the recipe needs and 60,000 get the recipe's epochs:
   several passes over the data (``steps_per_epoch``) so that training reports, validates
   and early-stops about :data:`SMALL_EPOCHS` times, whatever the data size;
 - a final batch of fewer than half a batch is dropped from each pass (BatchNorm estimates
-  its statistics from the batch; a batch of 1 image has none);
+  its statistics from the batch; a batch of 1 image has none), except in the seed recipe,
+  which trains on every batch as the notes' script does;
 - early stopping (patience in logged epochs, best weights restored) is on by default
   when ``min_steps`` had to raise the step count, i.e. when the data is small.
 
@@ -128,6 +129,7 @@ class Plan:
     batch_size: int
     lr: float
     batches_per_pass: int
+    drop_last: bool = True  # drop a final batch of less than half a batch (keep_last)
     phases: list[Phase] = field(default_factory=list)
     warmup_steps: int | None = None  # None: the schedule's own (onecycle: 25%)
     early_stopping: int | None = None  # patience in logged epochs
@@ -142,17 +144,21 @@ class Plan:
         return sum(p.steps for p in self.phases)
 
     def summary(self) -> dict:
-        """JSON-able record of the plan (stored with the model and the run)."""
+        """JSON-able record of the plan (stored with the model and the run): ``recipe`` (its
+        name), ``settings`` (the resolved recipe), the batch size and rate actually used,
+        the phases, total steps and epochs, early stopping."""
         out = asdict(self)
+        settings = out.pop("recipe")
+        out = {"recipe": settings.pop("recipe", "default"), "settings": settings, **out}
         out.update(epochs=self.epochs, total_steps=self.total_steps)
         return out
 
 
-def batches_per_pass(n: int, batch_size: int) -> int:
-    """Batches of one pass over ``n`` images: full ones, plus the rest when it is at least
-    half a batch (a smaller last batch is dropped, see :func:`keep_last`)."""
+def batches_per_pass(n: int, batch_size: int, drop_last: bool = True) -> int:
+    """Batches of one pass over ``n`` images: full ones, plus the rest unless ``drop_last``
+    drops it (less than half a batch, see :func:`keep_last`)."""
     full, rest = divmod(int(n), int(batch_size))
-    return max(1, full + (rest > 0 and keep_last(rest, batch_size)))
+    return max(1, full + (rest > 0 and (not drop_last or keep_last(rest, batch_size))))
 
 
 def keep_last(rest: int, batch_size: int) -> bool:
@@ -191,7 +197,7 @@ def plan_training(
     if batch < b0 and "lr" not in explicit and not seed:
         ratio = batch / b0
         lr *= ratio if rec["optimizer"] == "sgd" else math.sqrt(ratio)
-    bpp = batches_per_pass(n_train, batch)
+    bpp = batches_per_pass(n_train, batch, drop_last=not seed)
     epochs = int(rec["epochs"])
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -216,6 +222,7 @@ def plan_training(
         batch_size=batch,
         lr=lr,
         batches_per_pass=bpp,
+        drop_last=not seed,
         phases=phases,
         warmup_steps=round(warmup * bpp) or None,
         early_stopping=patience or None,
