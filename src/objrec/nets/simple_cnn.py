@@ -8,7 +8,8 @@ For 1x28x28 input::
 
 Other inputs: ``in_channels`` sets the first convolution's depth (3 for RGB) and
 ``num_classes`` the last layer. Maps larger than the reference's 5x5 after the two
-conv/pool stages are average-pooled to 5x5 (``AdaptiveAvgPool2d``, before the flatten),
+conv/pool stages are average-pooled to 5x5 (:class:`GridPool`, the windows of
+``AdaptiveAvgPool2d`` as two matrix products, which ONNX exports at any size; before the flatten),
 so the flatten stays 64*5*5 and the first linear layer keeps its 102k weights at any
 input size (a 320x240 photo would otherwise need a 76x58x64 -> 64 layer of 18M weights,
 72 MB, that 150 images cannot train); smaller maps are flattened as they are (64 x h' x w',
@@ -20,12 +21,40 @@ flatten is 64*2*2. At 28x28 the network is exactly the reference (no pooling lay
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from objrec.nets.base import Net, conv_out
 from objrec.nets.registry import register_model
 
 GRID = 5  # the reference's final map side (28x28 input), the largest one kept as it is
+
+
+def _pool_matrix(size: int, out: int) -> torch.Tensor:
+    """(out, size) float32: row i averages positions floor(i*size/out) .. ceil((i+1)*size/out)-1,
+    the windows of ``torch.nn.AdaptiveAvgPool1d``."""
+    m = torch.zeros(out, size)
+    for i in range(out):
+        lo, hi = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+class GridPool(nn.Module):
+    """Average-pool (N, C, h, w) maps to (N, C, oh, ow) with adaptive windows:
+    ``P_h @ x @ P_w^T``. The same numbers as ``nn.AdaptiveAvgPool2d((oh, ow))`` for this
+    (h, w), in operations (MatMul) that ONNX exports when oh, ow do not divide h, w.
+    The matrices are fixed by the sizes and are not part of the state dict."""
+
+    def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("rows", _pool_matrix(in_size[0], out_size[0]), persistent=False)
+        self.register_buffer(
+            "cols", _pool_matrix(in_size[1], out_size[1]).T.contiguous(), persistent=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(self.rows, torch.matmul(x, self.cols))
 
 
 def _final_size(size: int, padding: int) -> int:
@@ -48,8 +77,9 @@ class SimpleCNN(Net):
             nn.MaxPool2d(2),
         ]
         if fh > GRID or fw > GRID:  # (N, 64, fh, fw) -> (N, 64, <=5, <=5)
-            fh, fw = min(fh, GRID), min(fw, GRID)
-            layers.append(nn.AdaptiveAvgPool2d((fh, fw)))
+            grid = (min(fh, GRID), min(fw, GRID))
+            layers.append(GridPool((fh, fw), grid))
+            fh, fw = grid
         layers.append(nn.Flatten())  # (N, 64 * fh * fw); 64*5*5 = 1600 for 28x28
         self.features = nn.Sequential(*layers)
         self.num_features = 64 * fh * fw
