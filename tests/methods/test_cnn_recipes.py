@@ -217,3 +217,17 @@ def test_freeze_backbone_trains_only_the_head_throughout(digits_small):
     assert model_info("standin_pretrained").native_input == (3, 8, 8)
     with pytest.raises(InputError, match="starts from random weights"):
         objrec.make_method("simple_cnn", freeze_backbone=True, **QUIET).fit(X[:50], y[:50])
+
+
+def test_validation_hold_out_has_every_class_it_can():
+    from objrec.methods.cnn import stratified_holdout
+
+    y = np.array([0] + [1] * 5 + [2] * 5 + [3] * 30)  # class 0 has a single image
+    tr, va = stratified_holdout(y, 0.1, seed=0)
+    assert len(va) == 5 and sorted(set(y[va])) == [1, 2, 3]  # ceil(4.1) = 5, every class of >= 2
+    assert 0 in y[tr] and len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(y)
+    y40 = np.repeat(np.arange(40), 5)  # ORL-like: 40 people x 5 images, a tenth is 20 < 40
+    tr, va = stratified_holdout(y40, 0.1, seed=0)
+    assert len(va) == 40 and sorted(set(y40[va])) == list(range(40))
+    same = stratified_holdout(y40, 0.1, seed=0)
+    assert np.array_equal(same[0], tr) and np.array_equal(same[1], va)  # seeded

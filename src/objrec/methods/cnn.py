@@ -218,22 +218,10 @@ class CNNClassifier(ImageClassifier):
             return X, y, X_val, y_val
         if not self.val_fraction:
             return X, y, None, None
-        from sklearn.model_selection import train_test_split
-
-        n_val = max(len(self.classes_), math.ceil(self.val_fraction * len(y)))
-        counts = np.unique(y, return_counts=True)[1]
-        strat = y if counts.min() >= 2 and n_val <= len(y) - len(self.classes_) else None
-        if len(y) - n_val < 1:
-            raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
-        if is_lazy(X):  # the same positions as splitting an array of the same length
-            tr, va = train_test_split(
-                np.arange(len(y)), test_size=n_val, stratify=strat, random_state=self.seed
-            )
+        tr, va = stratified_holdout(y, self.val_fraction, self.seed)
+        if is_lazy(X):
             return X.subset(tr), y[tr], X.subset(va), y[va]
-        X, X_val, y, y_val = train_test_split(
-            X, y, test_size=n_val, stratify=strat, random_state=self.seed
-        )
-        return X, y, X_val, y_val
+        return X[tr], y[tr], X[va], y[va]
 
     def _encode(self, y) -> np.ndarray:
         return np.searchsorted(self.classes_, y).astype(np.int64)
@@ -606,6 +594,39 @@ def is_lazy(X) -> bool:
     """True for image files decoded on access (:class:`objrec.data.lazy.ImageFiles`)."""
     lazy = sys.modules.get("objrec.data.lazy")  # not imported: X cannot be one
     return lazy is not None and lazy.is_lazy(X)
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (int64) of the training and validation images of a seeded stratified split.
+
+    The validation split holds ``ceil(fraction * N)`` images and at least one image of
+    every class that has two or more (so early stopping sees every class it can); a
+    class with a single image stays in training. Without such a class the split is
+    ``sklearn.model_selection.train_test_split``'s, as before.
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    pos = np.arange(len(y))
+    multi = np.isin(y, classes[counts >= 2])
+    k = int((counts >= 2).sum())
+    n_val = max(k, math.ceil(fraction * len(y)))
+    if n_val > int(multi.sum()) - k or k == 0:  # too few to stratify: a plain random split
+        if len(y) - n_val < 1:
+            raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
+        return train_test_split(pos, test_size=n_val, random_state=seed)
+    tr, va = train_test_split(pos[multi], test_size=n_val, stratify=y[multi], random_state=seed)
+    # stratified rounding can leave a small class out: swap one of its images in for one
+    # of the class with the most validation images
+    for c in classes[counts >= 2]:
+        if (y[va] == c).any():
+            continue
+        vals, n = np.unique(y[va], return_counts=True)
+        out = np.flatnonzero(y[va] == vals[np.argmax(n)])[-1]
+        into = np.flatnonzero(y[tr] == c)[0]
+        tr[into], va[out] = va[out], tr[into]
+    return np.sort(np.concatenate([tr, pos[~multi]])) if (~multi).any() else tr, va
 
 
 def _channel_stats(Xt) -> tuple[list[float], list[float]]:
