@@ -28,6 +28,20 @@ def test_a_tiny_set_gets_the_step_floor_in_a_few_logged_epochs():
     assert sgd.lr == pytest.approx(0.1 * 10 / 128)  # SGD: linear scaling
 
 
+def test_small_data_without_augmentation_gets_small_shifts():
+    rec = _default("simple_cnn")
+    assert rec["augment"] is None
+    assert R.plan_training(rec, 40, image_size=(64, 64)).recipe["augment"] == {"translate": 2}
+    assert R.plan_training(rec, 40, image_size=(8, 8)).recipe["augment"] == {"translate": 1}
+    assert R.plan_training(rec, 50_000, image_size=(28, 28)).recipe["augment"] is None  # large
+    off = _default("simple_cnn", augment="none")  # switched off explicitly
+    assert R.plan_training(off, 40, image_size=(64, 64)).recipe["augment"] == "none"
+    res = _default("resnet_small")  # its own augmentation is kept
+    assert R.plan_training(res, 40, image_size=(64, 64)).recipe["augment"] == "default"
+    seed = R.resolve_recipe("seed", {}, {})
+    assert R.plan_training(seed, 40, image_size=(64, 64)).recipe["augment"] is None
+
+
 def test_a_large_set_trains_the_recipe_epochs():
     plan = R.plan_training(_default("simple_cnn"), 50_000)
     assert (plan.batch_size, plan.lr, plan.epochs) == (64, 3e-3, 1)

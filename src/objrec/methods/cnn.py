@@ -56,7 +56,9 @@ class CNNClassifier(ImageClassifier):
         notes' recipe exactly: Adam 1e-3, batch 32, 5 epochs, constant rate, no step floor)
     epochs, batch_size, lr, optimizer, schedule, warmup, weight_decay, label_smoothing, augment,
     min_steps
-        training recipe (units in :data:`GLOBAL_DEFAULTS`); set ones override ``recipe``
+        training recipe (units in :data:`GLOBAL_DEFAULTS`); set ones override ``recipe``.
+        On small data a recipe without augmentation trains with small random shifts
+        (``augment="none"`` switches them off)
     class_weight : None or "balanced" (loss weights inversely proportional to class counts)
     early_stopping : patience in (logged) epochs on ``monitor``, restoring the best weights;
         None: on when the data is small (the step floor applies), 0: off
@@ -267,7 +269,7 @@ class CNNClassifier(ImageClassifier):
         X, y, X_val, y_val = self._split_validation(X, y, X_val, y_val)
         rec = self.resolved_recipe()
         try:
-            aug = resolve_augment(rec["augment"])
+            resolve_augment(rec["augment"])  # a bad name fails before any work
         except ValueError as e:
             raise InputError(f"augment: {e}") from e
         device = pick_device(self.device)
@@ -310,9 +312,11 @@ class CNNClassifier(ImageClassifier):
                 early_stopping=self.early_stopping,
                 fine_tune=fine_tune == "phases",
                 world_size=dist.world_size,
+                image_size=tuple(size),
             )
         except ValueError as e:
             raise InputError(str(e)) from e
+        aug = resolve_augment(plan.recipe["augment"])
         if fine_tune == "head":  # head only, throughout
             plan.phases[0].name = "frozen"
         self.recipe_ = plan.summary()

@@ -20,7 +20,11 @@ the recipe needs and 60,000 get the recipe's epochs:
   its statistics from the batch; a batch of 1 image has none), except in the seed recipe,
   which trains on every batch as the notes' script does;
 - early stopping (patience in logged epochs, best weights restored) is on by default
-  when ``min_steps`` had to raise the step count, i.e. when the data is small.
+  when ``min_steps`` had to raise the step count, i.e. when the data is small;
+- small data and a recipe without augmentation: random shifts of up to 1/32 of the
+  image side (at least 1 pixel; 2 at 64x64), :data:`SMALL_DATA_SHIFT`. Measured on ORL
+  faces (5 training images per person, 64x64): ``simple_cnn`` 94.0% -> 96.5% test
+  accuracy, where the heavier ``default`` augmentation (rotation, scale) gave 94.0%.
 
 Fine-tuning a pretrained network (fastai's ``fine_tune``): phase 1 trains the new head
 with the backbone frozen (BatchNorm in eval mode) for one pass, clipped to
@@ -79,6 +83,7 @@ RECIPES = ("default", "seed")
 MIN_BATCH = 8  # batch-size floor of the clipping (BatchNorm needs a few images per batch)
 SMALL_EPOCHS = 20  # logged epochs of a step-floored (small-data) plan
 FROZEN_STEPS = (50, 300)  # phase 1 of fine-tuning: one pass, clipped to this range of steps
+SMALL_DATA_SHIFT = 1 / 32  # max random shift, as a share of the image side, on small data
 LR_MULT = 100.0  # fine-tuning: the head's rate over the first layers' (fastai's slice(lr/100, lr))
 
 
@@ -174,6 +179,7 @@ def plan_training(
     early_stopping: int | None = None,
     fine_tune: bool = False,
     world_size: int = 1,
+    image_size: tuple[int, int] | None = None,
 ) -> Plan:
     """Steps, batch size, learning rate and phases for ``rec`` on ``n_train`` images.
 
@@ -181,6 +187,7 @@ def plan_training(
     below ``n_train``, an explicit rate is not rescaled). ``early_stopping``: the user's
     patience (None: the default, on for small data; 0: off). ``fine_tune``: a pretrained
     network or a new head on a trained one: a frozen phase, then an unfrozen one.
+    ``image_size``: (H, W) of the images, for the small-data shift augmentation.
     """
     if n_train < 1:
         raise ValueError("no training images")
@@ -212,6 +219,10 @@ def plan_training(
     else:
         phases.append(_phase("train", epochs * bpp, min_steps, lr, bpp))
     small = phases[-1].steps_per_epoch > bpp
+    rec = dict(rec)
+    if small and not seed and rec.get("augment") is None and "augment" not in explicit:
+        if image_size is not None:
+            rec["augment"] = {"translate": max(1, round(min(image_size) * SMALL_DATA_SHIFT))}
     warmup = float(rec.get("warmup") or 0.0)
     patience = early_stopping
     if patience is None and small and not seed:
