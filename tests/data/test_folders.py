@@ -102,16 +102,19 @@ def test_root_without_classes_is_an_error(tmp_path):
         load_folder(tmp_path / "missing", progress=False)
 
 
-def test_different_sizes_need_size_option(tmp_path):
+def test_different_sizes_load_at_a_working_size(tmp_path):
     save(tmp_path / "r" / "a" / "1.png", grey(0, 12, 10))
     save(tmp_path / "r" / "a" / "2.png", grey(1, 12, 10))
     save(tmp_path / "r" / "b" / "3.png", grey(2, 20, 30))
-    with pytest.raises(DatasetError, match=r"2 different sizes.*--size"):
-        load_folder(tmp_path / "r", progress=False)
+    ds = load_folder(tmp_path / "r", progress=False, val_size=0, test_size=1)
+    # median height 12 and width 10 of the three images; no cap reached
+    assert ds.image_shape == (12, 10)
+    assert ds.image.size == (12, 10) and ds.image.fit == "squash"
+    assert ds.image_note.startswith("working size 12x10 (median of 3 images 12x10")
     ds = load_folder(
         tmp_path / "r", size=(8, 6), color="rgb", progress=False, val_size=0, test_size=1
     )
-    assert ds.image_shape == (8, 6, 3)
+    assert ds.image_shape == (8, 6, 3) and ds.image_note == ""
 
 
 def test_mixed_grey_and_rgb_become_rgb(tmp_path):
@@ -204,7 +207,8 @@ def test_huge_image_is_refused(tmp_path):
     save(tmp_path / "r" / "a" / "big.png", np.zeros((300, 400), np.uint8))
     save(tmp_path / "r" / "b" / "ok.png", np.zeros((30, 40), np.uint8))
     with pytest.raises(
-        DatasetError, match=r"big.png: 400x300 pixels is more than the 100,000 allowed"
+        DatasetError,
+        match=r"big.png: image too large: 400x300 = 120,000 pixels, over the limit of 100,000",
     ):
         load_folder(tmp_path / "r", max_pixels=100_000, progress=False, cache=False)
 
@@ -270,7 +274,7 @@ def _png_claiming(path, w, h):
 
 @pytest.mark.parametrize(
     ("w", "h", "message"),
-    [(10_000, 10_000, "64,000,000 allowed"), (20_000, 20_000, "decompression bomb")],
+    [(10_000, 10_000, "limit of 64,000,000"), (20_000, 20_000, "decompression bomb")],
 )
 def test_bomb_headers_are_refused_before_decoding(tmp_path, w, h, message):
     _png_claiming(tmp_path / "r" / "a" / "bomb.png", w, h)

@@ -58,10 +58,25 @@ def test_reads_hand_built_bytes(tmp_path):
 
 def test_truncated_file_names_file_and_counts(tmp_path):
     p = tmp_path / "train-images-idx3-ubyte.gz"
+    payload = np.random.default_rng(0).bytes(1234)  # incompressible: the file could hold more
+    p.write_bytes(gzip.compress(idx_bytes(0x08, (100, 28, 28), payload)))
+    with pytest.raises(
+        DatasetError,
+        match=r"^train-images-idx3-ubyte.gz: header says 100x28x28 = 78400 bytes, file holds 1234 \(truncated",
+    ):
+        read_idx(p)
+    # a header announcing more than deflate can store in the file (nothing allocated)
     p.write_bytes(gzip.compress(idx_bytes(0x08, (60000, 28, 28), b"\x00" * 1234)))
     with pytest.raises(
         DatasetError,
-        match=r"^train-images-idx3-ubyte.gz: header says 60000x28x28 = 47040000 bytes, file holds 1234",
+        match=r"^train-images-idx3-ubyte.gz: header says 60000x28x28 = 47040000 bytes, "
+        r"file holds 1234 \(truncated",
+    ):
+        read_idx(p)
+    p = tmp_path / "plain-idx3-ubyte"
+    p.write_bytes(idx_bytes(0x08, (60000, 28, 28), b"\x00" * 1234))
+    with pytest.raises(
+        DatasetError, match=r"60000x28x28 = 47040000 bytes, file holds 1234 \(trunc"
     ):
         read_idx(p)
 

@@ -84,6 +84,20 @@ register_model(
 )(StandIn)
 
 
+def _register_method():
+    """Networks registered after objrec.methods.cnn was imported are methods once added."""
+    from objrec.methods import list_methods, register_method
+    from objrec.methods.cnn import CNNClassifier
+
+    if "standin_pretrained" not in list_methods():
+        register_method("standin_pretrained", approach="cnn", description="test stand-in")(
+            lambda **params: CNNClassifier(model="standin_pretrained", **params)
+        )
+
+
+_register_method()
+
+
 class Spy:
     """Callback: scheduler steps done, per-epoch snapshots of weights and optimiser groups."""
 

@@ -116,3 +116,82 @@ def test_export_cli_onnx_torchscript(cnn_model_dir, logreg_model_dir, image_tree
     assert "--check-data" in capsys.readouterr().err
     assert main(["export", str(logreg_model_dir), "--check-data", str(image_tree)]) == 0
     assert (logreg_model_dir / "model.onnx").is_file()
+
+
+def test_predict_a_file_that_crashes_pillow_is_one_error_line(cnn_model_dir, image_tree, capsys):
+    from .test_app_limits import tiff_with_fractional_strip_offsets
+
+    (image_tree / "evil.tif").write_bytes(tiff_with_fractional_strip_offsets())
+    rc = main(["predict", str(cnn_model_dir), str(image_tree), "--batch-size", "2"])
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert rc == 1 and "2 of 5 files could not be read" in err and "Traceback" not in out + err
+    assert len(lines) == 5
+    (evil,) = [line for line in lines if "evil.tif" in line]
+    assert "ERROR:" in evil and "TypeError" in evil
+    assert sum("ERROR:" in line for line in lines) == 2  # evil.tif and broken.png only
+
+
+@pytest.fixture
+def serve_calls(monkeypatch, cnn_model_dir):
+    """Runs ``objrec serve`` with uvicorn.run replaced: what it was called with, and the
+    environment the worker processes would inherit."""
+    import os
+
+    import uvicorn
+
+    from objrec.serving import app as appmod
+    from objrec.serving import protocol
+
+    calls = []
+    monkeypatch.setattr(
+        uvicorn,
+        "run",
+        lambda *a, **k: calls.append(
+            (a, k, os.environ.get(appmod.ENV_API_KEY), os.environ.get(protocol.ENV_REQUEST_TIMEOUT))
+        ),
+    )
+    names = ("MODEL", "API_KEY", "BACKEND", "THREADS", "LIMITS")
+    for var in (*(getattr(appmod, f"ENV_{n}") for n in names), protocol.ENV_REQUEST_TIMEOUT):
+        monkeypatch.setenv(var, "")  # recorded, so what serve sets is undone afterwards
+        monkeypatch.delenv(var)
+    return lambda *extra: (
+        main(["serve", str(cnn_model_dir), *extra]),
+        calls[-1] if calls else None,
+    )
+
+
+def test_serve_keeps_the_api_key_from_the_environment(serve_calls, monkeypatch, capsys):
+    monkeypatch.setenv("OBJREC_SERVE_API_KEY", "from-env")
+    rc, (_, kw, key, _) = serve_calls()
+    assert rc == 0 and key == "from-env"
+    assert kw["http"] == "objrec.serving.protocol:TimeoutHttpToolsProtocol"
+    out, err = capsys.readouterr()
+    assert "API key required" in out and "warning" not in err
+
+
+def test_serve_api_key_file_and_argument(serve_calls, tmp_path, monkeypatch, capsys):
+    f = tmp_path / "key"
+    f.write_text("from-file\n")
+    f.chmod(0o600)
+    rc, (_, _, key, timeout) = serve_calls("--api-key-file", str(f), "--request-timeout", "2.5")
+    assert rc == 0 and key == "from-file" and timeout == "2.5"
+    assert "warning" not in capsys.readouterr().err
+    f.chmod(0o644)
+    assert serve_calls("--api-key-file", str(f))[1][2] == "from-file"
+    assert "readable by other users" in capsys.readouterr().err
+    rc, (_, _, key, _) = serve_calls("--api-key", "on-the-line")
+    assert rc == 0 and key == "on-the-line"
+    assert "ps" in capsys.readouterr().err  # warned: visible to every local user
+    monkeypatch.delenv("OBJREC_SERVE_API_KEY")  # set by the call above, for its workers
+    rc, (_, _, key, _) = serve_calls()
+    assert key is None and "no API key" in capsys.readouterr().out
+
+
+def test_serve_refuses_a_bad_key_file(serve_calls, tmp_path, capsys):
+    (tmp_path / "empty").write_text("\n")
+    assert serve_calls("--api-key-file", str(tmp_path / "empty"))[0] == 2
+    assert "empty" in capsys.readouterr().err
+    assert serve_calls("--api-key-file", str(tmp_path / "missing"))[0] == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert serve_calls("--request-timeout", "0")[0] == 2

@@ -64,8 +64,9 @@ def test_to_model_input_colour_and_size():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
     out = to_model_input([rgb], (20, 15))
-    # oracle: OpenCV's luma then area resize
-    ref = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (15, 20), interpolation=cv2.INTER_AREA)
+    # oracle: OpenCV's luma, then Pillow's antialiased bilinear resize (the one filter)
+    grey_full = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    ref = np.asarray(Image.fromarray(grey_full).resize((15, 20), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(out[0], ref)
     grey = rng.integers(0, 256, (8, 8), dtype=np.uint8)
     out = to_model_input([grey], (16, 16, 3))

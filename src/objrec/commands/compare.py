@@ -41,29 +41,49 @@ def register(sub) -> None:
         action="store_true",
         help="also run the invariance suite on every method (adds the pixels-knn baseline)",
     )
+    from objrec.commands.data import add_image_options
+
+    add_image_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default 256)")
     p.add_argument("--name", help="run name: runs/NAME (default compare-DATASET)")
     p.add_argument("--out", help="output folder, used as given (overrides --name)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out names a folder holding another run: delete that run's files first",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html and the plots")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock
+        return _run(args, stack)
+
+
+def _run(args, stack) -> int:
     from pathlib import Path
 
     from objrec.data import load_dataset
     from objrec.evaluation.compare import compare, resolve_methods
     from objrec.evaluation.table import format_table
-    from objrec.runs import new_run, write_run_info
+    from objrec.runs import open_run, write_run_info
 
     methods = resolve_methods(args.methods)  # fail on unknown names before loading data
     data = load_dataset(
-        args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet
-    )
+        args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet,
+        size=args.size, color=args.color, fit=args.fit,
+    )  # fmt: skip
+    if data.image_note and not args.quiet:
+        print(data.image_note)
     name = args.name or f"compare-{Path(str(data.name)).name}"
-    folder = new_run(name, out=args.out)
+    folder = stack.enter_context(
+        open_run(args.out, name=name, overwrite=args.overwrite, command="compare")
+    )
     write_run_info(
         folder,
         {
@@ -79,6 +99,8 @@ def run(args) -> int:
             "n_train": len(data.train.y),
             "n_val": len(data.val.y),
             "n_test": len(data.test.y),
+            "image": data.image_spec().to_dict(),
+            "image_note": data.image_note,
         },
     )
     log = (lambda *a, **k: None) if args.quiet else print

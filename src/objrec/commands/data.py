@@ -33,12 +33,32 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
         metavar="N|F",
         help="test images when the set has no official test split (default 0.15)",
     )
-    p.add_argument("--color", choices=("grey", "rgb"), help="convert images (default: as stored)")
-    p.add_argument("--size", metavar="HxW", help="resize images, e.g. 28 or 32x32")
+    add_image_options(p)
     p.add_argument(
         "--no-download", action="store_true", help="never download; fail if the files are missing"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_image_options(p) -> None:
+    """``--size``, ``--color`` and ``--fit``: how image files are brought to one array shape
+    (shared by every command that loads a dataset to train or inspect)."""
+    p.add_argument(
+        "--size",
+        metavar="HxW",
+        help="resize images, e.g. 28 or 32x32 (default: as stored; a folder of image files: "
+        "a working size from its images, median height and width, longest side at most 128)",
+    )
+    p.add_argument(
+        "--color", choices=("grey", "rgb"), help="convert images (default: as stored; a folder "
+        "is grey when every image is grey, else RGB)"
+    )  # fmt: skip
+    p.add_argument(
+        "--fit",
+        choices=("squash", "crop", "pad"),
+        help="aspect policy when resizing: squash to the size (default), crop the centre, "
+        "or pad the whole image with black; recorded in trained models",
+    )
 
 
 def _size(text: str) -> int | float:
@@ -94,7 +114,7 @@ def _load(args):
     import warnings
 
     from objrec.data import load_dataset
-    from objrec.data.folders import DatasetWarning
+    from objrec.data.listing import DatasetWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DatasetWarning)
@@ -116,6 +136,7 @@ def _load_quietly(args, load_dataset):
         test_size=args.test_size,
         color=args.color,
         size=args.size,
+        fit=args.fit,
         download=not args.no_download,
         progress=not args.quiet,
     )
@@ -143,6 +164,8 @@ def summary(ds) -> dict:
         "pixel_range": [int(ds.train.X.min()), int(ds.train.X.max())] if len(ds.train) else None,
         "total": int(sum(np.sum(c) for c in counts.values())),
         "skipped": len(ds.skipped),
+        "image": ds.image_spec().to_dict(),
+        "image_note": ds.image_note,
     }
 
 
@@ -168,6 +191,10 @@ def format_summary(s: dict, seed: int) -> str:
         f"pixels    mean [{fmt(s['train_mean'])}]  std [{fmt(s['train_std'])}]  "
         "(training split, per channel, 0..1 units)",
     ]
+    if s.get("image_note"):
+        lines.append(f"size      {s['image_note']}")
+    if s.get("image"):
+        lines.append(f"fit       {s['image']['fit']} (transparency on {s['image']['background']})")
     if s["skipped"]:
         lines.append(f"skipped   {s['skipped']} unreadable file(s) (see the warning above)")
     names = s["classes"]

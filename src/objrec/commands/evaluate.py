@@ -84,8 +84,14 @@ def evaluate_one(model_folder, args, rows: list | None = None) -> int:
             f"{model_folder}: the model does not record its dataset; name it with --dataset"
         )
     from objrec.data import load_dataset
+    from objrec.data.images import spec_for_model
 
-    data = load_dataset(name, data_dir=args.data_dir, seed=seed, progress=not args.quiet)
+    shape = tuple(getattr(est, "input_shape_", ()) or ())
+    spec = spec_for_model(meta, shape) if shape else None  # decode as the model was trained
+    data = load_dataset(
+        name, data_dir=args.data_dir, seed=seed, progress=not args.quiet,
+        **({"size": spec.size, "color": spec.color, "fit": spec.fit} if spec else {}),
+    )  # fmt: skip
     split = getattr(data, args.split)
     if len(split.y) == 0:
         raise ObjrecError(f"{name} has an empty {args.split} split; choose another with --split")

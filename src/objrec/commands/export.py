@@ -55,7 +55,8 @@ def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None)
     import numpy as np
 
     from objrec.errors import InputError, ObjrecError
-    from objrec.serving.preprocess import decode_image, find_images, to_model_input
+    from objrec.serving.export import input_images
+    from objrec.serving.preprocess import decode_image, find_images
 
     source = source or _dataset_name(meta)
     if source is None:
@@ -77,7 +78,7 @@ def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None)
                 continue  # unreadable files are skipped; the others still check the export
         if not images:
             raise ObjrecError(f"--check-data {source}: no readable images found there")
-        return to_model_input(images, est.input_shape_)
+        return input_images(est, images, meta)  # the model's own decode and image spec
     try:
         from objrec.data import load_dataset
     except ImportError as e:
@@ -85,8 +86,13 @@ def check_images_for(est, meta: dict, source: str | None, n: int, data_dir=None)
             f"cannot load dataset {source!r} for the parity check ({e}); pass --check-data FOLDER"
         ) from e
     kwargs = {"data_dir": data_dir} if data_dir else {}
-    ds = load_dataset(source, progress=False, **kwargs)
-    return to_model_input(ds.test.X[:n], est.input_shape_)
+    from objrec.serving.preprocess import spec_for_model
+
+    spec = spec_for_model(meta, est.input_shape_)
+    ds = load_dataset(
+        source, progress=False, size=spec.size, color=spec.color, fit=spec.fit, **kwargs
+    )
+    return input_images(est, ds.test.X[:n], meta)
 
 
 def run(args) -> int:

@@ -53,6 +53,11 @@ def register(sub) -> None:
         help="training images for the auto baseline (default 10000)",
     )
     p.add_argument("--out", help="output folder (default runs/robustness-TIMESTAMP)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out names a folder holding another run: delete that run's files first",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g = p.add_argument_group(
         "invariance by training",
@@ -75,22 +80,35 @@ def register(sub) -> None:
         default=0,
         help="train on at most this many images (stratified; 0 = the whole training split)",
     )
+    from objrec.commands.data import add_image_options
+
+    add_image_options(p.add_argument_group("images (default: as the first model records)"))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock
+        return _run(args, stack)
+
+
+def _run(args, stack) -> int:
     import numpy as np
 
     import objrec
     from objrec.artifact import model_folders, read_metadata, recorded_dataset
     from objrec.errors import ObjrecError
     from objrec.evaluation import robustness as rb
-    from objrec.runs import new_run, write_run_info
+    from objrec.evaluation.nuisances import resolve
+    from objrec.runs import open_run, write_run_info
 
     sev = rb.parse_severities(args.severities)
+    for family in [*(args.families or ()), *(getattr(args, "train_families", None) or ())]:
+        resolve(family)  # unknown names fail before any model or data is loaded
     if args.heldout:
-        return run_heldout(args, sev)
+        return run_heldout(args, sev, stack)
     if not args.models:
         raise ObjrecError(
             "give at least one run or model folder (or --heldout METHOD --dataset NAME)"
@@ -115,10 +133,17 @@ def run(args) -> int:
             "the models do not record the dataset they were trained on; name it with --dataset"
         )
     from objrec.data import load_dataset
+    from objrec.data.images import spec_for_model
 
+    # the images as the first model was trained on them, unless --size/--color/--fit say otherwise
+    first_est = next(iter(models.values()))
+    shape = tuple(getattr(first_est, "input_shape_", ()) or ())
+    spec = spec_for_model(getattr(first_est, "objrec_metadata_", {}), shape) if shape else None
     data = load_dataset(
-        dataset_name, data_dir=args.data_dir, seed=split_seed, progress=not args.quiet
-    )
+        dataset_name, data_dir=args.data_dir, seed=split_seed, progress=not args.quiet,
+        size=args.size or (spec and spec.size), color=args.color or (spec and spec.color),
+        fit=args.fit or (spec and spec.fit),
+    )  # fmt: skip
     split = getattr(data, args.split)
     if len(split.y) == 0:
         raise ObjrecError(f"{dataset_name} has an empty {args.split} split; try --split test")
@@ -143,7 +168,9 @@ def run(args) -> int:
             print(f"training the {rb.BASELINE} baseline on {len(yb):,} training images ...")
         models[rb.BASELINE] = objrec.make_method(rb.BASELINE).fit(Xb, yb)
 
-    folder = new_run(out=args.out, prefix="robustness")
+    folder = stack.enter_context(
+        open_run(args.out, prefix="robustness", overwrite=args.overwrite, command="robustness")
+    )
     write_run_info(
         folder,
         {
@@ -176,7 +203,7 @@ def run(args) -> int:
     return 0
 
 
-def run_heldout(args, sev) -> int:
+def run_heldout(args, sev, stack) -> int:
     """``--heldout METHOD``: the held-out-family protocol of :mod:`objrec.evaluation.augment`."""
     import numpy as np
 
@@ -185,7 +212,7 @@ def run_heldout(args, sev) -> int:
     from objrec.evaluation import robustness as rb
     from objrec.evaluation.augment import heldout_family_protocol
     from objrec.io import write_json
-    from objrec.runs import new_run, write_run_info
+    from objrec.runs import open_run, write_run_info
 
     if not args.dataset:
         raise ObjrecError("--heldout needs --dataset (the data to train and test on)")
@@ -193,7 +220,10 @@ def run_heldout(args, sev) -> int:
         raise ObjrecError("--heldout trains its own models; leave out the RUN|MODEL arguments")
     from objrec.data import load_dataset
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir, progress=not args.quiet)
+    data = load_dataset(
+        args.dataset, data_dir=args.data_dir, progress=not args.quiet,
+        size=args.size, color=args.color, fit=args.fit,
+    )  # fmt: skip
     Xtr, ytr = rb.subsample(data.train.X, data.train.y, args.train_limit or None, args.seed)
     split = getattr(data, args.split)
     Xte, yte = rb.subsample(split.X, np.asarray(split.y), args.limit or None, args.seed)
@@ -216,7 +246,9 @@ def run_heldout(args, sev) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    folder = new_run(out=args.out, prefix="heldout")
+    folder = stack.enter_context(
+        open_run(args.out, prefix="heldout", overwrite=args.overwrite, command="robustness")
+    )
     write_run_info(
         folder,
         {"command": "robustness --heldout", **{k: v for k, v in vars(args).items() if k != "func"}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -9,13 +11,27 @@ def register(sub) -> None:
         help="serve a trained model over HTTP (REST API and a web page)",
         description="Serve a model: POST /v1/predict, GET /v1/health, GET /v1/model, OpenAPI "
         "docs at /docs and a web page at / to upload or draw an image. Binds to 127.0.0.1 "
-        "unless --host says otherwise.",
+        "unless --host says otherwise. With an API key (environment variable "
+        "OBJREC_SERVE_API_KEY, --api-key-file or --api-key), /v1/predict and /v1/model need "
+        "it; /v1/health, /, /docs and /openapi.json stay open.",
     )
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="server processes")
-    p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Bearer)")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-file",
+        default=None,
+        metavar="FILE",
+        help="require the key in FILE (first line) as X-API-Key or Bearer token",
+    )
+    key.add_argument(
+        "--api-key",
+        default=None,
+        help="require this key; other local users see it with ps: prefer the environment "
+        "variable OBJREC_SERVE_API_KEY or --api-key-file",
+    )
     p.add_argument(
         "--backend",
         choices=("auto", "onnxruntime", "native"),
@@ -25,9 +41,61 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="inference threads per worker")
     p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body, MiB")
     p.add_argument("--max-pixels", type=int, default=None, help="largest image, width x height")
+    p.add_argument(
+        "--max-total-pixels",
+        type=int,
+        default=None,
+        help="most pixels of all images in one request together (default: --max-pixels' "
+        "default, 40 million)",
+    )
     p.add_argument("--max-images", type=int, default=None, help="most images per request")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close connections whose client takes longer than this to send its headers, "
+        "or pauses longer than this within its body (default 30)",
+    )
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
+
+
+def api_key_from(args, environ) -> str | None:
+    """The API key: ``--api-key-file``'s first line, ``--api-key``, or ``OBJREC_SERVE_API_KEY``
+    (in that order); None when none is given. Refuses an empty or unreadable key file."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from objrec.errors import ObjrecError
+    from objrec.serving.app import ENV_API_KEY
+
+    if args.api_key_file:
+        path = Path(args.api_key_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+            mode = path.stat().st_mode
+        except (OSError, UnicodeDecodeError) as e:
+            raise ObjrecError(f"--api-key-file {path}: cannot read it ({e})") from e
+        lines = text.strip().splitlines()
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise ObjrecError(f"--api-key-file {path}: the file is empty; write the key in it")
+        if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
+            print(
+                f"objrec: warning: {path} is readable by other users; chmod 600 {path}",
+                file=sys.stderr,
+            )
+        return key
+    if args.api_key:
+        print(
+            "objrec: warning: --api-key shows the key to every local user (ps); set "
+            f"{ENV_API_KEY} or use --api-key-file instead",
+            file=sys.stderr,
+        )
+        return args.api_key
+    return environ.get(ENV_API_KEY) or None
 
 
 def run(args) -> int:
@@ -42,25 +110,36 @@ def run(args) -> int:
     folder = resolve(args.model)  # fail early, with a clear message, on a wrong path
     if args.workers < 1:
         raise ObjrecError(f"--workers must be at least 1, got {args.workers}")
+    if args.request_timeout is not None and not args.request_timeout > 0:
+        raise ObjrecError(f"--request-timeout must be above 0 s, got {args.request_timeout}")
     try:
         import uvicorn
     except ImportError as e:
         raise ObjrecError("serving needs uvicorn and fastapi: pip install 'objrec[serve]'") from e
+    try:
+        from objrec.serving import protocol
+    except ImportError as e:
+        raise ObjrecError("serving needs httptools: pip install 'objrec[serve]'") from e
+    api_key = api_key_from(args, os.environ)
     threads = args.threads or max(1, usable_cores() // args.workers)
     limits = {"max_body_bytes": int(args.max_body_mb * 1024 * 1024)}
-    if args.max_pixels:
-        limits["max_pixels"] = args.max_pixels
-    if args.max_images:
-        limits["max_images"] = args.max_images
+    for name in ("max_pixels", "max_total_pixels", "max_images"):
+        if getattr(args, name):
+            limits[name] = getattr(args, name)
+    # the worker processes build their app from these (the key travels in the environment,
+    # which only this user can read, not on a command line)
     os.environ[appmod.ENV_MODEL] = str(folder)
     os.environ[appmod.ENV_BACKEND] = args.backend
     os.environ[appmod.ENV_THREADS] = str(threads)
     os.environ[appmod.ENV_LIMITS] = json.dumps(limits)
-    if args.api_key:
-        os.environ[appmod.ENV_API_KEY] = args.api_key
+    if api_key:
+        os.environ[appmod.ENV_API_KEY] = api_key
     else:
         os.environ.pop(appmod.ENV_API_KEY, None)
-    print(f"objrec: serving {folder} on http://{args.host}:{args.port}/ (docs at /docs)")
+    if args.request_timeout is not None:
+        os.environ[protocol.ENV_REQUEST_TIMEOUT] = str(args.request_timeout)
+    auth = "API key required" if api_key else "no API key"
+    print(f"objrec: serving {folder} on http://{args.host}:{args.port}/ (docs at /docs; {auth})")
     uvicorn.run(
         "objrec.serving.app:app_from_env",
         factory=True,
@@ -69,5 +148,6 @@ def run(args) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        http="objrec.serving.protocol:TimeoutHttpToolsProtocol",
     )
     return 0

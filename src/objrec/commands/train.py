@@ -142,8 +142,9 @@ def register(subparsers) -> None:
     )
     d = p.add_argument_group("data")
     d.add_argument("--val-size", type=float, help="validation split: fraction (<1) or count")
-    d.add_argument("--size", help="resize images to SIZE or HxW")
-    d.add_argument("--color", choices=["grey", "rgb"], help="convert images to grey or RGB")
+    from objrec.commands.data import add_image_options
+
+    add_image_options(d)
     d.add_argument(
         "--stream",
         action="store_true",
@@ -155,6 +156,11 @@ def register(subparsers) -> None:
     o.add_argument("--out", help="run folder to write instead of runs/NAME")
     o.add_argument(
         "--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint"
+    )
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out names a folder holding another run: delete that run's files first",
     )
     o.add_argument(
         "--seed", type=int, default=0, help="seed for split, initialisation, order, augmentation"
@@ -236,6 +242,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         "val_size": (int(args.val_size) if args.val_size and args.val_size >= 1 else args.val_size),
         "size": args.size,
         "color": args.color,
+        "fit": args.fit,
         "method": method,
         "approach": spec.approach,
         "params": params,
@@ -247,31 +254,46 @@ def _resolve_config(args: argparse.Namespace) -> dict:
     }
 
 
-def _make_run_folder(args, cfg) -> str:
-    """Rank 0 creates the folder and tells the other ranks where it is."""
+def _make_run_folder(args, cfg, stack) -> str:
+    """Rank 0 creates the folder (or reopens it with --resume), holds its lock until
+    ``stack`` closes, and tells the other ranks where it is."""
     import os
 
-    from objrec.runs import new_run
+    from objrec.runs import open_run
 
-    if args.resume:
-        return args.resume
+    def open_folder() -> str:
+        run = open_run(
+            args.resume or args.out,
+            name=args.name,
+            prefix=cfg["method"],
+            overwrite=getattr(args, "overwrite", False),
+            resume=bool(args.resume),
+            command="train",
+        )
+        return str(stack.enter_context(run))
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return str(new_run(args.name, out=args.out, prefix=cfg["method"]))
+        return open_folder()
+    if args.resume:
+        return open_folder() if int(os.environ.get("RANK", "0")) == 0 else args.resume
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
-    box = [
-        str(new_run(args.name, out=args.out, prefix=cfg["method"]))
-        if dist.get_rank() == 0
-        else None
-    ]
+    box = [open_folder() if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack) -> int:
     import os
     import sys
     import time
@@ -286,13 +308,24 @@ def run(args: argparse.Namespace) -> int:
     main = int(os.environ.get("RANK", "0")) == 0
     ds = load_dataset(
         cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
-        size=cfg["size"], color=cfg["color"], progress=not cfg["quiet"] and main,
-        stream=cfg.get("stream", False),
+        size=cfg["size"], color=cfg["color"], fit=cfg.get("fit"),
+        progress=not cfg["quiet"] and main, stream=cfg.get("stream", False),
     )  # fmt: skip
-    folder = Path(_make_run_folder(args, cfg))
-    if main and not args.resume:
-        write_run_info(folder, {**cfg, "dataset_source": ds.source, "classes": ds.classes})
+    if main and ds.image_note:
+        print(f"objrec: {ds.image_note}", file=sys.stderr)
     est = objrec.make_method(cfg["method"], **cfg["params"])
+    folder = Path(_make_run_folder(args, cfg, stack))
+    if main and not args.resume:
+        write_run_info(
+            folder,
+            {
+                **cfg,
+                "dataset_source": ds.source,
+                "classes": ds.classes,
+                "image": ds.image_spec().to_dict(),
+                "image_note": ds.image_note,
+            },
+        )
     is_net = cfg["approach"] == "cnn"
     if main:
         print(
@@ -366,7 +399,14 @@ def run(args: argparse.Namespace) -> int:
         write_history(folder, history)
         plot_history(history, folder, title=f"{cfg['method']} on {ds.name}")
     write_json(folder / "metrics.json", metrics)
-    objrec.save(est, folder / "model", dataset=ds.name, class_names=ds.classes, metrics=metrics)
+    objrec.save(
+        est,
+        folder / "model",
+        dataset=ds.name,
+        class_names=ds.classes,
+        metrics=metrics,
+        image=ds.image_spec().to_dict(),  # how predict/serve/evaluate decode images for it
+    )
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(
         f"{cfg['method']} on {ds.name}: val_accuracy {fmt(val_acc)}  test_accuracy {fmt(test_acc)}  "

@@ -29,6 +29,7 @@ def load_dataset(
     test_size: float | int | None = None,
     color: str | None = None,
     size: int | tuple[int, int] | None = None,
+    fit: str | None = None,
     download: bool = True,
     progress: bool = True,
     stream: bool = False,
@@ -45,7 +46,12 @@ def load_dataset(
         split only ``val_size`` applies (default 10,000 for 60,000-image training sets, a
         tenth otherwise); a single pool defaults to 70/15/15.
     color : ``"grey"`` or ``"rgb"`` (default: as stored).
-    size : resize every image to ``size`` (int or (height, width)).
+    size : resize every image to ``size`` (int or (height, width)). A folder of image files
+        without ``size`` is loaded at a working size picked from its images (median height
+        and width, longest side at most 128, never enlarged: ``ds.image_note`` says what
+        was chosen); named sets keep their stored size (MNIST-format sets 28x28).
+    fit : aspect policy when resizing: ``"squash"`` (default), ``"crop"`` or ``"pad"``
+        (:mod:`objrec.data.images`). ``ds.image`` records the resulting image spec.
     download : allow downloading a named set from its official mirrors.
     progress : show progress bars.
     stream : for a folder of image files: keep the images on disk and decode them on
@@ -76,7 +82,7 @@ def load_dataset(
         ds = load_orl_faces(
             data_dir=data_dir, seed=seed, val_size=val_size, test_size=test_size, progress=progress
         )
-        return apply_options(ds, color, size)
+        return apply_options(ds, color, size, fit)
     elif Path(key).expanduser().is_dir():
         folder = Path(key).expanduser()
         from objrec.data.named import find_idx_files, load_idx_folder
@@ -90,6 +96,7 @@ def load_dataset(
                 folder,
                 color=color,
                 size=size,
+                fit=fit,
                 seed=seed,
                 val_size=val_size,
                 test_size=test_size,
@@ -105,15 +112,19 @@ def load_dataset(
         raise DatasetError(
             f"unknown dataset {key!r}: not a known name ({', '.join(NAMES)}) nor an existing folder"
         )
-    return apply_options(ds, color, size)
+    return apply_options(ds, color, size, fit)
 
 
 def __getattr__(name: str):
     # the folder loader pulls in Pillow and concurrent.futures: import it on first use
-    if name in ("load_folder", "DatasetWarning"):
-        from objrec.data import folders
+    if name == "load_folder":
+        from objrec.data.folders import load_folder
 
-        return getattr(folders, name)
+        return load_folder
+    if name == "DatasetWarning":
+        from objrec.data.listing import DatasetWarning
+
+        return DatasetWarning
     if name == "ImageFiles":
         from objrec.data.lazy import ImageFiles
 

@@ -36,6 +36,9 @@ class Dataset:
     ``official_test`` is True when the test split is the dataset's own (e.g. MNIST's 10,000
     test images), False when it was carved out by objrec's seeded stratified split.
     ``skipped`` lists files a folder loader could not read (path, reason).
+    ``image`` is the :class:`~objrec.data.images.ImageSpec` image files were decoded to
+    (None for sets stored as arrays: use :meth:`image_spec`); ``image_note`` says how a
+    folder's working size was chosen ("" when given or fixed).
     """
 
     name: str
@@ -46,6 +49,15 @@ class Dataset:
     source: str
     official_test: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    image: object = None  # ImageSpec | None (imported lazily: Pillow is not needed here)
+    image_note: str = ""
+
+    def image_spec(self):
+        """The :class:`~objrec.data.images.ImageSpec` of the images: the folder loader's,
+        else squash to the arrays' shape (what a model trained on them records)."""
+        from objrec.data.images import ImageSpec
+
+        return self.image if self.image is not None else ImageSpec.from_shape(self.image_shape)
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -158,12 +170,16 @@ def from_official(
     )
 
 
-def apply_options(ds: Dataset, color=None, size=None) -> Dataset:
-    """Convert every split to ``color`` ('grey'/'rgb') and ``size`` ((h, w) or int)."""
-    if color is None and size is None:
-        return ds
-    from objrec.data.transforms import convert
+def apply_options(ds: Dataset, color=None, size=None, fit=None) -> Dataset:
+    """Convert every split to ``color`` ('grey'/'rgb') and ``size`` ((h, w) or int) with the
+    aspect policy ``fit`` (squash, crop, pad); records the resulting image spec."""
+    from objrec.data.images import ImageSpec, parse_fit
 
-    for s in ds.splits.values():
-        s.X = convert(s.X, color, size)
+    fit = parse_fit(fit)
+    if color is not None or size is not None:
+        from objrec.data.transforms import convert
+
+        for s in ds.splits.values():
+            s.X = convert(s.X, color, size, fit)
+    ds.image = ImageSpec.from_shape(ds.image_shape, fit)
     return ds

@@ -1,285 +1,138 @@
 """Image folders: ``root/<class>/<image>`` or pre-split ``root/{train,val,test}/<class>/...``.
 
-Any format Pillow reads (PNG, JPEG, BMP, PGM/PPM, GIF, TIFF, ...). Files are decoded in
-parallel worker processes; the decoded arrays are cached in the user cache as ``.npz``,
-keyed by every file's path, modification time and size plus the options, so loading the
-same folder again takes a fraction of a second. Unreadable files are skipped and listed
-in one :class:`DatasetWarning`; an empty class folder or a root without class folders is
-a :class:`~objrec.errors.DatasetError`.
+Any common raster format (PNG, JPEG, BMP, PGM/PPM, GIF, TIFF, WebP, ...). Every image is
+decoded by :mod:`objrec.data.images` (EXIF orientation, transparency on black, 16-bit and
+float scaling, one resize filter, the ``fit`` aspect policy) to one
+:class:`~objrec.data.images.ImageSpec`: the given ``size``, else a working size picked
+from the images (median height and width, longest side at most 128), and the given
+``color``, else grey when every image is grey. Files are decoded in parallel worker
+processes; the decoded arrays are cached in the user cache as ``.npz``, keyed by every
+file's path, modification time and size plus the options, so loading the same folder
+again takes a fraction of a second. Unreadable files are skipped and listed in one
+:class:`DatasetWarning`; an empty class folder or a root without class folders is a
+:class:`~objrec.errors.DatasetError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import tempfile
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from objrec.cpu import usable_cores
 from objrec.data.dataset import Dataset, Split, from_official, from_pool, take
+from objrec.data.images import (
+    MAX_PIXELS,
+    WORKING_SIZE_CAP,
+    ImageSpec,
+    ImageTooLargeError,
+    load_image,
+    parse_color,
+    parse_fit,
+    parse_size,
+)
+from objrec.data.listing import (
+    PARALLEL_MIN_FILES,
+    SPLIT_NAMES,
+    DatasetWarning,
+    FolderPlan,
+    check_classes_readable,
+    list_records,
+    n_workers,
+    natural_key,
+    plan_folder,
+    reason,
+    scan_folder,
+    warn_skipped,
+)
 from objrec.data.paths import user_cache_dir
-from objrec.data.transforms import parse_color, parse_size, to_rgb
 from objrec.errors import DatasetError
 
-SPLIT_NAMES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-    "testing": "test",
-}
-#: refuse images larger than this many pixels (decompression bombs, giant scans)
-MAX_PIXELS = 64_000_000
-#: below this many files decoding runs in the calling process (a pool costs more)
-PARALLEL_MIN_FILES = 2_000
-CACHE_VERSION = 1
+__all__ = [
+    "MAX_PIXELS",
+    "PARALLEL_MIN_FILES",
+    "SPLIT_NAMES",
+    "DatasetWarning",
+    "decode_files",
+    "decode_image",
+    "load_folder",
+    "natural_key",
+    "read_folder_pools",
+    "scan_folder",
+]
 
+CACHE_VERSION = 2
 
-_FORMAT_HINTS = {
-    ".jpg": ("JPEG",),
-    ".jpeg": ("JPEG",),
-    ".png": ("PNG",),
-    ".bmp": ("BMP",),
-    ".pgm": ("PPM",),
-    ".ppm": ("PPM",),
-    ".pbm": ("PPM",),
-    ".gif": ("GIF",),
-    ".tif": ("TIFF",),
-    ".tiff": ("TIFF",),
-}
-
-
-class DatasetWarning(UserWarning):
-    """Something in a dataset was skipped (the message lists what and why)."""
-
-
-def natural_key(s: str) -> list:
-    """Sort key that orders ``s2`` before ``s10`` (digits compared as numbers)."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
-
-
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: natural_key(p.name),
-    )
-
-
-def _files_under(folder: Path) -> list[tuple[str, str, int, int]]:
-    """Every visible file below ``folder`` (recursively) as (relative path, path, mtime_ns,
-    size), sorted by relative path. Uses ``os.scandir`` (one stat per file, no pathlib)."""
-    out = []
-    stack = [(str(folder), "")]
-    while stack:
-        path, rel = stack.pop()
-        with os.scandir(path) as it:
-            for e in it:
-                if e.name.startswith("."):
-                    continue
-                r = f"{rel}{e.name}"
-                if e.is_dir():
-                    stack.append((e.path, r + "/"))
-                elif e.is_file():
-                    st = e.stat()
-                    out.append((r, e.path, st.st_mtime_ns, st.st_size))
-    out.sort()
-    return out
-
-
-def scan_folder(
-    root: str | os.PathLike,
-) -> tuple[dict[str, dict[str, list[tuple[str, str, int, int]]]], list[str]]:
-    """Find the images of a folder dataset without reading them.
-
-    Returns ``({split: {class: [(relpath, path, mtime_ns, size)]}}, classes)`` where
-    split is ``"all"`` for a
-    single pool or any of ``"train"``, ``"val"``, ``"test"`` for a pre-split root, and
-    ``classes`` is the naturally sorted union of class names.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    subdirs = _visible_dirs(root)
-    split_dirs = {SPLIT_NAMES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_NAMES}
-    if "train" in split_dirs and len(split_dirs) >= 2:
-        layout = {s: _visible_dirs(d) for s, d in split_dirs.items()}
-    else:
-        layout = {"all": subdirs}
-    if not any(layout.values()):
-        loose = [p.name for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
-        hint = (
-            f" (it holds {len(loose)} loose files: sort them into one folder per class)"
-            if loose
-            else ""
-        )
-        raise DatasetError(
-            f"{root}: no class folders found{hint}; expected root/<class>/<image> or "
-            "root/{train,val,test}/<class>/<image>"
-        )
-    out: dict[str, dict[str, list[tuple[str, str, int, int]]]] = {}
-    for split, class_dirs in layout.items():
-        out[split] = {}
-        for d in class_dirs:
-            files = _files_under(d)
-            if not files:
-                raise DatasetError(
-                    f"{d}: class folder '{d.name}' holds no images; add images or remove the folder"
-                )
-            out[split][d.name] = files
-    classes = sorted({c for s in out.values() for c in s}, key=natural_key)
-    return out, classes
+#: one image file as uint8 (H, W) or (H, W, 3): ``decode_image(path, color, size, max_pixels)``
+decode_image = load_image
 
 
 # ----------------------------------------------------------------------------- decoding
 
 
-_TOO_BIG = (
-    "{path}: {w}x{h} pixels is more than the {limit:,} allowed (a decompression bomb or a "
-    "very large scan); shrink the image or raise max_pixels"
-)
-_GREY_MODES = ("L", "1", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
-def open_image(path: str):
-    """Open an image file with Pillow (reads the header only; pixels are decoded on use).
-
-    Raises ``OSError``/``ValueError`` for unreadable files and :class:`DatasetError` for
-    Pillow's decompression bomb error.
-    """
-    from PIL import Image
-
-    hint = _FORMAT_HINTS.get(os.path.splitext(path)[1].lower())
-    try:
-        try:  # naming the format skips Pillow's trial of every plugin (1.5x faster on JPEG)
-            return Image.open(path, formats=hint)
-        except Image.UnidentifiedImageError:
-            if hint is None:
-                raise
-            return Image.open(path)  # content does not match the extension
-    except Image.DecompressionBombError as e:  # Pillow's own, far higher, limit
-        raise DatasetError(f"{path}: {e}; shrink the image or raise max_pixels") from e
-
-
-def decoded_mode(img, color: str | None) -> str:
-    """The Pillow mode ("L" or "RGB") :func:`decode_image` gives an opened image.
-
-    Needs only the header, except for palette images under ``color=None`` (decoded to see
-    whether the palette colours in use are grey).
-    """
-    if color is not None:
-        return "L" if color == "grey" else "RGB"
-    if img.mode in _GREY_MODES:
-        return "L"
-    if img.mode == "P":
-        rgb = np.asarray(img.convert("RGB"))
-        grey = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-        return "L" if grey else "RGB"
-    return "RGB"
-
-
-def decode_image(
-    path: str, color: str | None, size: tuple[int, int] | None, max_pixels: int = MAX_PIXELS
-) -> np.ndarray:
-    """Read one image file as uint8 (H, W) grey or (H, W, 3) RGB.
-
-    ``color=None`` keeps grey images grey (palette images too, when their palette is
-    grey) and turns everything else into RGB (alpha dropped). ``size`` = (height, width)
-    resizes with Pillow's antialiased bilinear filter. Raises ``OSError``/``ValueError``
-    for unreadable files and :class:`DatasetError` for images above ``max_pixels``.
-    """
-    from PIL import Image
-
-    with open_image(path) as img:
-        w, h = img.size
-        if w * h > max_pixels:
-            raise DatasetError(_TOO_BIG.format(path=path, w=w, h=h, limit=max_pixels))
-        mode = decoded_mode(img, color)
-        if img.mode.startswith("I;16") or img.mode == "I":
-            arr = np.asarray(img, dtype=np.float64)
-            peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-            img = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).round().astype(np.uint8))
-        if img.mode != mode:
-            img = img.convert(mode)
-        if size is not None and (img.height, img.width) != tuple(size):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
-
-
 def _decode_chunk(
-    paths: Sequence[str], color, size, max_pixels
+    paths: Sequence[str], spec: ImageSpec, max_pixels: int
 ) -> tuple[list[np.ndarray | None], list[str | None], str | None]:
-    """Worker: decode many files; returns images, per-file error text and a fatal error."""
+    """Worker: decode many files to ``spec``; returns images, per-file error text and a
+    fatal error (an image over the pixel limit)."""
     images: list[np.ndarray | None] = []
     errors: list[str | None] = []
     for p in paths:
         try:
-            images.append(decode_image(p, color, size, max_pixels))
+            images.append(load_image(p, spec=spec, max_pixels=max_pixels))
             errors.append(None)
-        except DatasetError as e:
+        except ImageTooLargeError as e:
             return images, errors, str(e)
         except Exception as e:  # any decoder failure means "unreadable"
             images.append(None)
-            errors.append(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            errors.append(reason(e))
     return images, errors, None
 
 
-def _n_workers(workers: int | None) -> int:
-    if workers is not None:
-        return max(1, int(workers))
-    return usable_cores()
-
-
 def decode_files(
-    paths: Sequence[Path],
+    paths: Sequence,
+    spec: ImageSpec,
     *,
-    color: str | None = None,
-    size: tuple[int, int] | None = None,
     workers: int | None = None,
     progress: bool = True,
     max_pixels: int = MAX_PIXELS,
 ) -> tuple[list[np.ndarray | None], list[str | None]]:
-    """Decode ``paths`` (in parallel processes for many files).
+    """Decode ``paths`` to ``spec`` (in parallel processes for many files).
 
-    Returns one entry per path: the image (or None) and the error text (or None).
+    Returns one entry per path: the uint8 image ``spec.shape`` (or None) and the error
+    text (or None). Raises :class:`DatasetError` for an image over ``max_pixels``.
     """
     from tqdm.auto import tqdm
 
     strs = [str(p) for p in paths]
-    n_workers = _n_workers(workers)
+    workers = n_workers(workers)
     images: list[np.ndarray | None] = []
     errors: list[str | None] = []
     bar = tqdm(
         total=len(strs), desc="decoding images", unit="img", disable=not progress, leave=False
     )
     with bar:
-        if n_workers == 1 or len(strs) < PARALLEL_MIN_FILES:
+        if workers == 1 or len(strs) < PARALLEL_MIN_FILES:
             chunk = 256
             for i in range(0, len(strs), chunk):
-                ims, errs, fatal = _decode_chunk(strs[i : i + chunk], color, size, max_pixels)
+                ims, errs, fatal = _decode_chunk(strs[i : i + chunk], spec, max_pixels)
                 if fatal:
                     raise DatasetError(fatal)
                 images += ims
                 errors += errs
                 bar.update(len(ims))
         else:
-            chunk = max(64, min(1024, len(strs) // (n_workers * 8) + 1))
+            chunk = max(64, min(1024, len(strs) // (workers * 8) + 1))
             chunks = [strs[i : i + chunk] for i in range(0, len(strs), chunk)]
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
                 results = pool.map(
-                    _decode_chunk,
-                    chunks,
-                    [color] * len(chunks),
-                    [size] * len(chunks),
-                    [max_pixels] * len(chunks),
+                    _decode_chunk, chunks, [spec] * len(chunks), [max_pixels] * len(chunks)
                 )
                 for ims, errs, fatal in results:
                     if fatal:
@@ -298,9 +151,11 @@ def cache_key(root: Path, files: Sequence[tuple[str, str, int, int]], options: d
     """SHA-256 over the loader version, the options and each file's path, mtime and size."""
     h = hashlib.sha256()
     h.update(
-        f"objrec-folder-cache v{CACHE_VERSION} {sorted(options.items())!r} {root.resolve()}\n".encode()
-    )
-    h.update("\n".join(f"{p}\0{m}\0{n}" for _, p, m, n in files).encode())
+        f"objrec-folder-cache v{CACHE_VERSION} {sorted(options.items())!r} {root.resolve()}\n".encode(
+            errors="surrogateescape"
+        )
+    )  # file names that are not UTF-8 reach Python as lone surrogates: kept as their bytes
+    h.update("\n".join(f"{p}\0{m}\0{n}" for _, p, m, n in files).encode(errors="surrogateescape"))
     return h.hexdigest()[:32]
 
 
@@ -309,7 +164,7 @@ def _cache_path(key: str) -> Path:
 
 
 def _save_cache(
-    path: Path, pools: dict, classes: list[str], skipped: list[tuple[str, str]]
+    path: Path, pools: dict, classes: list[str], skipped: list[tuple[str, str]], spec, note
 ) -> None:
     arrays = {"classes": np.array(classes, dtype=str)}
     for split, (X, y) in pools.items():
@@ -317,6 +172,8 @@ def _save_cache(
         arrays[f"{split}_y"] = y
     arrays["skipped_path"] = np.array([s[0] for s in skipped], dtype=str)
     arrays["skipped_why"] = np.array([s[1] for s in skipped], dtype=str)
+    arrays["image_spec"] = np.array(json.dumps(spec.to_dict()))
+    arrays["image_note"] = np.array(note)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     try:
@@ -337,7 +194,9 @@ def _load_cache(path: Path):
             skipped = list(
                 zip(map(str, z["skipped_path"]), map(str, z["skipped_why"]), strict=True)
             )
-        return pools, classes, skipped
+            spec = ImageSpec.from_dict(json.loads(str(z["image_spec"])))
+            note = str(z["image_note"])
+        return pools, classes, skipped, spec, note
     except Exception:  # a damaged cache file is rebuilt, never trusted
         path.unlink(missing_ok=True)
         return None
@@ -346,132 +205,78 @@ def _load_cache(path: Path):
 # ----------------------------------------------------------------------------- loader
 
 
-def _summarise_skipped(root: Path, skipped: list[tuple[str, str]], shown: int = 5) -> str:
-    lines = [
-        f"{Path(p).relative_to(root) if Path(p).is_relative_to(root) else p} ({why})"
-        for p, why in skipped[:shown]
-    ]
-    more = f", and {len(skipped) - shown} more" if len(skipped) > shown else ""
-    return (
-        f"{root}: skipped {len(skipped)} unreadable or non-image file(s): "
-        + "; ".join(lines)
-        + more
-    )
-
-
-def check_classes_readable(root, groups: list[tuple[str, str]], ok: list[int], n_skipped: int):
-    """Refuse a folder where a class (of a split) has no readable image.
-
-    ``groups[i]`` is file i's (split, class); ``ok`` the indices of the readable files.
-    """
-    readable = Counter(groups[i] for i in ok)
-    empty = sorted(
-        {c if s == "all" else f"{s}/{c}" for s, c in groups if readable[(s, c)] == 0},
-        key=natural_key,
-    )
-    if empty:
-        raise DatasetError(
-            f"{root}: class folder(s) {', '.join(empty)} hold no readable images "
-            f"({n_skipped} file(s) could not be read); add images or remove the folder"
-        )
-
-
-def check_one_size(root, files: list, sizes: dict[int, tuple[int, int]]) -> None:
-    """Refuse images of different sizes; ``sizes``: readable file index -> (H, W)."""
-    counts = Counter(sizes.values())
-    if len(counts) > 1:
-        (common, n_common), *others = counts.most_common()
-        odd = next(files[i] for i, hw in sizes.items() if hw != common)
-        raise DatasetError(
-            f"{root}: images have {len(counts)} different sizes ({n_common} are {common}, "
-            f"e.g. {odd} is {others[0][0]}); pass size=(height, width) (--size HxW) to resize them"
-        )
-
-
 def read_folder_pools(
     root: str | os.PathLike,
     *,
     color: str | None = None,
     size=None,
+    fit: str | None = None,
+    cap: int = WORKING_SIZE_CAP,
     workers: int | None = None,
     progress: bool = True,
     cache: bool = True,
     max_pixels: int = MAX_PIXELS,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[tuple[str, str]], bool]:
+) -> tuple[
+    dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[tuple[str, str]], bool, ImageSpec, str
+]:
     """Decode a folder dataset into ``{split: (X, y)}`` before any seeded splitting.
 
-    Returns (pools, classes, skipped, from_cache). ``split`` is ``"all"`` for a single
-    pool, else ``"train"``/``"val"``/``"test"``.
+    Returns (pools, classes, skipped, from_cache, spec, note): ``split`` is ``"all"`` for
+    a single pool, else ``"train"``/``"val"``/``"test"``; ``spec`` the
+    :class:`ImageSpec` every image was decoded to; ``note`` how its size was chosen.
     """
     root = Path(root).expanduser()
-    color = parse_color(color)
-    hw = parse_size(size)
-    layout, classes = scan_folder(root)
-    records = [f for per_class in layout.values() for files in per_class.values() for f in files]
-    all_files = [f[1] for f in records]
-    options = {"color": color, "size": hw, "max_pixels": max_pixels}
+    color, hw, fit = parse_color(color), parse_size(size), parse_fit(fit)
+    listed = list_records(root)
+    layout, classes, records = listed
+    options = {"color": color, "size": hw, "fit": fit, "cap": cap, "max_pixels": max_pixels}
     key = cache_key(root, records, options) if cache else None
     if key is not None and _cache_path(key).is_file():
         got = _load_cache(_cache_path(key))
-        if got is not None:
-            pools, cached_classes, skipped = got
-            if cached_classes == classes:
-                _warn_skipped(root, skipped)
-                return pools, classes, skipped, True
+        if got is not None and got[1] == classes:
+            pools, _, skipped, spec, note = got
+            warn_skipped(root, skipped)
+            return pools, classes, skipped, True, spec, note
 
-    class_index = {c: i for i, c in enumerate(classes)}
-    labels = [
-        class_index[c]
-        for per_class in layout.values()
-        for c, files in per_class.items()
-        for _ in files
-    ]
-    split_of = [s for s, per_class in layout.items() for files in per_class.values() for _ in files]
-    images, errors = decode_files(
-        all_files, color=color, size=hw, workers=workers, progress=progress, max_pixels=max_pixels
+    plan: FolderPlan = plan_folder(
+        root, color=color, size=hw, fit=fit, cap=cap, workers=workers, progress=progress,
+        max_pixels=max_pixels, listed=listed,
+    )  # fmt: skip
+    spec = plan.spec
+    decoded, errors = decode_files(
+        [plan.paths[i] for i in plan.ok],
+        spec,
+        workers=workers,
+        progress=progress,
+        max_pixels=max_pixels,
     )
-    skipped = [(p, e) for p, e in zip(all_files, errors, strict=True) if e is not None]
-
-    ok = [i for i, im in enumerate(images) if im is not None]
-    groups = [
-        (s, c) for s, per_class in layout.items() for c, files in per_class.items() for _ in files
-    ]
-    check_classes_readable(root, groups, ok, len(skipped))
-    # one mode for the whole set: RGB if any image is RGB (grey ones are repeated)
-    if (
-        color is None
-        and any(images[i].ndim == 3 for i in ok)
-        and any(images[i].ndim == 2 for i in ok)
-    ):
-        for i in ok:
-            if images[i].ndim == 2:
-                images[i] = to_rgb(images[i][None])[0]
-    check_one_size(root, all_files, {i: images[i].shape[:2] for i in ok})
+    images: dict[int, np.ndarray] = {}
+    skipped = list(plan.skipped)
+    for i, im, err in zip(plan.ok, decoded, errors, strict=True):
+        if im is None:
+            skipped.append((plan.paths[i], err))
+        else:
+            images[i] = im
+    order = {p: k for k, p in enumerate(plan.paths)}
+    skipped.sort(key=lambda s: order[s[0]])
+    ok = sorted(images)
+    check_classes_readable(root, plan.groups, ok, len(skipped))
     pools: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for s in layout:
-        idx = [i for i in ok if split_of[i] == s]
-        X = (
-            np.stack([images[i] for i in idx])
-            if idx
-            else np.empty((0, *images[ok[0]].shape), np.uint8)
-        )
-        pools[s] = (X, np.array([labels[i] for i in idx], dtype=np.int64))
+        idx = [i for i in ok if plan.split_of(i) == s]
+        X = np.stack([images[i] for i in idx]) if idx else np.empty((0, *spec.shape), np.uint8)
+        pools[s] = (X, plan.labels[idx] if idx else np.empty(0, np.int64))
     if key is not None:
         try:
-            _save_cache(_cache_path(key), pools, classes, skipped)
+            _save_cache(_cache_path(key), pools, classes, skipped, spec, plan.note)
         except OSError as e:
             warnings.warn(
                 f"could not write the image cache ({e}); loading will not be faster next time",
                 DatasetWarning,
                 stacklevel=2,
             )
-    _warn_skipped(root, skipped)
-    return pools, classes, skipped, False
-
-
-def _warn_skipped(root: Path, skipped: list[tuple[str, str]]) -> None:
-    if skipped:
-        warnings.warn(_summarise_skipped(root, skipped), DatasetWarning, stacklevel=3)
+    warn_skipped(root, skipped)
+    return pools, classes, skipped, False, spec, plan.note
 
 
 def load_folder(
@@ -479,6 +284,8 @@ def load_folder(
     *,
     color: str | None = None,
     size=None,
+    fit: str | None = None,
+    cap: int = WORKING_SIZE_CAP,
     seed: int = 0,
     val_size: float | int | None = None,
     test_size: float | int | None = None,
@@ -497,7 +304,11 @@ def load_folder(
         ``root/{train,val,test}/<class>/<image>`` (``val`` optional: carved from train,
         a tenth by default; ``test`` optional: carved from train, 15% by default).
     color : ``"grey"``, ``"rgb"`` or None (grey if every image is grey, else RGB).
-    size : (height, width) or int; needed when the images differ in size.
+    size : (height, width) or int; None: the working size picked from the images
+        (:func:`objrec.data.images.working_size`: median height and width, scaled down
+        until the longer side is at most ``cap``). Images of any, mixed, sizes load.
+    fit : aspect policy of the resize, ``"squash"`` (default), ``"crop"`` or ``"pad"``.
+    cap : longest side of the working size picked when ``size`` is None.
     workers : decoding processes (default: one per available CPU).
     cache : reuse / write the decoded arrays in the user cache.
     max_pixels : larger images are refused with a :class:`DatasetError`.
@@ -505,19 +316,25 @@ def load_folder(
     stream : keep the images on disk: the splits hold :class:`objrec.data.lazy.ImageFiles`
         (decoded on access, e.g. by DataLoader workers while training) instead of arrays.
         Only file headers are read now; the splits are the same as in memory.
+
+    The returned dataset's ``image`` is the :class:`ImageSpec` of its images and
+    ``image_note`` says how the working size was chosen ("" when ``size`` was given).
     """
     root = Path(root).expanduser()
     if stream:
         from objrec.data.lazy import list_folder_pools
 
-        pools, classes, skipped = list_folder_pools(
-            root, color=color, size=size, workers=workers, progress=progress, max_pixels=max_pixels
-        )
+        pools, classes, skipped, spec, note = list_folder_pools(
+            root, color=color, size=size, fit=fit, cap=cap, workers=workers, progress=progress,
+            max_pixels=max_pixels,
+        )  # fmt: skip
     else:
-        pools, classes, skipped, _ = read_folder_pools(
+        pools, classes, skipped, _, spec, note = read_folder_pools(
             root,
             color=color,
             size=size,
+            fit=fit,
+            cap=cap,
             workers=workers,
             progress=progress,
             cache=cache,
@@ -527,7 +344,7 @@ def load_folder(
     source = str(root.resolve())
     if "all" in pools:
         X, y = pools["all"]
-        return from_pool(
+        ds = from_pool(
             name,
             classes,
             X,
@@ -538,6 +355,8 @@ def load_folder(
             test_size=test_size,
             skipped=skipped,
         )
+        ds.image, ds.image_note = spec, note
+        return ds
     Xtr, ytr = pools["train"]
     if "test" not in pools:
         from objrec.data.splits import train_val_indices
@@ -576,4 +395,5 @@ def load_folder(
             skipped=skipped,
         )
         ds.official_test = official
+    ds.image, ds.image_note = spec, note
     return ds

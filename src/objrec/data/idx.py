@@ -15,6 +15,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -35,23 +36,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
 _CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
 MAX_DIMS = 8
 _CHUNK = 1 << 24
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
-def _read_exact(f, n: int) -> bytes:
-    """Read up to ``n`` bytes in chunks (no allocation of ``n`` bytes up front)."""
-    parts, got = [], 0
-    while got < n:
-        b = f.read(min(_CHUNK, n - got))
-        if not b:
-            break
-        parts.append(b)
-        got += len(b)
-    return b"".join(parts)
+#: deflate stores at most 258 bytes in 2 bits: no gzip file decompresses to more than this
+#: many bytes per byte of the file
+_GZIP_MAX_RATIO = 1032
 
 
 def read_idx_header(f, name: str) -> tuple[np.dtype, tuple[int, ...]]:
@@ -81,7 +68,51 @@ def read_idx_header(f, name: str) -> tuple[np.dtype, tuple[int, ...]]:
     return IDX_DTYPES[code], tuple(int(s) for s in shape)
 
 
-def read_idx(path: str | os.PathLike, *, max_bytes: int = 1 << 34) -> np.ndarray:
+def _describe(shape: tuple[int, ...], itemsize: int, nbytes: int) -> str:
+    """``60000x28x28 = 47040000 bytes`` or ``2x2 x 4 bytes = 16 bytes``."""
+    dims = "x".join(map(str, shape))
+    return (
+        f"{dims} = {nbytes} bytes"
+        if itemsize == 1
+        else f"{dims} x {itemsize} bytes = {nbytes} bytes"
+    )
+
+
+def _check_sizes(name: str, dtype: np.dtype, shape: tuple[int, ...], max_bytes: int) -> int:
+    """The number of data bytes the header announces, refused beyond ``max_bytes``."""
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    what = _describe(shape, dtype.itemsize, expected)
+    if expected > max_bytes:
+        raise DatasetError(
+            f"{name}: header says {what}, more than the {max_bytes} allowed; "
+            "the header is probably corrupt"
+        )
+    # A zero dimension makes the product 0 whatever the others say; no array of such a
+    # shape can be made when the other sizes multiply past what memory can address.
+    others = math.prod(s for s in shape if s) * dtype.itemsize
+    if expected == 0 and others > max_bytes:
+        raise DatasetError(
+            f"{name}: header says {'x'.join(map(str, shape))}: a zero dimension next to sizes "
+            f"of {others} bytes together (more than the {max_bytes} allowed); the header is "
+            "probably corrupt"
+        )
+    return expected
+
+
+def _read_into(f, buf: memoryview) -> int:
+    """Fill ``buf`` from ``f`` in chunks; the number of bytes read (less at end of file)."""
+    got = 0
+    while got < len(buf):
+        n = f.readinto(buf[got : got + _CHUNK])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def read_idx(
+    path: str | os.PathLike, *, max_bytes: int = 1 << 34, integer: bool = False
+) -> np.ndarray:
     """Read an IDX file (plain or gzip) into a native-endian array.
 
     Parameters
@@ -89,6 +120,15 @@ def read_idx(path: str | os.PathLike, *, max_bytes: int = 1 << 34) -> np.ndarray
     path : file to read.
     max_bytes : refuse headers announcing more data than this (default 16 GiB), so a
         corrupt header cannot make objrec try to allocate terabytes.
+    integer : refuse the float types (0x0D, 0x0E), e.g. for label files.
+
+    The data must be exactly as long as the header says. A plain file's size is checked
+    before anything is read. A gzip file is decompressed only up to the announced size
+    plus one byte, so a small file that decompresses to gigabytes (a "gzip bomb") is
+    refused after reading what its header announced; for a header announcing more than
+    deflate can hold in the file (1032 bytes per compressed byte), nothing is allocated
+    (the decompressed bytes are only counted, for the message). Memory use is the
+    announced size.
 
     Returns
     -------
@@ -97,35 +137,55 @@ def read_idx(path: str | os.PathLike, *, max_bytes: int = 1 << 34) -> np.ndarray
     path = Path(path)
     name = path.name
     try:
-        gz = _is_gzip(path)
-        opener = gzip.open if gz else open
-        with opener(path, "rb") as f:
+        with open(path, "rb") as raw:
+            st = os.fstat(raw.fileno())
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
             dtype, shape = read_idx_header(f, name)
-            count = math.prod(shape)  # Python ints: no overflow
-            expected = count * dtype.itemsize
-            dims = "x".join(map(str, shape))
-            what = (
-                f"{dims} = {expected} bytes"
-                if dtype.itemsize == 1
-                else (f"{dims} x {dtype.itemsize} bytes = {expected} bytes")
-            )
-            if expected > max_bytes:
+            if integer and dtype.kind == "f":
+                code = _CODES[dtype.newbyteorder("=")]
                 raise DatasetError(
-                    f"{name}: header says {what}, more than the {max_bytes} allowed; "
-                    "the header is probably corrupt"
+                    f"{name}: holds {dtype.newbyteorder('=').name} values (IDX type 0x{code:02X}); "
+                    "labels must be integers: write them as unsigned bytes (type 0x08)"
                 )
-            data = _read_exact(f, expected)
-            if len(data) < expected:
+            expected = _check_sizes(name, dtype, shape, max_bytes)
+            what = _describe(shape, dtype.itemsize, expected)
+            regular = stat.S_ISREG(st.st_mode)
+            if regular and not gz:
+                held = st.st_size - 4 - 4 * len(shape)
+                if held < expected:
+                    raise DatasetError(
+                        f"{name}: header says {what}, file holds {held}"
+                        " (truncated; download it again)"
+                    )
+                if held > expected:
+                    raise DatasetError(
+                        f"{name}: header says {what}, file holds {held} "
+                        f"({held - expected} bytes too many; wrong header or two files joined)"
+                    )
+            if regular and gz and expected > _GZIP_MAX_RATIO * st.st_size:
+                # The file cannot hold that much: count what it holds (64 KiB at a time,
+                # nothing kept) instead of allocating what the header announces.
+                got = sum(len(b) for b in iter(lambda: f.read(1 << 16), b""))
                 raise DatasetError(
-                    f"{name}: header says {what}, file holds {len(data)}"
-                    " (truncated; download it again)"
+                    f"{name}: header says {what}, file holds {got} (truncated; download it again)"
                 )
-            extra = len(f.read(1))
-            if extra:
-                rest = 1 + sum(len(b) for b in iter(lambda: f.read(_CHUNK), b""))
+            try:
+                arr = np.empty(expected // dtype.itemsize, dtype=dtype)
+            except MemoryError:
                 raise DatasetError(
-                    f"{name}: header says {what}, file holds {expected + rest} "
-                    f"({rest} bytes too many; wrong header or two files joined)"
+                    f"{name}: header says {what}, more than the free memory"
+                ) from None
+            got = _read_into(f, memoryview(arr).cast("B")) if expected else 0
+            if got < expected:
+                raise DatasetError(
+                    f"{name}: header says {what}, file holds {got} (truncated; download it again)"
+                )
+            if f.read(1):  # never decompresses more than this one byte past the data
+                raise DatasetError(
+                    f"{name}: header says {what}, the file holds more data (wrong header or "
+                    "two files joined)"
                 )
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DatasetError(f"{name}: corrupt gzip data ({e}); download the file again") from e
@@ -133,8 +193,30 @@ def read_idx(path: str | os.PathLike, *, max_bytes: int = 1 << 34) -> np.ndarray
         raise DatasetError(f"{path}: is a folder, expected an IDX file") from e
     except FileNotFoundError as e:
         raise DatasetError(f"{path}: no such file") from e
-    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=True)
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be read ({e.strerror or e})") from e
+    arr = arr.reshape(shape)
+    if not dtype.isnative:
+        arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return arr
+
+
+def read_idx_labels(
+    path: str | os.PathLike, n_classes: int | None = None, *, max_bytes: int = 1 << 34
+) -> np.ndarray:
+    """Read an IDX label file: int64 (N,), every label in ``0..n_classes-1``.
+
+    Labels are whole numbers: a file of float type (0x0D, 0x0E) is refused from its
+    header, before its data is read, whatever values it holds (3.7, NaN, or 3.0).
+    """
+    y = read_idx(path, max_bytes=max_bytes, integer=True)
+    name = Path(path).name
+    if y.ndim != 1:
+        raise DatasetError(f"{name}: expected 1-D labels, got shape {y.shape}")
+    if len(y) and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
+        top = "" if n_classes is None else f"..{n_classes - 1}"
+        raise DatasetError(f"{name}: labels range {int(y.min())}..{int(y.max())}, expected 0{top}")
+    return y.astype(np.int64)
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:

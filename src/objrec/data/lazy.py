@@ -7,13 +7,13 @@
 :class:`ImageFiles` stands where a uint8 array would: ``len``, ``shape`` (N, H, W[, 3]),
 ``dtype`` uint8, and indexing with an int, a slice or an index array returns the decoded
 pixels, identical to what :func:`objrec.data.load_folder` holds in memory (both call
-:func:`objrec.data.folders.decode_image`). ``subset(idx)`` selects files without decoding;
+:func:`objrec.data.images.load_image` with the folder's one
+:class:`~objrec.data.images.ImageSpec`; mixed sizes are resized to it). ``subset(idx)`` selects files without decoding;
 ``np.asarray(files)`` decodes everything.
 
 Unreadable files. When the folder is listed, every file's header is opened (Pillow reads a
-few hundred bytes; no pixels are decoded), so empty files, non-images and images of the
-wrong size are found up front and skipped with one
-:class:`~objrec.data.folders.DatasetWarning`, exactly as the in-memory loader skips them,
+few hundred bytes; no pixels are decoded), so empty files and non-images are found up front and skipped with one
+:class:`~objrec.data.listing.DatasetWarning`, exactly as the in-memory loader skips them,
 and the splits are the same. A file whose header is fine but whose pixel data is broken
 (a truncated download) is only found when it is decoded: training
 (:class:`objrec.training.streaming.StreamingLoader`) leaves it out of its batch and warns
@@ -26,26 +26,17 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from objrec.data.folders import (
-    _TOO_BIG,
+from objrec.data.images import (
     MAX_PIXELS,
-    PARALLEL_MIN_FILES,
-    DatasetWarning,
-    _n_workers,
-    _warn_skipped,
-    check_classes_readable,
-    check_one_size,
-    decode_image,
-    decoded_mode,
-    open_image,
-    scan_folder,
+    WORKING_SIZE_CAP,
+    ImageSpec,
+    load_image,
 )
-from objrec.data.transforms import parse_color, parse_size
+from objrec.data.listing import DatasetWarning, plan_folder, reason, warn_skipped
 from objrec.errors import DatasetError
 
 
@@ -57,9 +48,10 @@ class ImageFiles:
     paths : N file paths
     labels : int64 (N,) class indices
     image_shape : (H, W) or (H, W, 3): the shape every decoded image has
-    color : the ``color`` option passed to :func:`decode_image` ("grey", "rgb" or None)
-    resize : (height, width) passed to :func:`decode_image`, or None (no resizing)
+    spec : the :class:`ImageSpec` images are decoded to (default: squash to ``image_shape``)
+    fit : aspect policy when ``spec`` is not given
     max_pixels : larger images are refused
+    color, resize : ignored (kept for callers of earlier versions; ``spec`` says it all)
     """
 
     dtype = np.dtype(np.uint8)
@@ -70,16 +62,23 @@ class ImageFiles:
         labels,
         image_shape: tuple[int, ...],
         *,
+        spec: ImageSpec | None = None,
+        fit: str | None = None,
+        max_pixels: int = MAX_PIXELS,
         color: str | None = None,
         resize: tuple[int, int] | None = None,
-        max_pixels: int = MAX_PIXELS,
     ):
         self.paths = np.asarray([str(p) for p in paths], dtype=object)
         self.labels = np.asarray(labels, dtype=np.int64)
         if len(self.labels) != len(self.paths):
             raise ValueError(f"{len(self.paths)} files but {len(self.labels)} labels")
         self.image_shape = tuple(int(s) for s in image_shape)
-        self.color, self.resize, self.max_pixels = color, resize, max_pixels
+        self.spec = spec if spec is not None else ImageSpec.from_shape(self.image_shape, fit)
+        if self.spec.shape != self.image_shape:
+            raise ValueError(
+                f"spec gives {self.spec.shape} images, image_shape is {self.image_shape}"
+            )
+        self.max_pixels = max_pixels
 
     # --------------------------------------------------------------- array-like
     def __len__(self) -> int:
@@ -98,16 +97,8 @@ class ImageFiles:
         return f"ImageFiles(n={len(self)}, shape={self.image_shape})"
 
     def decode(self, i: int) -> np.ndarray:
-        """Image ``i`` as uint8 (H, W[, 3]); ``OSError``/``ValueError`` if unreadable."""
-        path = self.paths[i]
-        img = decode_image(path, self.color, self.resize, self.max_pixels)
-        if len(self.image_shape) == 3 and img.ndim == 2:  # a grey image in an RGB set
-            img = np.repeat(img[..., None], 3, axis=-1)
-        if img.shape != self.image_shape:
-            raise ValueError(
-                f"decoded as {img.shape}, expected {self.image_shape} (changed since listing?)"
-            )
-        return img
+        """Image ``i`` as uint8 ``image_shape``; :class:`~objrec.errors.InputError` if unreadable."""
+        return load_image(self.paths[i], spec=self.spec, max_pixels=self.max_pixels)
 
     def read(
         self, indices, *, skip_errors: bool = False
@@ -127,7 +118,7 @@ class ImageFiles:
             except DatasetError:
                 raise
             except Exception as e:  # any decoder failure means "unreadable"
-                why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                why = reason(e)
                 if not skip_errors:
                     raise DatasetError(
                         f"{self.paths[i]}: could not be decoded ({why}); its header was readable "
@@ -159,8 +150,7 @@ class ImageFiles:
             self.paths[indices],
             self.labels[indices],
             self.image_shape,
-            color=self.color,
-            resize=self.resize,
+            spec=self.spec,
             max_pixels=self.max_pixels,
         )
 
@@ -210,118 +200,36 @@ def warn_failed(failed: Sequence[tuple[str, str]], shown: int = 5) -> None:
 # ----------------------------------------------------------------------------- listing
 
 
-def probe_image(
-    path: str, color: str | None, size: tuple[int, int] | None, max_pixels: int = MAX_PIXELS
-) -> tuple[int, int, str]:
-    """(height, width, mode) that :func:`decode_image` would give, from the file's header.
-
-    ``mode`` is "L" or "RGB"; height and width are ``size`` when given. Raises as
-    :func:`decode_image` does for unreadable files and images above ``max_pixels``.
-    """
-    with open_image(path) as img:
-        w, h = img.size
-        if w * h > max_pixels:
-            raise DatasetError(_TOO_BIG.format(path=path, w=w, h=h, limit=max_pixels))
-        mode = decoded_mode(img, color)
-    hh, ww = size if size is not None else (h, w)
-    return int(hh), int(ww), mode
-
-
-def _probe_chunk(paths, color, size, max_pixels):
-    """Worker: probe many files; returns per-file (h, w, mode) or None, errors, fatal error."""
-    shapes, errors = [], []
-    for p in paths:
-        try:
-            shapes.append(probe_image(p, color, size, max_pixels))
-            errors.append(None)
-        except DatasetError as e:
-            return shapes, errors, str(e)
-        except Exception as e:
-            shapes.append(None)
-            errors.append(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-    return shapes, errors, None
-
-
-def probe_files(
-    paths: Sequence[str],
-    *,
-    color: str | None = None,
-    size: tuple[int, int] | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    max_pixels: int = MAX_PIXELS,
-) -> tuple[list[tuple[int, int, str] | None], list[str | None]]:
-    """:func:`probe_image` over many files (in parallel processes for many files)."""
-    from tqdm.auto import tqdm
-
-    n_workers = _n_workers(workers)
-    chunk = 512 if n_workers == 1 or len(paths) < PARALLEL_MIN_FILES else 2048
-    chunks = [list(paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
-    shapes, errors = [], []
-    bar = tqdm(
-        total=len(paths), desc="checking images", unit="img", disable=not progress, leave=False
-    )
-    with bar:
-        if n_workers == 1 or len(paths) < PARALLEL_MIN_FILES:
-            results = (_probe_chunk(c, color, size, max_pixels) for c in chunks)
-            pool = None
-        else:
-            pool = ProcessPoolExecutor(max_workers=n_workers)
-            k = len(chunks)
-            results = pool.map(_probe_chunk, chunks, [color] * k, [size] * k, [max_pixels] * k)
-        try:
-            for sh, errs, fatal in results:
-                if fatal:
-                    raise DatasetError(fatal)
-                shapes += sh
-                errors += errs
-                bar.update(len(sh))
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    return shapes, errors
-
-
 def list_folder_pools(
     root: str | os.PathLike,
     *,
     color: str | None = None,
     size=None,
+    fit: str | None = None,
+    cap: int = WORKING_SIZE_CAP,
     workers: int | None = None,
     progress: bool = True,
     max_pixels: int = MAX_PIXELS,
-) -> tuple[dict[str, tuple[ImageFiles, np.ndarray]], list[str], list[tuple[str, str]]]:
+) -> tuple[
+    dict[str, tuple[ImageFiles, np.ndarray]], list[str], list[tuple[str, str]], ImageSpec, str
+]:
     """The lazy counterpart of :func:`objrec.data.folders.read_folder_pools`.
 
-    Returns ``({split: (ImageFiles, labels int64 (n,))}, classes, skipped)``, with the same
-    files, order, labels, colour mode and errors as the in-memory loader, from headers only.
+    Returns ``({split: (ImageFiles, labels int64 (n,))}, classes, skipped, spec, note)``,
+    with the same files, order, labels, image spec and errors as the in-memory loader,
+    from headers only.
     """
-    root = Path(root).expanduser()
-    color = parse_color(color)
-    hw = parse_size(size)
-    layout, classes = scan_folder(root)
-    class_index = {c: i for i, c in enumerate(classes)}
-    groups = [(s, c) for s, per_class in layout.items() for c, files in per_class.items() for _ in files]  # fmt: skip
-    all_files = [f[1] for per_class in layout.values() for files in per_class.values() for f in files]  # fmt: skip
-    labels = np.array([class_index[c] for _, c in groups], dtype=np.int64)
-    shapes, errors = probe_files(
-        all_files, color=color, size=hw, workers=workers, progress=progress, max_pixels=max_pixels
-    )
-    skipped = [(p, e) for p, e in zip(all_files, errors, strict=True) if e is not None]
-    ok = [i for i, sh in enumerate(shapes) if sh is not None]
-    check_classes_readable(root, groups, ok, len(skipped))
-    # one mode for the whole set, as the in-memory loader: RGB if any image is RGB
-    rgb = any(shapes[i][2] == "RGB" for i in ok)
-    check_one_size(root, all_files, {i: tuple(shapes[i][:2]) for i in ok})
-    hw_common = tuple(shapes[ok[0]][:2])
-    image_shape = (*hw_common, 3) if rgb else hw_common
-    paths = np.asarray(all_files, dtype=object)
+    plan = plan_folder(
+        root, color=color, size=size, fit=fit, cap=cap, workers=workers, progress=progress,
+        max_pixels=max_pixels,
+    )  # fmt: skip
+    paths = np.asarray(plan.paths, dtype=object)
     pools = {}
-    for s in layout:
-        idx = np.array([i for i in ok if groups[i][0] == s], dtype=np.int64)
+    for s in plan.layout:
+        idx = np.array([i for i in plan.ok if plan.split_of(i) == s], dtype=np.int64)
         files = ImageFiles(
-            paths[idx], labels[idx], image_shape, color=color, resize=hw, max_pixels=max_pixels
+            paths[idx], plan.labels[idx], plan.spec.shape, spec=plan.spec, max_pixels=max_pixels
         )
         pools[s] = (files, files.labels)
-    _warn_skipped(root, skipped)
-    return pools, classes, skipped
+    warn_skipped(Path(plan.root), plan.skipped)
+    return pools, plan.classes, plan.skipped, plan.spec, plan.note

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from objrec.data.dataset import Dataset, from_official, from_pool
-from objrec.data.idx import read_idx
+from objrec.data.idx import read_idx, read_idx_labels
 from objrec.data.paths import SYSTEM_DIRS, env_data_dir, user_cache_dir
 from objrec.errors import DatasetError
 
@@ -162,22 +162,16 @@ def read_idx_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, H, W) and labels int64 (N,) from two IDX files, cross-checked."""
     X = read_idx(images_path)
-    y = read_idx(labels_path)
     if X.ndim != 3 or X.dtype != np.uint8:
         raise DatasetError(
             f"{images_path.name}: expected uint8 images (N, H, W), got {X.dtype} {X.shape}"
         )
-    if y.ndim != 1:
-        raise DatasetError(f"{labels_path.name}: expected 1-D labels, got shape {y.shape}")
+    y = read_idx_labels(labels_path, n_classes)
     if len(y) != len(X):
         raise DatasetError(
             f"{labels_path.name}: {len(y)} labels for the {len(X)} images of {images_path.name}"
         )
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise DatasetError(
-            f"{labels_path.name}: labels range {int(y.min())}..{int(y.max())}, expected 0..{n_classes - 1}"
-        )
-    return X, y.astype(np.int64)
+    return X, y
 
 
 def load_idx_folder(

@@ -263,6 +263,7 @@ def run_method(
             "fit_peak_mib": fit_cost["fit_peak_mib"],
         },
         metrics={"test_accuracy": metrics["accuracy"], "val_accuracy": val_acc},
+        **({"image": dataset.image_spec().to_dict()} if hasattr(dataset, "image_spec") else {}),
     )
     cost = {
         "fit_seconds": fit_cost["fit_seconds"],
@@ -336,7 +337,6 @@ def compare(
     (method -> reason) and ``folder``.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     names = resolve_methods(methods)
     if robustness and ROBUSTNESS_BASELINE not in names:
         from objrec.methods import list_methods
@@ -345,6 +345,10 @@ def compare(
             names.append(ROBUSTNESS_BASELINE)
     if budget not in BUDGETS:
         raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    from objrec.runs import lock_run_folder
+
+    # Creates the folder; held (joining the lock of `objrec compare`) until this returns.
+    folder_lock = lock_run_folder(folder, command="compare")  # noqa: F841
     t_start = time.perf_counter()
     results = []
     skipped: dict[str, str] = {}

@@ -20,6 +20,7 @@ _MODULES = (
     "objrec.methods.bovw",
     "objrec.methods.eigen",
     "objrec.methods.cnn",
+    "objrec.methods.pretrained",
 )
 
 

@@ -2,10 +2,13 @@
 
 Pipeline of :class:`BagOfWords`:
 
+0. images larger than the working size (``size``: at most 64 pixels a side by default)
+   are shrunk with the project's resize filter, in fit and predict alike;
 1. local descriptors on a dense grid: contrast-normalised, ZCA-whitened raw patches
    (``descriptor="patch"``) or dense SIFT (``"sift"``, RootSIFT-normalised);
 2. a codebook of ``n_words`` visual words by ``MiniBatchKMeans`` on a random sample of
-   ``max_descriptors`` training descriptors (``codebook_``: (n_words, D));
+   ``max_descriptors`` training descriptors (``codebook_``: (n_words, D)), gathered chunk
+   by chunk from a sample of the training images;
 3. each image becomes a histogram over the words, per region of a spatial pyramid
    (1x1 + 2x2 + 4x4 by default): ``encoding`` "counts" (nearest word), "binary"
    (presence only), "tfidf" (counts weighted by inverse document frequency) or "soft"
@@ -19,6 +22,12 @@ Pipeline of :class:`BagOfWords`:
    closed form, float32, about N * D * 4 bytes) or "hinge" (``LinearSVC``, which copies
    the histograms into liblinear's sparse format, ~16 bytes per value: 5 GB for 60,000
    images x 5,376 values, hence not the default).
+
+Memory is bounded whatever the number and size of the images: descriptors are computed
+and encoded in chunks of about ``CHUNK_DESCRIPTORS`` (so the distances to the words take
+``CHUNK_DESCRIPTORS * n_words * 4`` bytes at a time), the k-means sample holds at most
+``max_descriptors``, and only the histograms of all images (N x n_regions x n_words) are
+kept.
 
 :func:`encode_histograms` is the pure function behind step 3 and :func:`word_montages`,
 :func:`word_histogram` the helpers the report plots.
@@ -34,13 +43,16 @@ from objrec.errors import InputError
 from objrec.features.patches import extract_patches, normalize_patches
 from objrec.features.sift import dense_sift, sift_grid
 from objrec.methods import register_method
-from objrec.methods.base import ImageClassifier
+from objrec.methods.base import ImageClassifier, WorkingSizeMixin
 from objrec.methods.parallel import map_chunks
 
 DESCRIPTORS = ("patch", "sift")
 ENCODINGS = ("counts", "binary", "tfidf", "soft")
 NORMALIZE = ("power", "l1", "l2", "none")
 KERNELS = ("linear", "chi2")
+# Descriptors computed and encoded at once (100 images of 28x28 at most).
+CHUNK_DESCRIPTORS = 100_000
+_MAX_CHUNK_IMAGES = 100
 
 
 # -- pure functions --------------------------------------------------------------------
@@ -146,7 +158,12 @@ def _encode_chunk(X, describe, codebook, regions, encoding):
     return encode_histograms(describe(X), codebook, regions, encoding=encoding)
 
 
-class BagOfWords(ImageClassifier):
+def _chunk_images(k_per_image: int) -> int:
+    """Images per chunk so that a chunk holds about :data:`CHUNK_DESCRIPTORS` descriptors."""
+    return int(np.clip(CHUNK_DESCRIPTORS // max(1, k_per_image), 1, _MAX_CHUNK_IMAGES))
+
+
+class BagOfWords(WorkingSizeMixin, ImageClassifier):
     """Bag of visual words over patches or dense SIFT, classified by a linear SVM.
 
     Parameters
@@ -154,6 +171,10 @@ class BagOfWords(ImageClassifier):
     descriptor : {"patch", "sift"}
     n_words : int
         Codebook size k.
+    size : int, (height, width) or None
+        Working size (``work_shape_``): an int is the longest side in pixels (aspect kept,
+        smaller images untouched), (h, w) an exact size, None the input size. The default
+        64 keeps about 2,700 patches per 64x49 image; 28x28 digits are used as they are.
     patch_size, step : "auto" or int
         Descriptor side and grid stride in pixels. "auto": for patches 5 pixels (3 on
         images under 16 pixels) every pixel; for SIFT the :func:`auto_sift_grid` default
@@ -170,7 +191,9 @@ class BagOfWords(ImageClassifier):
     C : float
         SVM inverse regularisation (ridge ``alpha = 1 / (2 C)``).
     max_descriptors : int
-        Training descriptors sampled for k-means.
+        Training descriptors sampled for the whitening and k-means (from at most
+        4 * ceil(max_descriptors / descriptors per image) images, computed in chunks);
+        ``n_sampled_`` records how many were used.
     n_jobs : int or None
         Workers for descriptor extraction and encoding.
     verbose : bool
@@ -183,6 +206,7 @@ class BagOfWords(ImageClassifier):
         descriptor: str = "patch",
         n_words: int = 256,
         *,
+        size=64,
         patch_size="auto",
         step="auto",
         whiten: bool = True,
@@ -199,6 +223,7 @@ class BagOfWords(ImageClassifier):
     ):
         self.descriptor = descriptor
         self.n_words = n_words
+        self.size = size
         self.patch_size = patch_size
         self.step = step
         self.whiten = whiten
@@ -276,8 +301,26 @@ class BagOfWords(ImageClassifier):
         return functools.partial(_sift_descriptors, patch_size=self.patch_size_, step=self.step_)
 
     def describe(self, X) -> np.ndarray:
-        """Local descriptors (N, K, d) float32 of images X as the codebook sees them."""
-        return self._describe_func()(self._check_predict(X))
+        """Local descriptors (N, K, d) float32 of images X (at the input size) as the
+        codebook sees them (computed at the working size)."""
+        return self._describe_func()(self.to_working_size(self._check_predict(X)))
+
+    def _sample_descriptors(self, X, sample_idx, pick, describe) -> np.ndarray:
+        """Descriptors ``pick`` (flat indices into the K descriptors of each image of
+        ``X[sample_idx]``, in that order) as an (len(pick), d) float32 array, computed in
+        chunks of images so that the descriptors of the whole sample are never held."""
+        k = len(self.centres_)
+        step = _chunk_images(k)
+        img_of = pick // k
+        out = None
+        for s in range(0, len(sample_idx), step):
+            D = describe(X[sample_idx[s : s + step]])
+            D = D.reshape(-1, D.shape[-1])
+            sel = (img_of >= s) & (img_of < s + step)
+            if out is None:
+                out = np.empty((len(pick), D.shape[1]), np.float32)
+            out[sel] = D[pick[sel] - s * k]
+        return out
 
     def _histograms(self, X: np.ndarray, desc: str = "encode") -> np.ndarray:
         enc = self.encoding if self.encoding != "tfidf" else "counts"
@@ -292,6 +335,8 @@ class BagOfWords(ImageClassifier):
 
         self._check_params()
         X, y = self._check_fit(X, y)
+        self._set_working_shape(X, self.size)
+        X = self.to_working_size(X)
         h, w = X.shape[1:3]
         self.patch_size_, self.step_, self.centres_ = self._grid(h, w)
         self.regions_ = pyramid_regions(self.centres_, h, w, tuple(int(L) for L in self.pyramid))
@@ -300,11 +345,13 @@ class BagOfWords(ImageClassifier):
         # sample of training descriptors for the whitening and the codebook
         n_img = min(len(X), max(1, int(np.ceil(self.max_descriptors / k_per_image)) * 4))
         sample_idx = rng.choice(len(X), n_img, replace=False)
+        n_all = n_img * k_per_image
+        pick = rng.choice(n_all, min(n_all, int(self.max_descriptors)), replace=False)
         self.zca_mean_, self.zca_ = None, None
+        # unwhitened descriptors: zca_ is still None here
+        S = self._sample_descriptors(X, sample_idx, pick, self._describe_func())
+        self.n_sampled_ = len(S)
         if self.descriptor == "patch":
-            P, _ = extract_patches(X[sample_idx], size=self.patch_size_, step=self.step_)
-            S = normalize_patches(P).reshape(-1, P.shape[-1])
-            S = S[rng.choice(len(S), min(len(S), self.max_descriptors), replace=False)]
             if self.whiten:
                 self.zca_mean_ = S.mean(axis=0)
                 cov = np.cov(S - self.zca_mean_, rowvar=False)
@@ -312,9 +359,6 @@ class BagOfWords(ImageClassifier):
                 self.zca_ = (evecs / np.sqrt(evals + 0.1)) @ evecs.T
                 self.zca_ = self.zca_.astype(np.float32)
                 S = (S - self.zca_mean_) @ self.zca_
-        else:
-            S = self._describe_func()(X[sample_idx]).reshape(-1, 128)
-            S = S[rng.choice(len(S), min(len(S), self.max_descriptors), replace=False)]
         n_words = int(self.n_words)
         if n_words > len(S):
             raise InputError(
@@ -349,7 +393,12 @@ class BagOfWords(ImageClassifier):
             encoding=enc,
         )
         return map_chunks(
-            func, X, n_jobs=self.n_jobs, chunk_size=100, progress=self.verbose, desc=desc
+            func,
+            X,
+            n_jobs=self.n_jobs,
+            chunk_size=_chunk_images(len(self.centres_)),
+            progress=self.verbose,
+            desc=desc,
         )
 
     def _make_svm(self):
@@ -371,7 +420,7 @@ class BagOfWords(ImageClassifier):
 
     def histograms(self, X) -> np.ndarray:
         """Normalised word histograms (N, n_regions * n_words) float32 of images X."""
-        return self._histograms(self._check_predict(X), desc="encode")
+        return self._histograms(self.to_working_size(self._check_predict(X)), desc="encode")
 
     def predict(self, X) -> np.ndarray:
         """Labels (N,) of images X (N, H, W[, C])."""
@@ -391,15 +440,32 @@ def word_histogram(est: BagOfWords, image: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    image : (H, W[, C]) uint8
+    image : (H, W[, C]) uint8, at the model's input size
 
     Returns
     -------
     (n_words,) int64 counts, summing to the number of descriptors per image.
     """
-    D = est.describe(np.asarray(image)[None])[0]  # (K, d)
-    idx = squared_distances(D, est.codebook_).argmin(axis=1)
-    return np.bincount(idx, minlength=len(est.codebook_)).astype(np.int64)
+    return word_counts(est, np.asarray(image)[None])
+
+
+def word_counts(est: BagOfWords, X: np.ndarray) -> np.ndarray:
+    """How often each visual word occurs in images X (N, H, W[, C]) uint8, all together
+    (hard assignment), computed in chunks of images.
+
+    Returns
+    -------
+    (n_words,) int64 counts, summing to N times the descriptors per image.
+    """
+    X = est.to_working_size(est._check_predict(X))
+    describe = est._describe_func()
+    step = _chunk_images(len(est.centres_))
+    counts = np.zeros(len(est.codebook_), np.int64)
+    for s in range(0, len(X), step):
+        D = describe(X[s : s + step])
+        idx = squared_distances(D.reshape(-1, D.shape[-1]), est.codebook_).argmin(axis=1)
+        counts += np.bincount(idx, minlength=len(est.codebook_))
+    return counts
 
 
 def word_montages(
@@ -409,8 +475,9 @@ def word_montages(
 
     Parameters
     ----------
-    X : (N, H, W[, C]) uint8
-        Images to take patches from (the first ``max_images`` are used).
+    X : (N, H, W[, C]) uint8, at the model's input size
+        Images to take patches from (the first ``max_images`` are used, at the model's
+        working size, in chunks).
     n_patches : int
         Patches per word.
 
@@ -419,12 +486,28 @@ def word_montages(
     (n_words, n_patches, s, s[, C]) uint8 raw pixel patches (s = the descriptor's patch
     side), nearest first; a word with fewer candidates repeats its last patch.
     """
-    X = est._check_predict(X)[:max_images]
-    D = est.describe(X)  # (n, K, d)
-    _, k, d = D.shape
+    X = est.to_working_size(est._check_predict(X)[:max_images])
+    describe = est._describe_func()
+    k = len(est.centres_)
+    step = _chunk_images(k)
+    # running n_patches nearest descriptors of every word: flat index img * K + pos, distance
+    best_i = np.zeros((0, len(est.codebook_)), np.int64)
+    best_d = np.zeros((0, len(est.codebook_)), np.float32)
+    for s in range(0, len(X), step):
+        D = describe(X[s : s + step])
+        d2 = squared_distances(D.reshape(-1, D.shape[-1]), est.codebook_)  # (n*K, n_words)
+        top = np.argsort(d2, axis=0, kind="stable")[:n_patches]
+        cand_i = np.concatenate([best_i, top + s * k])
+        cand_d = np.concatenate([best_d, np.take_along_axis(d2, top, axis=0)])
+        keep = np.argsort(cand_d, axis=0, kind="stable")[:n_patches]
+        best_i = np.take_along_axis(cand_i, keep, axis=0)
+        best_d = np.take_along_axis(cand_d, keep, axis=0)
+    order = best_i.T  # (n_words, n_patches)
+    if order.shape[1] < n_patches:  # fewer descriptors than n_patches: repeat the last one
+        order = np.concatenate(
+            [order, np.repeat(order[:, -1:], n_patches - order.shape[1], axis=1)], axis=1
+        )
     s = est.patch_size_
-    d2 = squared_distances(D.reshape(-1, d), est.codebook_)  # (n*K, n_words)
-    order = np.argsort(d2, axis=0)[:n_patches].T  # (n_words, n_patches)
     img_idx, pos_idx = np.divmod(order, k)
     centres = est.centres_[pos_idx]  # (n_words, n_patches, 2) row, col
     top = np.round(centres - (s - 1) / 2).astype(int)

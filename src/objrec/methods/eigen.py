@@ -1,6 +1,11 @@
 """Eigenfaces (PCA) and Fisherfaces (PCA then LDA) with nearest-template or
 nearest-neighbour classification, and an open-set "unknown" answer.
 
+Images larger than the working size (``size``: at most 32 pixels a side by default) are
+shrunk first, with the project's resize filter, in fit and predict alike: PCA then costs
+N x (32 x 32 at most) pixels whatever the photos' resolution (scikit-learn's "auto" solver
+uses a randomized SVD when few components are kept from many images and pixels).
+
 An image x (flattened, pixels scaled to 0..1) is represented by its weights
 ``w = V^T (x - mean)`` on the leading principal components V; it is approximately the
 mean plus ``V w``. Classification compares weight vectors: to the mean weight vector
@@ -17,13 +22,13 @@ from sklearn.utils.metaestimators import available_if
 
 from objrec.errors import InputError
 from objrec.methods import register_method
-from objrec.methods.base import ImageClassifier
+from objrec.methods.base import ImageClassifier, WorkingSizeMixin
 
 CLASSIFY = ("template", "knn")
 UNKNOWN_BY = ("distance", "reconstruction")
 
 
-class EigenClassifier(ImageClassifier):
+class EigenClassifier(WorkingSizeMixin, ImageClassifier):
     """PCA (optionally + LDA) on pixels, classified in weight space.
 
     Parameters
@@ -55,6 +60,13 @@ class EigenClassifier(ImageClassifier):
         The answer for unknown images (-1 by default; it is not one of ``classes_``).
     svd_solver : str
         PCA solver ("auto", "full", "randomized").
+    size : int, (height, width) or None
+        Working size (``work_shape_``): an int is the longest side in pixels (aspect kept,
+        smaller images untouched), (h, w) an exact size, None the input size. The default
+        32 leaves 28x28 digits as they are and brings ORL's 112x92 faces to 32x26 (ORL 5/5:
+        eigen 89.0% at 32 as at the full size, fisher 93.0% as at the full size; on
+        photos, 32 pixels scored higher than 64 or the full size). The plotting helpers
+        return images at this size.
     random_state : int
     """
 
@@ -71,6 +83,7 @@ class EigenClassifier(ImageClassifier):
         unknown_by: str = "distance",
         unknown_label=-1,
         svd_solver: str = "auto",
+        size=32,
         n_jobs: int | None = None,
         random_state: int | None = 0,
     ):
@@ -84,6 +97,7 @@ class EigenClassifier(ImageClassifier):
         self.unknown_by = unknown_by
         self.unknown_label = unknown_label
         self.svd_solver = svd_solver
+        self.size = size
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -134,7 +148,8 @@ class EigenClassifier(ImageClassifier):
         if self.unknown_by not in UNKNOWN_BY:
             raise InputError(f"unknown_by must be one of {UNKNOWN_BY}, got {self.unknown_by!r}")
         X, y = self._check_fit(X, y)
-        A = self._flat(X)
+        self._set_working_shape(X, self.size)
+        A = self._flat(self.to_working_size(X))
         nc = self._n_components(len(A), A.shape[1], len(self.classes_))
         self.pca_ = PCA(
             n_components=nc,
@@ -164,17 +179,22 @@ class EigenClassifier(ImageClassifier):
         return self
 
     # -- projections ----------------------------------------------------------------------
+    def _work_flat(self, X) -> np.ndarray:
+        """Checked images X at the input size -> (N, working pixels) float32 in 0..1."""
+        return self._flat(self.to_working_size(self._check_predict(X)))
+
     def project(self, X) -> np.ndarray:
         """Weights (N, n_components) of images X in the eigen (or Fisher) space, float32."""
-        A = self._flat(self._check_predict(X))
+        A = self._work_flat(X)
         W = self.pca_.transform(A)
         if self.lda_ is not None:
             W = self.lda_.transform(W)
         return W.astype(np.float32)
 
     def reconstruction_error(self, X) -> np.ndarray:
-        """Root mean squared pixel error (N,) on the 0..1 scale of the PCA reconstruction."""
-        A = self._flat(self._check_predict(X))
+        """Root mean squared pixel error (N,) on the 0..1 scale of the PCA reconstruction
+        (at the working size)."""
+        A = self._work_flat(X)
         R = self.pca_.inverse_transform(self.pca_.transform(A))
         return np.sqrt(((A - R) ** 2).mean(axis=1))
 
@@ -234,16 +254,19 @@ class EigenClassifier(ImageClassifier):
 
 # -- helpers for plots: plain arrays, image-shaped ----------------------------------------
 def _image_shape(est: EigenClassifier) -> tuple[int, ...]:
-    return tuple(est.input_shape_)
+    """(h, w[, C]) of the working size the components live at."""
+    work = tuple(getattr(est, "work_shape_", None) or est.input_shape_[:2])
+    return (*work, *est.input_shape_[2:])
 
 
 def mean_image(est: EigenClassifier) -> np.ndarray:
-    """The mean training image, (H, W[, C]) float32 in 0..1."""
+    """The mean training image, (h, w[, C]) float32 in 0..1 at the working size."""
     return est.pca_.mean_.reshape(_image_shape(est)).astype(np.float32)
 
 
 def component_images(est: EigenClassifier, k: int | None = None) -> np.ndarray:
-    """The first ``k`` principal components ("eigenfaces") as images, (k, H, W[, C]) float32.
+    """The first ``k`` principal components ("eigenfaces") as images, (k, h, w[, C]) float32
+    at the working size.
 
     Each has unit L2 norm over the pixels, values of both signs: plot with a diverging
     colour map, or rescale each to 0..1.
@@ -254,7 +277,8 @@ def component_images(est: EigenClassifier, k: int | None = None) -> np.ndarray:
 
 def fisher_images(est: EigenClassifier, k: int | None = None) -> np.ndarray:
     """The first ``k`` discriminant axes mapped back to pixels ("Fisherfaces"),
-    (k, H, W[, C]) float32, each scaled to unit L2 norm. Needs ``fisher=True``."""
+    (k, h, w[, C]) float32 at the working size, each scaled to unit L2 norm. Needs
+    ``fisher=True``."""
     if est.lda_ is None:
         raise InputError("fisher_images needs a model fitted with fisher=True (method 'fisher')")
     axes = est.lda_.scalings_[:, : est.lda_._max_components].T  # (k, n_pca)
@@ -271,10 +295,11 @@ def reconstruct(est: EigenClassifier, X, k: int | None = None) -> np.ndarray:
 
     Returns
     -------
-    (N, H, W[, C]) float32 in 0..1 units (not clipped): ``mean + sum_{i<k} w_i v_i``.
+    (N, h, w[, C]) float32 in 0..1 units (not clipped) at the working size:
+    ``mean + sum_{i<k} w_i v_i``.
     """
     pca = est.pca_
-    A = est._flat(est._check_predict(X))
+    A = est._work_flat(X)
     k = pca.n_components_ if k is None else int(k)
     if not 0 <= k <= pca.n_components_:
         raise InputError(f"k={k}: the model has {pca.n_components_} components")

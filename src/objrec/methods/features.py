@@ -10,6 +10,14 @@ landmarks followed by a linear least-squares SVM (:class:`~objrec.methods.kernel
 NystroemClassifier`), which keeps fits on 60,000 images within minutes and a few GB (an
 exact SVC grows quadratically in time with the number of images).
 
+Every method works at an internal size (``size``, default "auto": raw pixels at most 32
+pixels a side, HOG and SIFT at most 64): larger images are shrunk with the project's resize
+filter in fit and predict, so that time and memory grow with the number of images, not
+with their resolution; 28x28 digits and smaller are used as they are. HOG cells and SIFT
+grids scale with the image (:func:`auto_hog_cells`, :func:`auto_sift_grid`), so the
+descriptor length stays about the same at any size (1620 values of HOG on 28x28, 2160 on
+64x49).
+
 ``hog-svm`` is the recommended default: HOG at two cell sizes and an RBF-kernel SVM
 (``kernel="rbf"``); it equals ``hog-rbf``, and ``make_method("hog-svm", kernel="linear")``
 gives the linear SVM. ``pixels-svm`` and ``sift-svm`` are linear.
@@ -27,10 +35,14 @@ from objrec.features.hog import hog_multi
 from objrec.features.pixels import pixels
 from objrec.features.sift import dense_sift
 from objrec.methods import register_method
-from objrec.methods.base import ImageClassifier
+from objrec.methods.base import ImageClassifier, WorkingSizeMixin
 from objrec.methods.parallel import map_chunks
 
 FEATURES = ("pixels", "hog", "sift")
+# Longest side in pixels each descriptor works at when ``size="auto"``.
+AUTO_SIZE = {"pixels": 32, "hog": 64, "sift": 64}
+# Pixels per extraction chunk: bounds the temporary memory (HOG: ~100 bytes per pixel).
+_CHUNK_PIXELS = 2_000_000
 CLASSIFIERS = ("svm", "rbf", "knn", "logreg", "rf")
 
 
@@ -81,12 +93,17 @@ def _pixels_chunk(X):
     return pixels(X)
 
 
-class FeatureClassifier(ImageClassifier):
+class FeatureClassifier(WorkingSizeMixin, ImageClassifier):
     """A descriptor (pixels, HOG or dense SIFT) followed by a classifier.
 
     Parameters
     ----------
     features : {"pixels", "hog", "sift"}
+    size : "auto", int, (height, width) or None
+        Working size: images are resized to it in fit and predict (``work_shape_``).
+        An int is the longest side in pixels (aspect kept, smaller images untouched);
+        (h, w) an exact size; None the input size. "auto": :data:`AUTO_SIZE` (32 pixels
+        for raw pixels, 64 for HOG and SIFT).
     classifier : {"svm", "rbf", "knn", "logreg", "rf"}
         "svm": SVM with the given ``kernel``; "rbf": RBF-kernel SVM (``kernel`` ignored),
         exact or Nystroem-approximated (see ``max_exact_samples``); "knn": k nearest
@@ -126,6 +143,7 @@ class FeatureClassifier(ImageClassifier):
         classifier: str = "svm",
         *,
         kernel: str = "linear",
+        size="auto",
         hog_cells="auto",
         orientations: int = 9,
         block_norm: str = "L2-Hys",
@@ -146,6 +164,7 @@ class FeatureClassifier(ImageClassifier):
         self.features = features
         self.classifier = classifier
         self.kernel = kernel
+        self.size = size
         self.hog_cells = hog_cells
         self.orientations = orientations
         self.block_norm = block_norm
@@ -217,15 +236,16 @@ class FeatureClassifier(ImageClassifier):
 
     def transform_features(self, X) -> np.ndarray:
         """Descriptors (N, D) float32 of images X (N, H, W[, C]) as the model sees them."""
-        X = self._check_predict(X)
+        X = self.to_working_size(self._check_predict(X))
         return self._extract(X)
 
     def _extract(self, X) -> np.ndarray:
+        per_chunk = max(1, _CHUNK_PIXELS // int(np.prod(X.shape[1:3])))
         return map_chunks(
             self._chunk_func(),
             X,
             n_jobs=self.n_jobs,
-            chunk_size=2000 if self.features != "sift" else 500,
+            chunk_size=min(per_chunk, 2000 if self.features != "sift" else 500),
             progress=self.verbose,
             desc=f"{self.features} features",
         )
@@ -278,6 +298,13 @@ class FeatureClassifier(ImageClassifier):
         if self.kernel not in ("linear", "rbf"):
             raise InputError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}")
         X, y = self._check_fit(X, y)
+        size = (
+            AUTO_SIZE[self.features]
+            if isinstance(self.size, str) and self.size == "auto"
+            else self.size
+        )
+        self._set_working_shape(X, size)
+        X = self.to_working_size(X)
         self.feature_params_ = self._resolve_features(X.shape[1:])
         F = self._extract(X)
         self.n_features_ = int(F.shape[1])
@@ -361,13 +388,14 @@ def hog_picture(est: FeatureClassifier, image: np.ndarray, *, cell: int = 0) -> 
 
     Returns
     -------
-    (H, W) float64, scikit-image's HOG visualisation (line segments per cell and bin).
+    (h, w) float64 at the model's working size (``est.work_shape_``): scikit-image's HOG
+    visualisation (line segments per cell and bin).
     """
     from objrec.features.hog import hog_visualization
 
     if est.features != "hog":
         raise InputError(f"hog_picture needs a HOG model, got {est.method_name}")
-    img = est._check_predict(np.asarray(image)[None])[0]
+    img = est.to_working_size(est._check_predict(np.asarray(image)[None]))[0]
     ppc, cpb = est.feature_params_["cells"][cell]
     if est.transform_sqrt:
         img = np.sqrt(img.astype(np.float64))

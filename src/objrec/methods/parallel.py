@@ -26,13 +26,20 @@ def map_chunks(
     n_jobs : int or None
         joblib's convention: None or 1 runs here, -1 uses every core.
     progress : bool
-        Show a tqdm bar counting images.
+        Show a tqdm bar counting images (when there is more than one chunk: a single
+        chunk would only jump from 0 to done).
     """
     from joblib import Parallel, delayed, effective_n_jobs
     from tqdm.auto import tqdm
 
     starts = range(0, len(X), chunk_size)
-    bar = tqdm(total=len(X), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(X),
+        desc=desc,
+        unit="img",
+        disable=not progress or len(X) <= chunk_size,
+        leave=False,
+    )
     out = []
     try:
         if effective_n_jobs(n_jobs) == 1 or len(X) <= chunk_size:

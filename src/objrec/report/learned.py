@@ -105,9 +105,11 @@ def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
 
     cells = est.feature_params_["cells"]
     idx = _pick(y, 6)
-    tiles = [to_rgb(X[i]) for i in idx]
+    # the samples at the size the descriptor sees them (the method's working size)
+    S = est.to_working_size(X[idx]) if hasattr(est, "to_working_size") else X[idx]
+    tiles = [to_rgb(im) for im in S]
     for _ in cells:  # the image dimmed under the glyphs
-        tiles += [to_rgb(X[i]) * 0.4 for i in idx]
+        tiles += [to_rgb(im) * 0.4 for im in S]
     labels = ["image"] + [f"{ppc}px cells, {cpb}x{cpb} blocks" for ppc, cpb in cells]
     fig, ax, places = tile_figure(
         tiles, cols=len(idx), row_labels=labels, cell=1.5, label_width=1.3
@@ -115,7 +117,7 @@ def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
     segs, colors = [], []
     for r, (ppc, _) in enumerate(cells, start=1):
         hist = cell_histograms(
-            X[idx],
+            S,
             orientations=est.orientations,
             pixels_per_cell=ppc,
             transform_sqrt=getattr(est, "transform_sqrt", False),
@@ -150,9 +152,7 @@ def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
     k = len(codebook)
     sample = X[: min(len(X), 300)]
     # the 16 words used most on these images, most frequent first
-    D = est.describe(sample[:200])  # (n, K, d) descriptors
-    nearest = B.squared_distances(D.reshape(-1, D.shape[-1]), codebook).argmin(axis=1)
-    counts = np.bincount(nearest, minlength=k)
+    counts = B.word_counts(est, sample[:200])
     words = np.argsort(-counts, kind="stable")[:16]
     mont = B.word_montages(est, sample, n_patches=10)[words]
     out = [_montage_entry(mont, k, words)]

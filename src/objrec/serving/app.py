@@ -7,14 +7,25 @@ Endpoints::
                        top-k labels with probabilities per image
     GET  /v1/health    liveness: {"status": "ok", ...}
     GET  /v1/model     the model's metadata (classes, input shape, metrics, backend)
-    GET  /docs         OpenAPI documentation (schema at /openapi.json)
+    GET  /docs         OpenAPI documentation (Swagger UI served from the package, no CDN;
+                       ReDoc at /redoc, schema at /openapi.json)
     GET  /             a web page: upload an image or draw one, see the top-k as bars
 
+With an API key, /v1/predict and /v1/model need it; /v1/health, /, /static, /docs, /redoc
+and /openapi.json stay open. /v1/model never shows absolute server paths.
+
 Every error is JSON ``{"error": "<what was wrong and how to fix it>", "status": code}``:
-415 wrong content type, 413 body over ``max_body_bytes`` or image over ``max_pixels``,
-422 corrupt/empty/unreadable image or a malformed field, 400 no image or more than
-``max_images`` images, 401 missing or wrong API key (when one is set), 500 for anything
-unexpected (logged on the server with its traceback, never sent to the client).
+415 wrong content type, 413 body over ``max_body_bytes``, an image over ``max_pixels`` or
+images adding up to more than ``max_total_pixels`` (checked from the image headers before
+anything is decoded), 422 corrupt/empty/unreadable image or a malformed field (``top_k``
+outside 1..10,000 included), 400 no image or more than ``max_images`` images, 401 missing
+or wrong API key (when one is set), 405 wrong method (with ``Allow``), 408 a client too
+slow to send its request (see :mod:`objrec.serving.protocol`), 500 for anything unexpected
+(logged on the server with its traceback, never sent to the client).
+
+Images are decoded and classified on the event loop only when the request is small (at
+most ``INLINE_IMAGES`` images of ``INLINE_PIXELS`` in all, a fraction of a millisecond);
+larger requests run in worker threads, so ``/v1/health`` answers while they decode.
 """
 
 import base64
@@ -26,6 +37,13 @@ import secrets
 from importlib import resources
 
 from objrec.errors import InputError, ObjrecError
+from objrec.serving.limits import (
+    DEFAULT_MAX_TOTAL_PIXELS,
+    MAX_TOP_K,
+    header_pixels,
+    hide_paths,
+    parse_top_k,
+)
 from objrec.serving.predictor import Predictor
 from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image
 
@@ -34,7 +52,8 @@ log = logging.getLogger("objrec.serving")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB per request
 DEFAULT_MAX_IMAGES = 64  # images per request
 DEFAULT_TOP_K = 5
-INLINE_IMAGES = 8  # requests with at most this many images run on the event loop
+INLINE_IMAGES = 8  # requests with at most this many images ...
+INLINE_PIXELS = 65_536  # ... of at most this many pixels in all run on the event loop
 
 
 class RequestError(Exception):
@@ -102,8 +121,10 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_PREDICT_BODY = {
-    "requestBody": {
+def _predict_body(max_images: int) -> dict:
+    """The OpenAPI ``requestBody`` of ``POST /v1/predict``."""
+    images = {"minItems": 1, "maxItems": max_images}
+    return {
         "required": True,
         "content": {
             "multipart/form-data": {
@@ -113,8 +134,11 @@ _PREDICT_BODY = {
                         "file": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "one or more image files (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)",
-                        }
+                            **images,
+                            "description": "one or more image files (PNG, JPEG, BMP, GIF, "
+                            "TIFF, WebP, PNM)",
+                        },
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                     },
                     "required": ["file"],
                 }
@@ -126,16 +150,16 @@ _PREDICT_BODY = {
                         "images": {
                             "type": "array",
                             "items": {"type": "string", "format": "byte"},
+                            **images,
                             "description": "base64-encoded image files (data: URLs accepted)",
                         },
-                        "top_k": {"type": "integer", "minimum": 1},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                     },
                     "required": ["images"],
                 }
             },
         },
     }
-}
 
 
 def create_app(
@@ -144,31 +168,47 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS,
     max_images: int = DEFAULT_MAX_IMAGES,
     default_top_k: int = DEFAULT_TOP_K,
 ):
-    """The FastAPI application serving ``predictor``."""
-    from fastapi import Depends, FastAPI, Request
+    """The FastAPI application serving ``predictor``.
+
+    ``max_pixels`` bounds one image (width x height), ``max_total_pixels`` all images of one
+    request together; both are checked on the image headers before decoding.
+    """
+    import anyio
+    import anyio.to_thread
+    from fastapi import Depends, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
+    from fastapi_offline import FastAPIOffline
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     from objrec import __version__
+    from objrec.cpu import usable_cores
 
     info = predictor.info()
-    app = FastAPI(
+    # Swagger UI and ReDoc from fastapi-offline's bundled files: /docs works without internet
+    app = FastAPIOffline(
         title="objrec model server",
         version=__version__,
         description=f"Image classification with an objrec model ({info.get('method', '?')}, "
         f"{predictor.n_classes} classes, input {'x'.join(map(str, predictor.input_shape))}).",
+        static_url="/docs-assets",
     )
     app.state.predictor = predictor
+    # requests too big to run on the event loop: at most this many decode at once, so the
+    # memory of decoded images stays within a few times ``max_total_pixels``
+    workers = anyio.CapacityLimiter(max(2, usable_cores()))
 
-    def error(status: int, message: str) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": message, "status": status}, status, headers=headers)
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        headers = dict(headers or {})
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"error": message, "status": status}, status, headers=headers or None)
 
     @app.exception_handler(RequestError)
     async def _request_error(request, exc: RequestError):
@@ -176,7 +216,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
-        return error(exc.status_code, str(exc.detail))
+        # keeps the exception's headers: ``Allow`` on 405
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, exc):
@@ -185,6 +226,11 @@ def create_app(
             for e in exc.errors()
         ]
         return error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(request, exc):
+        log.info("objrec: client left during %s %s", request.method, request.url.path)
+        return error(400, "client disconnected before the request was complete")
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc):
@@ -221,12 +267,16 @@ def create_app(
                         )
                     items.append((f.filename or f"file #{i + 1}", await f.read()))
                 top = form.get("top_k")
-            return items, int(top) if isinstance(top, str) and top.isdigit() else None
+            if top is not None and not isinstance(top, str):
+                raise RequestError(422, "form field top_k must be text (a number), not a file")
+            return items, _top_k(top, "form field")
         if ctype == "application/json":
             try:
                 payload = json.loads(await request.body())
             except (ValueError, UnicodeDecodeError) as e:
                 raise RequestError(422, f"body is not valid JSON ({e})") from e
+            except RecursionError as e:  # e.g. 100,000 nested '['
+                raise RequestError(422, "body is not valid JSON (nested too deeply)") from e
             if not isinstance(payload, dict):
                 raise RequestError(422, 'JSON body must be an object: {"images": ["<base64>"]}')
             images = payload.get("images", [payload["image"]] if "image" in payload else None)
@@ -244,24 +294,36 @@ def create_app(
                     items.append((f"image #{i + 1}", base64.b64decode(s, validate=True)))
                 except (binascii.Error, ValueError) as e:
                     raise RequestError(422, f"image #{i + 1}: invalid base64 ({e})") from e
-            top = payload.get("top_k")
-            if top is not None and (not isinstance(top, int) or isinstance(top, bool)):
-                raise RequestError(422, "top_k must be an integer")
-            return items, top
+            return items, _top_k(payload.get("top_k"), "JSON field", text=False)
         raise RequestError(
             415,
             f"unsupported content type {ctype or '(none)'!r}; send images as multipart/form-data "
             "(field 'file') or application/json with base64 ('images')",
         )
 
+    def decode_and_predict(items: list[tuple[str, bytes]], k: int) -> list[list[dict]]:
+        """Decode every image (per-image and per-request pixel limits) and classify them."""
+        arrays, total = [], 0
+        for name, data in items:
+            try:
+                a = decode_image(data, max_pixels=max_pixels, name=name)
+            except ImageTooLargeError as e:
+                raise RequestError(413, str(e)) from e
+            except InputError as e:
+                raise RequestError(422, str(e)) from e
+            total += a.shape[0] * a.shape[1]
+            if total > max_total_pixels:  # a file whose header could not be read beforehand
+                raise RequestError(413, _too_many_pixels(total, max_total_pixels))
+            arrays.append(a)
+        try:
+            return predictor.top_k(arrays, k)
+        except ObjrecError as e:
+            raise RequestError(422, str(e)) from e
+
     async def predict(request: Request):
         """POST /v1/predict, a plain Starlette endpoint: FastAPI's parameter machinery costs
         about 0.1 ms per request here; the OpenAPI entry is added in :func:`openapi` below."""
-        top_k = request.query_params.get("top_k")
-        if top_k is not None:
-            if not top_k.isdigit() or int(top_k) < 1:
-                raise RequestError(422, f"top_k must be a whole number >= 1, got {top_k!r}")
-            top_k = int(top_k)
+        top_k = _top_k(request.query_params.get("top_k"), "query parameter")
         await check_key(request)
         items, body_k = await read_images(request)
         if not items:
@@ -272,24 +334,24 @@ def create_app(
             )
         if len(items) > max_images:
             raise RequestError(400, _too_many(len(items), max_images))
-        k = top_k or body_k or default_top_k
-        if k < 1:
-            raise RequestError(422, "top_k must be at least 1")
-        arrays = []
-        for name, data in items:
-            try:
-                arrays.append(decode_image(data, max_pixels=max_pixels, name=name))
-            except ImageTooLargeError as e:
-                raise RequestError(413, str(e)) from e
-            except InputError as e:
-                raise RequestError(422, str(e)) from e
-        try:
-            if len(arrays) <= INLINE_IMAGES:
-                result = predictor.top_k(arrays, k)
-            else:
-                result = await run_in_threadpool(predictor.top_k, arrays, k)
-        except ObjrecError as e:
-            raise RequestError(422, str(e)) from e
+        k = next(v for v in (top_k, body_k, default_top_k) if v is not None)
+        # the pixel budget, from the headers alone: a request of many huge (but small to
+        # send) images is refused before any of them is decoded
+        sizes = [header_pixels(data) for _, data in items]
+        for (name, _), n in zip(items, sizes, strict=True):
+            if n is not None and n > max_pixels:
+                raise RequestError(
+                    413,
+                    f"{name}: image too large: {n:,} pixels, over the limit of {max_pixels:,}; "
+                    "resize it before sending",
+                )
+        known = sum(n for n in sizes if n is not None)
+        if known > max_total_pixels:
+            raise RequestError(413, _too_many_pixels(known, max_total_pixels))
+        if len(items) <= INLINE_IMAGES and None not in sizes and known <= INLINE_PIXELS:
+            result = decode_and_predict(items, k)
+        else:
+            result = await anyio.to_thread.run_sync(decode_and_predict, items, k, limiter=workers)
         # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
         return JSONResponse(
             {
@@ -303,6 +365,16 @@ def create_app(
 
     app.add_route("/v1/predict", predict, methods=["POST"])
 
+    errors = {
+        "400": "no image, or more than the image limit",
+        "401": "missing or wrong API key (when the server has one)",
+        "408": "the client took too long to send its request",
+        "413": "body over the size limit, an image over the pixel limit, or images adding "
+        "up to more than the request's pixel limit",
+        "415": "content type is neither multipart/form-data nor application/json",
+        "422": "corrupt, empty or unreadable image; malformed field; top_k out of range",
+    }
+
     def openapi() -> dict:
         from fastapi.openapi.utils import get_openapi
 
@@ -310,13 +382,6 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            errors = {
-                "400": "no image, or more than the image limit",
-                "401": "missing or wrong API key (when the server has one)",
-                "413": "body over the size limit, or an image over the pixel limit",
-                "415": "content type is neither multipart/form-data nor application/json",
-                "422": "corrupt, empty or unreadable image; malformed field",
-            }
             schema["paths"]["/v1/predict"] = {
                 "post": {
                     "summary": "Top-k classes for one or several images",
@@ -326,11 +391,11 @@ def create_app(
                             "name": "top_k",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 1},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                             "description": "classes per image (capped at the class count)",
                         }
                     ],
-                    **_PREDICT_BODY,
+                    "requestBody": _predict_body(max_images),
                     "responses": {
                         "200": {
                             "description": "per image: file name and the top-k classes "
@@ -340,6 +405,14 @@ def create_app(
                     },
                 }
             }
+            if api_key is not None:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                }
+                for path in ("/v1/predict", "/v1/model"):
+                    for op in schema["paths"][path].values():
+                        op["security"] = [{"apiKey": []}, {"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -354,13 +427,23 @@ def create_app(
             "auth": api_key is not None,
         }
 
-    @app.get("/v1/model", dependencies=[Depends(check_key)], summary="Model metadata")
+    # the model's metadata holds the paths it was trained with (run folder, checkpoints,
+    # data): cut to their last part, so a client learns nothing of the server's disks
+    public_info = hide_paths(info)
+
+    @app.get(
+        "/v1/model",
+        dependencies=[Depends(check_key)],
+        summary="Model metadata",
+        responses={401: {"description": errors["401"]}},
+    )
     async def model_info():
         return {
-            **info,
+            **public_info,
             "limits": {
                 "max_body_bytes": max_body_bytes,
                 "max_pixels": max_pixels,
+                "max_total_pixels": max_total_pixels,
                 "max_images": max_images,
             },
         }
@@ -378,6 +461,20 @@ def create_app(
     return app
 
 
+def _top_k(value, where: str, *, text: bool = True) -> int | None:
+    try:
+        return parse_top_k(value, where, text=text)
+    except InputError as e:
+        raise RequestError(422, str(e)) from e
+
+
+def _too_many_pixels(n: int, limit: int) -> str:
+    return (
+        f"the images of this request add up to {n:,} pixels, over the limit of {limit:,} "
+        "per request; send fewer or smaller images per request"
+    )
+
+
 def _too_many(n: int, limit: int) -> str:
     return f"{n} images in one request, the limit is {limit}; split them over several requests"
 
@@ -388,7 +485,7 @@ ENV_MODEL = "OBJREC_SERVE_MODEL"
 ENV_API_KEY = "OBJREC_SERVE_API_KEY"
 ENV_BACKEND = "OBJREC_SERVE_BACKEND"
 ENV_THREADS = "OBJREC_SERVE_THREADS"
-ENV_LIMITS = "OBJREC_SERVE_LIMITS"  # JSON: max_body_bytes, max_pixels, max_images
+ENV_LIMITS = "OBJREC_SERVE_LIMITS"  # JSON: max_body_bytes, max_pixels, max_total_pixels, ...
 
 
 def app_from_env():

@@ -3,9 +3,11 @@
 The exported model takes raw images exactly as objrec holds them, uint8
 ``(N, H, W)`` (grey) or ``(N, H, W, C)`` (colour) at the model's ``input_shape``, and
 returns class probabilities ``(N, K)`` float32 (input ``images``, output
-``probabilities``; the class names are in the ONNX metadata as ``classes``). So a
-consumer only resizes its image to the model's input size and needs no other knowledge
-of the training set.
+``probabilities``; the class names are in the ONNX metadata as ``classes``, the image
+spec as ``image``). The arrays fed to it come from the one image pipeline,
+:mod:`objrec.data.images`, with the model's recorded spec (:func:`input_images`: decode,
+colour, resize filter and aspect policy exactly as training saw the files), so a
+consumer needs no other knowledge of the training set.
 
 Every export runs a parity check on real images before it is accepted: the
 probabilities of the original estimator (PyTorch or scikit-learn) and of the exported
@@ -100,6 +102,41 @@ def compare_outputs(
         top1_agreement=float(np.mean(expected.argmax(1) == got.argmax(1))) if len(got) else 1.0,
         tolerance=tolerance,
     )
+
+
+def input_images(est, images, metadata: dict | None = None) -> np.ndarray:
+    """The exported graph's input for ``images``: uint8 ``(N, *est.input_shape_)``.
+
+    ``images`` are image files (paths or bytes), decoded by :mod:`objrec.data.images`, or
+    uint8 arrays; both are brought to the model's recorded
+    :class:`~objrec.data.images.ImageSpec` (``metadata["image"]``, default
+    ``est.objrec_metadata_``), as ``objrec predict`` and the server do.
+    """
+    import os
+
+    from objrec.serving.preprocess import decode_image, spec_for_model, to_model_input
+
+    meta = metadata if metadata is not None else getattr(est, "objrec_metadata_", {}) or {}
+    shape = tuple(int(s) for s in est.input_shape_)
+    spec = spec_for_model(meta, shape)
+    arrays = [
+        decode_image(x) if isinstance(x, str | bytes | os.PathLike) else np.asarray(x)
+        for x in images
+    ]
+    return to_model_input(arrays, shape, spec)
+
+
+def _image_metadata(est) -> dict:
+    """The model's image spec for the ONNX metadata (``image``), when it records one."""
+    import json
+
+    from objrec.serving.preprocess import spec_for_model
+
+    meta = getattr(est, "objrec_metadata_", {}) or {}
+    try:
+        return {"image": json.dumps(spec_for_model(meta, est.input_shape_).to_dict())}
+    except Exception:  # an unusual estimator without an input shape: leave it out
+        return {}
 
 
 def is_cnn(est) -> bool:
@@ -217,6 +254,7 @@ def _with_metadata(model_bytes: bytes, est, metadata: dict | None) -> bytes:
         "input_shape": json.dumps([int(s) for s in est.input_shape_]),
         "input_dtype": "uint8",
         "producer": "objrec",
+        **_image_metadata(est),
     }
     for k, v in (metadata or {}).items():
         props[k] = v if isinstance(v, str) else json.dumps(v, default=str)
@@ -306,6 +344,14 @@ def classic_to_onnx_bytes(est, *, opset: int = DEFAULT_OPSET, metadata: dict | N
         )
     if kind != "pixels":
         raise ExportError(f"cannot export {kind} features to ONNX")
+    work = tuple(getattr(est, "work_shape_", None) or est.input_shape_[:2])
+    if work != tuple(est.input_shape_[:2]):
+        raise ExportError(
+            f"{getattr(est, 'method_name', type(est).__name__)} resizes its "
+            f"{est.input_shape_[0]}x{est.input_shape_[1]} input to {work[0]}x{work[1]} "
+            "internally, which the ONNX graph does not reproduce; fit with size=None (or on "
+            "images of that size) to export, or use the model natively (objrec predict / serve)"
+        )
     n_features = int(np.prod(est.input_shape_))
     skl_onnx, double = _convert_sklearn(skl, n_features, opset)
     outputs = [o.name for o in skl_onnx.graph.output]

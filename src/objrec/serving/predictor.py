@@ -23,7 +23,12 @@ import numpy as np
 
 from objrec.cpu import usable_cores
 from objrec.errors import InputError, ObjrecError
-from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, decode_image, to_model_input
+from objrec.serving.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    decode_image,
+    spec_for_model,
+    to_model_input,
+)
 
 log = logging.getLogger("objrec.serving")
 
@@ -77,6 +82,8 @@ class Predictor:
         self.estimator = estimator
         self.metadata = dict(metadata or getattr(estimator, "objrec_metadata_", {}) or {})
         self.input_shape = tuple(int(s) for s in estimator.input_shape_)
+        # how images are brought to the input: the model's recorded spec (fit policy)
+        self.image_spec = spec_for_model(self.metadata, self.input_shape)
         self.classes = class_names(self.metadata, estimator.classes_)
         from objrec.serving.export import has_proba
 
@@ -172,7 +179,7 @@ class Predictor:
 
     def predict_proba(self, images) -> np.ndarray:
         """Probabilities ``(N, K)`` for images of any size and colour mode (list or array)."""
-        return self.scores(to_model_input(images, self.input_shape))
+        return self.scores(to_model_input(images, self.input_shape, self.image_spec))
 
     def top_k(self, images, k: int = 5) -> list[list[dict]]:
         """The ``k`` most likely classes per image (k capped at the class count), best first."""
@@ -200,7 +207,7 @@ class Predictor:
         batch: list[tuple[str, np.ndarray]] = []
 
         def flush():
-            X = to_model_input([a for _, a in batch], self.input_shape)
+            X = to_model_input([a for _, a in batch], self.input_shape, self.image_spec)
             for (name, _), tk in zip(batch, self.format_top_k(self.scores(X), k), strict=True):
                 yield FileResult(name, top_k=tk)
             batch.clear()
@@ -230,6 +237,7 @@ class Predictor:
             "classes": self.classes,
             "n_classes": self.n_classes,
             "input_shape": list(self.input_shape),
+            "image": self.image_spec.to_dict(),
             "backend": self.backend,
             "scores": self.scores_are,
         }

@@ -1,0 +1,207 @@
+"""The server's input checks: top_k's range, deep JSON, files that crash Pillow, the
+per-request pixel budget, hidden server paths, 405's Allow header, the OpenAPI schema
+and the offline /docs page."""
+
+import base64
+import io
+import re
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from objrec.serving import app as appmod
+from objrec.serving.app import create_app
+from objrec.serving.predictor import Predictor
+
+from .helpers import png_bytes, png_header_only
+
+
+@pytest.fixture(scope="module")
+def predictor(pixels_logreg):
+    meta = {
+        "method": "pixels-logreg",
+        "params": {"checkpoint_dir": "/home/alice/runs/digits/checkpoints", "C": 1.0},
+        "training": {"data_dir": "/srv/data/digits", "files": ["/srv/data/a.npz", "rel/b"]},
+    }
+    return Predictor(pixels_logreg, metadata=meta, backend="native")
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    app = create_app(predictor, max_pixels=40_000_000, max_total_pixels=40_000_000)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def png(digits_16):
+    return png_bytes(digits_16[2][0])
+
+
+def _error(r, status):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status and isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+def tiff_with_fractional_strip_offsets() -> bytes:
+    """A valid 8x8 grey TIFF whose StripOffsets tag is retyped from LONG to RATIONAL:
+    Pillow opens it and raises ``TypeError`` when it seeks to the strip."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(buf, format="TIFF")
+    data = bytearray(buf.getvalue())
+    assert data[:4] == b"II*\x00"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", data, entry + 2, 5)  # type RATIONAL
+            return bytes(data)
+    raise AssertionError("no StripOffsets tag")
+
+
+@pytest.mark.parametrize("value", ["²", "1" * 5000, "0", "-1", "1.5", "", "10001", "٣"])
+def test_top_k_query_out_of_range_422(client, png, value):
+    r = client.post("/v1/predict", params={"top_k": value}, files={"file": ("a.png", png)})
+    assert "from 1 to 10,000" in _error(r, 422)
+
+
+@pytest.mark.parametrize("value", [0, -3, True, 1.5, 0.0, "3", 10**30, 1e300, None])
+def test_top_k_json_out_of_range_422(client, png, value):
+    body = {"images": [base64.b64encode(png).decode()], "top_k": value}
+    r = client.post("/v1/predict", json=body)
+    if value is None:  # JSON null: the default
+        assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 5
+    else:
+        assert "JSON field top_k must be a whole number from 1 to 10,000" in _error(r, 422)
+
+
+def test_top_k_form_zero_refused_and_valid_honoured(client, png):
+    r = client.post("/v1/predict", data={"top_k": "0"}, files={"file": ("a.png", png)})
+    assert "form field top_k" in _error(r, 422)
+    r = client.post("/v1/predict", data={"top_k": "²"}, files={"file": ("a.png", png)})
+    _error(r, 422)
+    r = client.post("/v1/predict", data={"top_k": "2"}, files={"file": ("a.png", png)})
+    assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 2
+    b64 = base64.b64encode(png).decode()
+    r = client.post("/v1/predict", json={"images": [b64], "top_k": 3.0})  # a JSON integer
+    assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 3
+    r = client.post("/v1/predict", files={"file": ("a.png", png), "top_k": ("k.txt", b"2")})
+    assert "not a file" in _error(r, 422)
+
+
+def test_deeply_nested_json_422(client):
+    for body in (b"[" * 100_000, b'{"images": ' + b"[" * 100_000, b'{"a":' * 100_000):
+        r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+        assert "not valid JSON" in _error(r, 422)
+
+
+def test_tiff_that_makes_pillow_raise_typeerror_is_422(client, png):
+    from PIL import Image
+
+    tiff = tiff_with_fractional_strip_offsets()
+    with pytest.raises(TypeError):  # the case itself: Pillow's TIFF plugin fails this way
+        Image.open(io.BytesIO(tiff)).load()
+    files = [("file", ("ok.png", png)), ("file", ("evil.tif", tiff))]
+    assert "evil.tif" in _error(client.post("/v1/predict", files=files), 422)
+    b64 = base64.b64encode(tiff).decode()
+    assert "image #1" in _error(client.post("/v1/predict", json={"images": [b64]}), 422)
+
+
+def test_any_decoder_exception_is_a_per_file_422(client, png, monkeypatch):
+    from PIL import ImageFile
+
+    def broken(self):
+        raise KeyError("internal decoder state")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken)  # Pillow fails in a new way
+    msg = _error(client.post("/v1/predict", files={"file": ("x.png", png)}), 422)
+    assert msg.startswith("x.png: could not be decoded (KeyError")
+
+
+def test_pixel_budget_refuses_before_decoding(client, monkeypatch):
+    calls = []
+    real = appmod.decode_image
+    monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    huge = png_header_only(6000, 6000)  # 36 megapixels each, 100 bytes to send
+    files = [("file", (f"{i}.png", huge)) for i in range(8)]
+    msg = _error(client.post("/v1/predict", files=files), 413)
+    assert "add up to 288,000,000 pixels" in msg and "40,000,000" in msg
+    b64 = base64.b64encode(huge).decode()
+    _error(client.post("/v1/predict", json={"images": [b64, b64]}), 413)
+    assert calls == []  # refused from the headers alone
+    one = client.post("/v1/predict", files=[("file", ("0.png", huge))])
+    assert "0.png" in _error(one, 422)  # one fits the budget: decoded, found truncated
+    assert calls == [1]
+
+
+def test_a_single_image_over_max_pixels_is_413_before_decoding(predictor, monkeypatch):
+    c = TestClient(create_app(predictor, max_pixels=10_000), raise_server_exceptions=False)
+    monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: pytest.fail("decoded"))
+    r = c.post("/v1/predict", files={"file": ("big.png", png_header_only(200, 100))})
+    assert "big.png: image too large: 20,000 pixels" in _error(r, 413)
+
+
+def test_decoded_pixels_count_when_the_header_cannot_be_probed(predictor, digits_16, monkeypatch):
+    from objrec.serving import limits
+
+    c = TestClient(create_app(predictor, max_total_pixels=600), raise_server_exceptions=False)
+    monkeypatch.setattr(appmod, "header_pixels", lambda data: None)
+    files = [("file", (f"{i}.png", png_bytes(digits_16[2][i]))) for i in range(3)]  # 3 x 256
+    assert "add up to 768 pixels" in _error(c.post("/v1/predict", files=files), 413)
+    assert c.post("/v1/predict", files=files[:2]).status_code == 200
+    assert limits.header_pixels(png_bytes(digits_16[2][0])) == 256
+
+
+def test_model_info_hides_server_paths(predictor):
+    for key in (None, "k"):
+        c = TestClient(create_app(predictor, api_key=key))
+        m = c.get("/v1/model", headers={"X-API-Key": "k"} if key else {}).json()
+        text = str(m)
+        assert "/home" not in text and "/srv" not in text
+        assert m["params"]["checkpoint_dir"] == "checkpoints" and m["params"]["C"] == 1.0
+        assert m["training"] == {"data_dir": "digits", "files": ["a.npz", "rel/b"]}
+    assert predictor.info()["params"]["checkpoint_dir"].startswith("/home")  # unchanged
+
+
+def test_405_has_allow_header(client):
+    r = client.get("/v1/predict")
+    _error(r, 405)
+    assert r.headers["allow"] == "POST"
+    r = client.post("/v1/health")
+    _error(r, 405)
+    assert r.headers["allow"] == "GET"
+
+
+def test_openapi_requires_one_image_at_least(client, predictor):
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    file = content["multipart/form-data"]["schema"]["properties"]["file"]
+    images = content["application/json"]["schema"]["properties"]["images"]
+    assert file["minItems"] == images["minItems"] == 1
+    assert file["maxItems"] == images["maxItems"] == appmod.DEFAULT_MAX_IMAGES
+    assert "securitySchemes" not in spec.get("components", {})
+    keyed = TestClient(create_app(predictor, api_key="k")).get("/openapi.json").json()
+    assert keyed["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+    assert keyed["paths"]["/v1/model"]["get"]["security"]
+
+
+def test_docs_work_offline(client):
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", html.text)
+        assert urls, html.text
+        assert not re.search(r"https?://", html.text), "a URL outside the server"
+        for url in urls:
+            r = client.get(url)
+            assert r.status_code == 200 and len(r.content) > 100, url
+    js = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert "SwaggerUIBundle" in js.text
