@@ -226,6 +226,9 @@ def test_fine_tuning_freezes_then_unfreezes_with_growing_rates(digits_small, tmp
     assert lrs[-1] / lrs[0] == pytest.approx(LR_MULT)
     final = est.model_.state_dict()
     assert not torch.equal(final["backbone.0.weight"], start["backbone.0.weight"])
+    assert not torch.equal(final["backbone.1.weight"], start["backbone.1.weight"])  # BN affine
+    for k in ("running_mean", "running_var", "num_batches_tracked"):  # BN statistics kept
+        assert torch.equal(final[f"backbone.1.{k}"], start[f"backbone.1.{k}"]), k
     assert all(p.requires_grad for p in est.model_.parameters())
     # normalised with the network's statistics (grey: their mean), not the data's
     assert est.preprocessing_["mean"] == [pytest.approx(np.mean(STANDIN_MEAN))]

@@ -696,6 +696,15 @@ def backbone_of(net):
     return getattr(net, "backbone", None) or net.features
 
 
+def _batchnorms(module) -> tuple:
+    """The BatchNorm layers inside ``module``."""
+    import torch
+
+    return tuple(
+        m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    )
+
+
 def param_groups(net) -> list[list]:
     """Parameter lists from the input side to the head: ``net.param_groups()`` where the
     network has it, else [backbone, head]; parameters in no group join the last one."""
@@ -771,6 +780,11 @@ class _Phases:
             state.frozen = (backbone,)  # kept in eval mode: BatchNorm statistics stay
             groups, lrs = [[p for p in net.parameters() if p.requires_grad]], [phase.lr]
         elif phase.name == "unfrozen":
+            # BatchNorm of the backbone keeps its statistics (eval mode) while its weights
+            # train: small batches of new data would otherwise replace the pretrained
+            # statistics in training mode only, and evaluation would use stale ones
+            # (Keras' fine-tuning guide does the same).
+            state.frozen = _batchnorms(backbone_of(net))
             groups = param_groups(net)
             lrs = discriminative_lrs(phase.lr, len(groups), phase.lr_mult)
         else:

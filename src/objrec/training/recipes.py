@@ -28,8 +28,9 @@ the recipe needs and 60,000 get the recipe's epochs:
 
 Fine-tuning a pretrained network (fastai's ``fine_tune``): phase 1 trains the new head
 with the backbone frozen (BatchNorm in eval mode) for one pass, clipped to
-:data:`FROZEN_STEPS`; phase 2 trains everything with a one-cycle schedule at
-discriminative rates: parameter group ``g`` of ``G`` (input side first) at
+:data:`FROZEN_STEPS`; phase 2 trains every weight (the backbone's BatchNorm statistics
+stay the pretrained ones, as Keras' fine-tuning guide advises) with a one-cycle
+schedule at discriminative rates: parameter group ``g`` of ``G`` (input side first) at
 ``lr / 2 / lr_mult ** ((G - 1 - g) / (G - 1))``, so the head learns at ``lr / 2`` and the
 first layers ``lr_mult`` times slower.
 """
