@@ -5,11 +5,15 @@ For each dataset (MNIST from ../shared/data/mnist, Fashion-MNIST from
 
 1. ``baseline``: ../shared/bench/seed_pytorch_baseline.py as written (simple_cnn, batch 32,
    Adam 1e-3, 5 epochs, per-sample loading): wall time and test accuracy.
-2. ``simple``: objrec training the same ``simple_cnn`` (in-memory uint8 batches, NHWC,
-   one-cycle schedule, label smoothing): training seconds until the epoch whose test
-   accuracy first reaches the baseline's final one. The number of epochs is fixed in
-   advance; the test accuracy is measured after each epoch for this report only and never
-   stops or steers training.
+2. ``default``: ``objrec.make_method("simple_cnn")`` with nothing set, i.e. what
+   ``objrec train DATASET --model simple_cnn`` trains (the network's default recipe,
+   ``objrec.nets.model_info("simple_cnn").defaults``, planned in optimiser steps by
+   ``objrec.training.recipes``): training seconds and test accuracy, and the seconds until
+   the epoch whose test accuracy first reaches the baseline's final one.
+   ``simple``: the same network with a recipe tuned for the dataset (in-memory uint8
+   batches, NHWC, one-cycle schedule, label smoothing), measured the same way. The number
+   of epochs is fixed in advance; the test accuracy is measured after each epoch for this
+   report only and never stops or steers training.
 3. ``best``: objrec's best recipe (resnet_small, augmentation, SGD + one-cycle) within a
    15-minute CPU budget: test accuracy and training time.
 4. simple_cnn training throughput as a fraction of the CPU's peak FP32 FLOP/s.
@@ -18,7 +22,7 @@ Each part runs in its own process so that its peak resident memory is its own.
 Usage::
 
     flock /tmp/objrec-bench.lock python benchmarks/cnn.py [--datasets mnist fashion]
-        [--parts baseline simple best]
+        [--parts baseline default simple best]
     python benchmarks/cnn.py --report     # the table, from benchmarks/results/cnn.json
 """
 
@@ -62,6 +66,8 @@ SIMPLE = {
                 "optimizer": "adam", "schedule": "onecycle", "label_smoothing": 0.1,
                 "precision": BF16},
 }  # fmt: skip
+# The defaults: nothing set but the network (what `objrec train` and `compare` train).
+DEFAULT = {"mnist": {"model": "simple_cnn"}, "fashion": {"model": "simple_cnn"}}
 # The best recipes train for a fixed time budget (max_time, seconds; the one-cycle schedule
 # follows the clock, see objrec.training.schedules): 840 s leaves room within 15 minutes
 # for the validation passes; "epochs" is only an upper bound.
@@ -135,7 +141,8 @@ def warm_imports() -> None:
 
     for name in ("torch._dynamo", "tqdm.auto", "objrec.nets", "objrec.training.callbacks",
                  "objrec.training.checkpoint", "objrec.training.loop", "objrec.training.runtime",
-                 "objrec.training.schedules", "objrec.training.streaming"):  # fmt: skip
+                 "objrec.training.schedules", "objrec.training.streaming",
+                 "objrec.training.recipes"):  # fmt: skip
         importlib.import_module(name)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
@@ -158,8 +165,12 @@ def run_objrec(dataset: str, recipe: dict, probe_test: bool = True) -> dict:
     import torch
 
     flops = forward_flops(create_model(recipe["model"]), (1, 28, 28))
+    plan = est.recipe_  # the resolved recipe, as trained (batch and rate after clipping)
+    resolved = {"model": recipe["model"], **plan["settings"], "batch_size": plan["batch_size"],
+                "lr": plan["lr"], "precision": est.precision}  # fmt: skip
     return {
-        "recipe": recipe,
+        "recipe": {**resolved, **recipe},
+        "plan": plan,
         "threads": torch.get_num_threads(),
         "wall_seconds": wall,
         "history": est.history_,
@@ -203,7 +214,7 @@ def run_part(part: str, dataset: str) -> dict:
 
 
 def child(part: str, dataset: str) -> None:
-    recipe = SIMPLE[dataset] if part == "simple" else BEST[dataset]
+    recipe = {"simple": SIMPLE, "default": DEFAULT, "best": BEST}[part][dataset]
     res = run_objrec(dataset, recipe, probe_test=not recipe.get("max_time"))
     print(json.dumps(res))
 
@@ -214,7 +225,12 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion"], choices=list(DATA))
-    ap.add_argument("--parts", nargs="+", default=["baseline", "simple", "best"])
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["baseline", "default", "simple", "best"],
+        choices=["baseline", "default", "simple", "best"],
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cnn.json"))
     ap.add_argument("--report", action="store_true", help="only print the table of saved results")
     args = ap.parse_args()
@@ -261,7 +277,12 @@ def report(results: dict) -> str:
                 f"| {ds} | baseline script (5 epochs, batch 32) | {base['test_accuracy']:.4f} | "
                 f"{base['train_seconds']:.1f} | - | 1.0x | {base['peak_rss_mib']:.0f} | {base['loadavg_before'][0]:.2f} |"
             )
-        for part, label in (("simple", "objrec simple_cnn"), ("best", "objrec best")):
+        parts = (
+            ("default", "objrec defaults"),
+            ("simple", "objrec simple_cnn tuned"),
+            ("best", "objrec best"),
+        )
+        for part, label in parts:
             res = r.get(part)
             if not res:
                 continue
@@ -288,15 +309,17 @@ def report(results: dict) -> str:
                 f"{res['test_accuracy']:.4f} | {res['wall_seconds']:.1f} | {reach} | {ratio} | "
                 f"{res['peak_rss_mib']:.0f} | {res['loadavg_before'][0]:.2f} |"
             )
-            if part == "simple":
-                ips = (
-                    res["train_images"]
-                    * len(res["history"])
-                    / sum(h["seconds"] for h in res["history"])
+            if part in ("default", "simple"):
+                plan = res.get("plan")  # images trained = steps x batch (epochs may span passes)
+                images = (
+                    plan["total_steps"] * plan["batch_size"]
+                    if plan
+                    else res["train_images"] * len(res["history"])
                 )
+                ips = images / sum(h["seconds"] for h in res["history"])
                 train_flops = 3 * res["forward_flops_per_image"]
                 notes.append(
-                    f"{ds}: simple_cnn trained in {rec.get('precision', 'fp32')} at {ips:.0f} "
+                    f"{ds} ({part}): simple_cnn trained in {rec.get('precision', 'fp32')} at {ips:.0f} "
                     f"images/s ({res['threads']} threads) x "
                     f"{train_flops / 1e6:.1f} MFLOP/image (3 x {res['forward_flops_per_image'] / 1e6:.2f} "
                     f"forward) = {ips * train_flops / 1e9:.1f} GFLOP/s = {ips * train_flops / peak:.1%} of peak"

@@ -183,9 +183,9 @@ def test_budget_params_only_apply_accepted_parameters():
     assert C.budget_params("resnet_small", "quick", est, n_train=100_000) == {
         "epochs": C.BUDGETS["quick"]["resnet_small"]["epochs"]
     }
-    # small training sets: more epochs; batch_size and lr are not parameters of this one
+    # small training sets: no override for networks (their recipes count optimiser steps)
     small = C.budget_params("resnet_small", "quick", est, n_train=C.SMALL_TRAIN - 1)
-    assert small == {"epochs": C.SMALL_DATA["resnet_small"]["epochs"]}
+    assert small == {"epochs": C.BUDGETS["quick"]["resnet_small"]["epochs"]}
     assert C.budget_params("hog-svm", "quick", est) == {}
     with pytest.raises(ObjrecError, match="budget"):
         C.budget_params("hog-svm", "huge", est)

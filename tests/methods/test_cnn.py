@@ -9,7 +9,7 @@ import objrec  # noqa: E402
 from objrec.errors import InputError, ObjrecError  # noqa: E402
 from objrec.methods.cnn import CNNClassifier  # noqa: E402
 
-FAST = {"epochs": 3, "batch_size": 32, "verbose": False, "threads": 1}
+FAST = {"epochs": 3, "batch_size": 32, "min_steps": 0, "verbose": False, "threads": 1}
 
 
 @pytest.fixture(scope="module")

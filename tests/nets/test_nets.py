@@ -82,7 +82,33 @@ def test_simple_cnn_is_the_reference_network():
 
 def test_simple_cnn_adapts_to_small_and_colour_inputs():
     assert create_model("simple_cnn", 1, 10, (8, 8)).num_features == 64 * 2 * 2  # padded convs
-    assert create_model("simple_cnn", 3, 10, (32, 32)).num_features == 64 * 6 * 6  # 30,15,13,6
+    assert create_model("simple_cnn", 1, 10, (20, 20)).num_features == 64 * 3 * 3  # 18,9,7,3
+    # larger maps are average-pooled to the reference's 5x5: the linear layer stays 1600 -> 64
+    for size in [(32, 32), (64, 64), (243, 320)]:
+        model = create_model("simple_cnn", 3, 10, size)
+        assert model.num_features == 64 * 5 * 5 and model.head[0].in_features == 1600
+        assert model(torch.zeros(2, 3, *size)).shape == (2, 10)
+    for size, maps_hw in [((64, 64), (14, 14)), ((112, 92), (26, 21)), ((40, 12), (8, 1))]:
+        model = create_model("simple_cnn", 1, 10, size).eval()  # e.g. 62,31,29,14 -> 5x5
+        x = torch.randn(2, 1, *size)
+        maps = model.features[:6](x)
+        assert maps.shape == (2, 64, *maps_hw)
+        grid = (min(maps_hw[0], 5), min(maps_hw[1], 5))
+        expected = torch.nn.functional.adaptive_avg_pool2d(maps, grid).flatten(1)  # the oracle
+        torch.testing.assert_close(model.forward_features(x), expected)
+        assert set(model.state_dict()) == set(create_model("simple_cnn").state_dict())
+    assert len(create_model("simple_cnn", 1, 10, (28, 28)).features) == 7  # no pooling added
+
+
+def test_simple_cnn_pooled_to_its_grid_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model("simple_cnn", 1, 10, (64, 64)).eval()  # 14x14 maps, 5 does not divide 14
+    x = torch.randn(3, 1, 64, 64)
+    torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), dynamo=False, opset_version=17)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    (out,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(out, model(x).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_summary_rows_shapes_params_and_macs():

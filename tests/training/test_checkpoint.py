@@ -13,7 +13,7 @@ from objrec.training.checkpoint import CheckpointError, load_checkpoint  # noqa:
 from objrec.training.loop import NonFiniteLossError  # noqa: E402
 
 KW = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "sgd", "schedule": "onecycle",
-      "augment": "default", "verbose": False, "threads": 1, "seed": 3}  # fmt: skip
+      "augment": "default", "min_steps": 0, "verbose": False, "threads": 1, "seed": 3}  # fmt: skip
 
 
 class StopAfter:

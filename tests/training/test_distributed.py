@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 PARAMS = {"epochs": 1, "batch_size": 32, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
-          "verbose": False, "threads": 1, "seed": 0}  # fmt: skip
+          "min_steps": 0, "verbose": False, "threads": 1, "seed": 0}  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -126,7 +126,14 @@ def test_streaming_loader_yields_the_batches_of_batch_loader(both, workers):
 def test_streamed_fit_equals_in_memory_fit(both):
     mem, lazy, _ = both
     torch.manual_seed(123)
-    kw = {"epochs": 1, "batch_size": 8, "verbose": 0, "threads": 1, "augment": "default"}
+    kw = {
+        "epochs": 1,
+        "batch_size": 8,
+        "min_steps": 0,
+        "verbose": 0,
+        "threads": 1,
+        "augment": "default",
+    }
     a = CNNClassifier("simple_cnn", **kw).fit(mem.train.X, mem.train.y, mem.val.X, mem.val.y)
     b = CNNClassifier("simple_cnn", num_workers=2, **kw).fit(
         lazy.train.X, lazy.train.y, lazy.val.X, lazy.val.y
@@ -164,7 +171,9 @@ def test_broken_pixel_data_is_skipped_in_training_and_named_in_predict(tmp_path,
         ds.image_shape,
     )
     assert len(pool) == 24  # passed the header check
-    clf = CNNClassifier("simple_cnn", epochs=1, batch_size=8, verbose=0, threads=1, num_workers=0)
+    clf = CNNClassifier(
+        "simple_cnn", epochs=1, batch_size=8, min_steps=0, verbose=0, threads=1, num_workers=0
+    )
     with pytest.warns(DatasetWarning, match=r"class2/img1\.png"):
         clf.fit(pool, pool.labels)
     assert len(clf.history_) == 1  # training went on without the file
@@ -178,7 +187,7 @@ def test_broken_pixel_data_is_skipped_in_training_and_named_in_predict(tmp_path,
     )
     # a model trained on other data refuses files of another shape before decoding any
     mem = both[0]
-    other = CNNClassifier("mlp", epochs=1, verbose=0, threads=1).fit(
+    other = CNNClassifier("mlp", epochs=1, min_steps=0, verbose=0, threads=1).fit(
         mem.train.X[:, :8], mem.train.y
     )
     with pytest.raises(Exception, match="trained on"):

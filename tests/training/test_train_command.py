@@ -13,6 +13,7 @@ from objrec.cli import main
 def test_train_writes_a_complete_run_and_resumes(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "digits", "--model", "simple_cnn", "--epochs", "1", "--batch-size", "64"]
+    args += ["--min-steps", "0"]  # one epoch exactly, then one more on resume
     assert main([*args, "--out", str(run), "--quiet", "--threads", "1"]) == 0
     for name in ("config.json", "versions.json", "history.csv", "history.json", "loss.png",
                  "accuracy.png", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt",
@@ -31,6 +32,18 @@ def test_train_writes_a_complete_run_and_resumes(tmp_path, capsys):
     assert (run / "history.csv").read_text().count("\n") == 3
     model = objrec.load(run)
     assert len(model.history_) == 2 and model.method_name == "simple_cnn"
+
+
+def test_train_recipe_option_and_the_recorded_plan(tmp_path):
+    run = tmp_path / "seed"
+    args = ["train", "digits", "--model", "simple_cnn", "--recipe", "seed", "--out", str(run)]
+    assert main([*args, "--quiet", "--threads", "1"]) == 0
+    plan = json.loads((run / "metrics.json").read_text())["recipe"]
+    assert plan["recipe"] == "seed" and plan["settings"]["optimizer"] == "adam"
+    assert (plan["batch_size"], plan["lr"], plan["epochs"]) == (32, 1e-3, 5)
+    assert plan["settings"]["schedule"] == "constant" and plan["early_stopping"] is None
+    assert objrec.load(run).recipe_ == plan
+    assert json.loads((run / "config.json").read_text())["params"]["recipe"] == "seed"
 
 
 def test_train_classical_method_through_the_same_command(tmp_path):

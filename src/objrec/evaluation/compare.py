@@ -51,10 +51,11 @@ ALIASES = {"hog-rbf": "hog-svm"}
 # Per-method parameters for each budget. Only parameters that the estimator accepts
 # (``get_params()``) are applied, so a preset never breaks a method that names them
 # differently. ``epochs`` counts passes over the training split; ``lr`` is the base
-# learning rate; ``batch_size`` images per optimiser step.
+# learning rate; ``batch_size`` images per optimiser step. Networks without an entry
+# train with their default recipe (``objrec.training.recipes``), which already fits the
+# step count, batch size and early stopping to the data size.
 BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
-        "simple_cnn": {"epochs": 5},  # the reference recipe
         "lenet5": {"epochs": 5},
         "mlp": {"epochs": 5},
         "resnet_small": {"epochs": 4},
@@ -66,15 +67,10 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "resnet_small": {"epochs": 12},
     },
 }
-# On small training sets (under SMALL_TRAIN images, e.g. digits' 1,257) a few epochs are
-# only a few dozen optimiser steps: networks get more epochs and smaller batches instead.
+# Overrides on small training sets (under SMALL_TRAIN images); none for the networks,
+# whose recipes raise small sets to a minimum number of optimiser steps themselves.
 SMALL_TRAIN = 5000
-SMALL_DATA: dict[str, dict[str, Any]] = {
-    "simple_cnn": {"epochs": 15},
-    "lenet5": {"epochs": 15},
-    "mlp": {"epochs": 15},
-    "resnet_small": {"epochs": 12, "batch_size": 32, "lr": 0.05},
-}
+SMALL_DATA: dict[str, dict[str, Any]] = {}
 
 
 @dataclass

@@ -33,35 +33,35 @@ from objrec.errors import InputError, ModelFileError, ObjrecError
 from objrec.methods import register_method
 from objrec.methods.base import ImageClassifier
 from objrec.nets.registry import list_models, model_info
+from objrec.training.recipes import GLOBAL_DEFAULTS, resolve_recipe
+
+__all__ = ["GLOBAL_DEFAULTS", "CNNClassifier"]
 
 WEIGHTS_NAME = "weights.safetensors"
-# Training settings used when neither the estimator nor the network's defaults set them.
-GLOBAL_DEFAULTS = {
-    "epochs": 10,  # passes over the training split
-    "batch_size": 64,  # images per optimiser step (global, over all ranks)
-    "lr": 1e-3,  # base learning rate
-    "optimizer": "adam",  # adam | adamw | sgd (Nesterov, momentum 0.9)
-    "schedule": "constant",  # constant | cosine | onecycle (per batch, see training.schedules)
-    "warmup": 0.0,  # warm-up length in epochs (onecycle: 25% of training when 0)
-    "weight_decay": 0.0,  # L2 (adam, sgd) or decoupled (adamw) weight decay
-    "label_smoothing": 0.0,  # cross-entropy label smoothing, 0..1
-    "augment": None,  # preset or recipe, see training.augment
-}
 
 
 class CNNClassifier(ImageClassifier):
     """A network from :mod:`objrec.nets` trained on uint8 images ``(N, H, W[, C])``.
 
-    Parameters left as ``None`` take the network's recommended value
-    (``objrec.nets.model_info(name).defaults``), then :data:`GLOBAL_DEFAULTS`.
+    Parameters left as ``None`` take the value of ``recipe``: by default the network's
+    measured best (``objrec.nets.model_info(name).defaults``), then
+    :data:`GLOBAL_DEFAULTS`. Training counts optimiser steps (``min_steps`` at least, the
+    batch clipped to the data, see :mod:`objrec.training.recipes`); the resolved plan is
+    ``recipe_`` after fitting and is saved with the model.
 
     Parameters
     ----------
     model : network name (``objrec.nets.list_models()``)
-    epochs, batch_size, lr, optimizer, schedule, warmup, weight_decay, label_smoothing, augment
-        training recipe (units in :data:`GLOBAL_DEFAULTS`)
+    recipe : "default" (None; the network's best measured recipe) or "seed" (the source
+        notes' recipe exactly: Adam 1e-3, batch 32, 5 epochs, constant rate, no step floor)
+    epochs, batch_size, lr, optimizer, schedule, warmup, weight_decay, label_smoothing, augment,
+    min_steps
+        training recipe (units in :data:`GLOBAL_DEFAULTS`); set ones override ``recipe``.
+        On small data a recipe without augmentation trains with small random shifts
+        (``augment="none"`` switches them off)
     class_weight : None or "balanced" (loss weights inversely proportional to class counts)
-    early_stopping : None or patience in epochs on ``monitor``; restores the best weights
+    early_stopping : patience in (logged) epochs on ``monitor``, restoring the best weights;
+        None: on when the data is small (the step floor applies), 0: off
     max_time : None or a training time budget in seconds: the schedule advances with the time
         spent (see ``training.schedules``) and training stops when it is used up, even within
         an epoch; ``epochs`` is then an upper bound. Not reproducible bit for bit; single process only
@@ -69,8 +69,13 @@ class CNNClassifier(ImageClassifier):
     val_fraction : share of the training images held out when no validation split is given
     model_args : extra constructor arguments of the network (e.g. ``{"widths": [16, 32, 64]}``)
     init_from : a trained objrec model (run or model folder) to fine-tune: its weights are
-        loaded, the last layer replaced when the class count differs
-    freeze_backbone : with ``init_from``, train only the head
+        loaded, the last layer replaced when the class count differs (then fine-tuned in two
+        phases as a pretrained network is)
+    freeze_backbone : with ``init_from`` or a pretrained network, train only the head (the
+        backbone frozen, its BatchNorm in eval mode). Pretrained networks (``ModelInfo.
+        pretrained``) otherwise fine-tune as fastai's ``fine_tune``: the head with the backbone
+        frozen, then everything at discriminative rates (``training.recipes``); their input
+        is normalised with the weights' mean and std, not the data's
     checkpoint_dir : write ``last.pt`` / ``best.pt`` there every epoch (and history files)
     resume : checkpoint (file or run folder) to continue from; ``epochs`` may be raised
     tensorboard : folder for TensorBoard logs, or None
@@ -90,6 +95,7 @@ class CNNClassifier(ImageClassifier):
         self,
         model: str = "simple_cnn",
         *,
+        recipe: str | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
@@ -99,6 +105,7 @@ class CNNClassifier(ImageClassifier):
         weight_decay: float | None = None,
         label_smoothing: float | None = None,
         augment=None,
+        min_steps: int | None = None,
         class_weight: str | None = None,
         early_stopping: int | None = None,
         max_time: float | None = None,
@@ -118,6 +125,7 @@ class CNNClassifier(ImageClassifier):
         verbose: bool | int = True,
     ):
         self.model = model
+        self.recipe = recipe
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -127,6 +135,7 @@ class CNNClassifier(ImageClassifier):
         self.weight_decay = weight_decay
         self.label_smoothing = label_smoothing
         self.augment = augment
+        self.min_steps = min_steps
         self.class_weight = class_weight
         self.early_stopping = early_stopping
         self.max_time = max_time
@@ -149,14 +158,22 @@ class CNNClassifier(ImageClassifier):
     def method_name(self) -> str:
         return self.model
 
-    def recipe(self) -> dict:
-        """The resolved training recipe: explicit parameters, else the network's, else global defaults."""
-        net_defaults = model_info(self.model).defaults
-        out = {}
-        for key, default in GLOBAL_DEFAULTS.items():
-            value = getattr(self, key)
-            out[key] = value if value is not None else net_defaults.get(key, default)
-        return out
+    def resolved_recipe(self) -> dict:
+        """The training recipe: explicit parameters, else ``recipe``'s, else global defaults
+        (keys of :data:`GLOBAL_DEFAULTS`, plus ``recipe``, the recipe's name)."""
+        info = model_info(self.model)
+        explicit = {k: getattr(self, k) for k in GLOBAL_DEFAULTS}
+        try:
+            return resolve_recipe(
+                self.recipe, explicit, info.defaults, pretrained=self._fine_tunes_pretrained()
+            )
+        except ValueError as e:
+            raise InputError(f"recipe: {e}") from e
+
+    def _fine_tunes_pretrained(self) -> bool:
+        """A pretrained network built with its weights (not ``model_args`` pretrained=False)."""
+        info = model_info(self.model)
+        return bool(info.pretrained and (self.model_args or {}).get("pretrained", True))
 
     # ----------------------------------------------------------------- data
     def _check_input(self, X):
@@ -203,22 +220,10 @@ class CNNClassifier(ImageClassifier):
             return X, y, X_val, y_val
         if not self.val_fraction:
             return X, y, None, None
-        from sklearn.model_selection import train_test_split
-
-        n_val = max(len(self.classes_), math.ceil(self.val_fraction * len(y)))
-        counts = np.unique(y, return_counts=True)[1]
-        strat = y if counts.min() >= 2 and n_val <= len(y) - len(self.classes_) else None
-        if len(y) - n_val < 1:
-            raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
-        if is_lazy(X):  # the same positions as splitting an array of the same length
-            tr, va = train_test_split(
-                np.arange(len(y)), test_size=n_val, stratify=strat, random_state=self.seed
-            )
+        tr, va = stratified_holdout(y, self.val_fraction, self.seed)
+        if is_lazy(X):
             return X.subset(tr), y[tr], X.subset(va), y[va]
-        X, X_val, y, y_val = train_test_split(
-            X, y, test_size=n_val, stratify=strat, random_state=self.seed
-        )
-        return X, y, X_val, y_val
+        return X[tr], y[tr], X[va], y[va]
 
     def _encode(self, y) -> np.ndarray:
         return np.searchsorted(self.classes_, y).astype(np.int64)
@@ -251,20 +256,20 @@ class CNNClassifier(ImageClassifier):
         from objrec.nets import create_model
         from objrec.training import callbacks as cb
         from objrec.training import distributed as ddp
-        from objrec.training.augment import resolve_recipe
+        from objrec.training.augment import resolve_recipe as resolve_augment
         from objrec.training.checkpoint import load_checkpoint, set_rng_state
         from objrec.training.loader import BatchLoader, to_nchw
         from objrec.training.loop import Batches, TrainState, fit
+        from objrec.training.recipes import plan_training
         from objrec.training.runtime import configure_threads, pick_device, use_bf16
-        from objrec.training.schedules import make_scheduler
         from objrec.training.streaming import StreamingLoader
 
         info = model_info(self.model)
         X, y = self._check_fit_any(X, y, info.min_size)
         X, y, X_val, y_val = self._split_validation(X, y, X_val, y_val)
-        rec = self.recipe()
+        rec = self.resolved_recipe()
         try:
-            aug = resolve_recipe(rec["augment"])
+            resolve_augment(rec["augment"])  # a bad name fails before any work
         except ValueError as e:
             raise InputError(f"augment: {e}") from e
         device = pick_device(self.device)
@@ -284,9 +289,7 @@ class CNNClassifier(ImageClassifier):
         channels = (3 if len(X.shape) == 4 else 1) if lazy else int(Xt.shape[1])
         size = [int(X.shape[1]), int(X.shape[2])]
         state_ckpt = load_checkpoint(self.resume) if self.resume else None
-        if state_ckpt is None:
-            mean, std = _channel_stats(self._stream(X) if lazy else Xt)
-        else:
+        if state_ckpt is not None:
             m = state_ckpt["meta"]
             if m["classes"] != self.classes_.tolist() or m["preprocessing"]["input_size"] != size:
                 raise InputError(
@@ -294,23 +297,33 @@ class CNNClassifier(ImageClassifier):
                     f"{m['preprocessing']['input_size']} images; resume needs the same data"
                 )
             mean, std = m["preprocessing"]["mean"], m["preprocessing"]["std"]
+        elif self._fine_tunes_pretrained() and info.mean is not None:
+            mean, std = _pretrained_stats(info, channels)
+        else:
+            mean, std = _channel_stats(self._stream(X) if lazy else Xt)
         self.preprocessing_ = {"mean": mean, "std": std, "channels": channels, "input_size": size}
 
-        net = self._build_network(create_model, channels, size)
+        net, fine_tune = self._build_network(create_model, channels, size)
+        try:
+            plan = plan_training(
+                rec,
+                len(y),
+                explicit={k for k in GLOBAL_DEFAULTS if getattr(self, k) is not None},
+                early_stopping=self.early_stopping,
+                fine_tune=fine_tune == "phases",
+                world_size=dist.world_size,
+                image_size=tuple(size),
+            )
+        except ValueError as e:
+            raise InputError(str(e)) from e
+        aug = resolve_augment(plan.recipe["augment"])
+        if fine_tune == "head":  # head only, throughout
+            plan.phases[0].name = "frozen"
+        self.recipe_ = plan.summary()
         net.to(device)
         # NHWC weights and batches: oneDNN's and cuDNN's fast convolution layout (on 2 CPU
         # cores a training step is 1.1-1.5x faster than NCHW: benchmarks/train_step.py).
         net = net.to(memory_format=torch.channels_last)
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = _make_optimizer(rec["optimizer"], params, rec["lr"], rec["weight_decay"])
-        batches_per_epoch = max(1, len(y) // rec["batch_size"] + (len(y) % rec["batch_size"] > 0))
-        sched = make_scheduler(
-            opt,
-            rec["schedule"],
-            total_steps=rec["epochs"] * batches_per_epoch,
-            warmup_steps=round(rec["warmup"] * batches_per_epoch) or None,
-            max_time=self.max_time,
-        )
         weight = None
         if self.class_weight == "balanced":
             counts = np.bincount(self._encode(y), minlength=len(self.classes_))
@@ -321,18 +334,6 @@ class CNNClassifier(ImageClassifier):
             raise InputError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=rec["label_smoothing"])
         loss_fn.to(device)
-        state = TrainState(ddp.wrap(net, dist, device), opt, sched, loss_fn, amp=amp)
-        if self.max_time:
-            if dist.enabled:
-                raise InputError("max_time is not supported in data-parallel training; use epochs")
-            state.deadline = time.perf_counter() + float(self.max_time)
-        if state_ckpt is not None:
-            net.load_state_dict(state_ckpt["model"])
-            opt.load_state_dict(state_ckpt["optimizer"])
-            sched.load_state_dict(state_ckpt["scheduler"])
-            state.epoch = int(state_ckpt["epoch"])
-            state.history = list(state_ckpt["meta"].get("history", []))
-            set_rng_state(state_ckpt["rng"])
 
         mean_t, std_t = self.preprocessing_["mean"], self.preprocessing_["std"]
         pin = device.type == "cuda"
@@ -340,7 +341,7 @@ class CNNClassifier(ImageClassifier):
         def loader(Xs, ys, batch_size: int, shuffle: bool):
             """In-memory batches for arrays, worker-decoded batches for image files."""
             kw = {"shuffle": shuffle, "seed": self.seed, "rank": dist.rank}
-            kw["world_size"] = dist.world_size
+            kw.update(world_size=dist.world_size, drop_last=shuffle and plan.drop_last)
             labels = torch.from_numpy(self._encode(ys))
             if is_lazy(Xs):
                 return StreamingLoader(
@@ -350,33 +351,56 @@ class CNNClassifier(ImageClassifier):
             return BatchLoader(data, labels, batch_size, **kw)
 
         train = Batches(
-            loader(X, y, rec["batch_size"], True),
+            loader(X, y, plan.batch_size, True),
             mean_t, std_t, device, augment=aug, seed=self.seed,
         )  # fmt: skip
+        phases = _Phases(self, net, plan, train, rec, dist, device)
+        state = TrainState(net, None, None, loss_fn, amp=amp)
+        start_epoch = int(state_ckpt["epoch"]) if state_ckpt is not None else 0
+        phases.enter(state, phases.index_at(start_epoch))
+        if self.max_time:
+            if dist.enabled:
+                raise InputError("max_time is not supported in data-parallel training; use epochs")
+            state.deadline = time.perf_counter() + float(self.max_time)
+        if state_ckpt is not None:
+            net.load_state_dict(state_ckpt["model"])
+            if not (start_epoch > 0 and start_epoch in phases.starts):  # else a new phase
+                state.optimizer.load_state_dict(state_ckpt["optimizer"])
+                state.scheduler.load_state_dict(state_ckpt["scheduler"])
+            state.epoch = start_epoch
+            state.history = list(state_ckpt["meta"].get("history", []))
+            set_rng_state(state_ckpt["rng"])
+
         val = None
         if X_val is not None:
             val = Batches(loader(X_val, y_val, 512, False), mean_t, std_t, device)
         cbs = [cb.EpochPrinter()] if self.verbose else []
-        if self.early_stopping:
+        cbs.append(phases)
+        if plan.early_stopping:
             if val is None:
-                raise InputError("early_stopping needs a validation split (val_fraction > 0)")
-            best = os.path.join(self.checkpoint_dir, "best.pt") if self.checkpoint_dir else None
-            cbs.append(
-                cb.EarlyStopping(self.monitor, int(self.early_stopping), best_checkpoint=best)
-            )
+                if self.early_stopping:
+                    raise InputError("early_stopping needs a validation split (val_fraction > 0)")
+                plan.early_stopping = self.recipe_["early_stopping"] = None
+            else:
+                best = os.path.join(self.checkpoint_dir, "best.pt") if self.checkpoint_dir else None
+                cbs.append(
+                    cb.EarlyStopping(self.monitor, int(plan.early_stopping), best_checkpoint=best)
+                )
         if self.checkpoint_dir:
             ckpt = cb.Checkpointer(self.checkpoint_dir, self._checkpoint_meta, self.monitor)
             cbs.append(ckpt)
         if self.tensorboard:
             cbs.append(cb.TensorBoardLogger(self.tensorboard))
         cbs += list(callbacks)
+        if self.verbose and dist.is_main:
+            print(f"{self.model}: {describe_plan(plan)}", file=sys.stderr)
         self._state = state
         try:
             fit(
                 state,
                 train,
                 val,
-                rec["epochs"],
+                plan.epochs,
                 cbs,
                 progress=self.verbose is True or self.verbose >= 2,
             )
@@ -386,11 +410,13 @@ class CNNClassifier(ImageClassifier):
             raise
         finally:
             self.history_ = list(state.history)
+        for p in net.parameters():
+            p.requires_grad_(True)
         self.model_ = net.to("cpu").to(memory_format=torch.contiguous_format).eval()
         self._state = None
         self.val_accuracy_ = None
         last = self.history_[-1] if self.history_ else {}
-        if X_val is not None and not self.early_stopping and last.get("val_accuracy") is not None:
+        if X_val is not None and not plan.early_stopping and last.get("val_accuracy") is not None:
             self.val_accuracy_ = float(last["val_accuracy"])  # the final weights' validation
         elif X_val is not None:  # early stopping may have restored an earlier epoch's weights
             pred, kept = self.predict_stream(X_val, skip_errors=True)
@@ -420,12 +446,26 @@ class CNNClassifier(ImageClassifier):
         return iter(ld)
 
     def _build_network(self, create_model, channels, size):
+        """The network, and how it is fine-tuned: None (trained whole), ``"head"`` (the
+        backbone frozen throughout) or ``"phases"`` (frozen, then unfrozen)."""
         import objrec
 
         if not self.init_from:
-            return create_model(
-                self.model, channels, len(self.classes_), size, **(self.model_args or {})
-            )
+            args = dict(self.model_args or {})
+            pretrained = self._fine_tunes_pretrained()
+            if pretrained:
+                args["pretrained"] = True
+            net = create_model(self.model, channels, len(self.classes_), size, **args)
+            if not pretrained:
+                if self.freeze_backbone:
+                    raise InputError(
+                        f"freeze_backbone: {self.model} starts from random weights; give "
+                        "init_from (a trained model) or use a pretrained network"
+                    )
+                return net, None
+            if net.model_args.get("pretrained"):  # a saved model holds all of its weights:
+                net.model_args = {**net.model_args, "pretrained": False}  # rebuilt without these
+            return net, "head" if self.freeze_backbone else "phases"
         base = objrec.load(self.init_from)
         if not isinstance(base, CNNClassifier):
             raise ModelFileError(
@@ -441,14 +481,14 @@ class CNNClassifier(ImageClassifier):
                 f"{channels}x{'x'.join(map(str, size))}; resize the images (--size) or convert colour (--color)"
             )
         net = base.model_
-        if net.model_args["num_classes"] != len(self.classes_) or not np.array_equal(
+        new_head = net.model_args["num_classes"] != len(self.classes_) or not np.array_equal(
             base.classes_, self.classes_
-        ):
+        )
+        if new_head:
             net.reset_classifier(len(self.classes_))
         if self.freeze_backbone:
-            for p in net.features.parameters():
-                p.requires_grad_(False)
-        return net
+            return net, "head"
+        return net, "phases" if new_head else None
 
     def _checkpoint_meta(self, state) -> dict:
         net = getattr(state.model, "module", state.model)
@@ -534,6 +574,7 @@ class CNNClassifier(ImageClassifier):
             "model_args": self.model_.model_args,
             "preprocessing": self.preprocessing_,
             "history": getattr(self, "history_", []),
+            "recipe": getattr(self, "recipe_", None),
         }
 
     @classmethod
@@ -611,6 +652,7 @@ class CNNClassifier(ImageClassifier):
         est.input_shape_ = tuple(shape)
         est.preprocessing_ = dict(pre)
         est.history_ = list(meta.history)
+        est.recipe_ = meta.get("recipe")
         return est
 
 
@@ -618,6 +660,39 @@ def is_lazy(X) -> bool:
     """True for image files decoded on access (:class:`objrec.data.lazy.ImageFiles`)."""
     lazy = sys.modules.get("objrec.data.lazy")  # not imported: X cannot be one
     return lazy is not None and lazy.is_lazy(X)
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (int64) of the training and validation images of a seeded stratified split.
+
+    The validation split holds ``ceil(fraction * N)`` images and at least one image of
+    every class that has two or more (so early stopping sees every class it can); a
+    class with a single image stays in training. Without such a class the split is
+    ``sklearn.model_selection.train_test_split``'s, as before.
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    pos = np.arange(len(y))
+    multi = np.isin(y, classes[counts >= 2])
+    k = int((counts >= 2).sum())
+    n_val = max(k, math.ceil(fraction * len(y)))
+    if n_val > int(multi.sum()) - k or k == 0:  # too few to stratify: a plain random split
+        if len(y) - n_val < 1:
+            raise InputError(f"X: {len(y)} images are too few to hold out a validation split")
+        return train_test_split(pos, test_size=n_val, random_state=seed)
+    tr, va = train_test_split(pos[multi], test_size=n_val, stratify=y[multi], random_state=seed)
+    # stratified rounding can leave a small class out: swap one of its images in for one
+    # of the class with the most validation images
+    for c in classes[counts >= 2]:
+        if (y[va] == c).any():
+            continue
+        vals, n = np.unique(y[va], return_counts=True)
+        out = np.flatnonzero(y[va] == vals[np.argmax(n)])[-1]
+        into = np.flatnonzero(y[tr] == c)[0]
+        tr[into], va[out] = va[out], tr[into]
+    return np.sort(np.concatenate([tr, pos[~multi]])) if (~multi).any() else tr, va
 
 
 def _channel_stats(Xt) -> tuple[list[float], list[float]]:
@@ -662,18 +737,153 @@ def _jsonable(v) -> bool:
         return False
 
 
-def _make_optimizer(name: str, params, lr: float, weight_decay: float):
+def _make_optimizer(name: str, groups: list[dict], weight_decay: float):
+    """Optimiser ``name`` over parameter ``groups`` (dicts with ``params`` and ``lr``)."""
     import torch
 
+    lr = groups[0]["lr"]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+            groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
         )
     raise ObjrecError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
+
+
+def backbone_of(net):
+    """The feature extractor of a network: ``backbone`` (pretrained nets) or ``features``."""
+    return getattr(net, "backbone", None) or net.features
+
+
+def _batchnorms(module) -> tuple:
+    """The BatchNorm layers inside ``module``."""
+    import torch
+
+    return tuple(
+        m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    )
+
+
+def param_groups(net) -> list[list]:
+    """Parameter lists from the input side to the head: ``net.param_groups()`` where the
+    network has it, else [backbone, head]; parameters in no group join the last one."""
+    if callable(getattr(net, "param_groups", None)):
+        groups = [list(g) for g in net.param_groups()]
+    else:
+        groups = [list(backbone_of(net).parameters()), list(net.head.parameters())]
+    seen = {id(p) for g in groups for p in g}
+    rest = [p for p in net.parameters() if id(p) not in seen]
+    if rest:
+        groups[-1].extend(rest)
+    return [g for g in groups if g]
+
+
+def _pretrained_stats(info, channels: int) -> tuple[list[float], list[float]]:
+    """The pretrained weights' normalisation for ``channels`` input channels; grey input
+    (repeated to RGB inside the network) takes the mean over the RGB values."""
+    mean, std = list(info.mean), list(info.std or [1.0] * len(info.mean))
+    if channels == len(mean):
+        return mean, std
+    if channels == 1:
+        return [float(np.mean(mean))], [float(np.mean(std))]
+    raise InputError(
+        f"{info.name} takes {len(mean)}-channel or grey images, got {channels} channels"
+    )
+
+
+def describe_plan(plan) -> str:
+    """One line for the log: recipe, optimiser, steps and phases of a training plan."""
+    rec = plan.recipe
+    parts = [
+        f"recipe {rec['recipe']}: {rec['optimizer']} lr {plan.lr:.3g} {rec['schedule']}",
+        f"batch {plan.batch_size}",
+        f"{plan.total_steps} steps",
+    ]
+    for ph in plan.phases:
+        what = {"frozen": "head only", "unfrozen": "all layers", "train": ""}[ph.name]
+        parts.append(
+            f"{ph.epochs} epoch{'s' * (ph.epochs != 1)} of {ph.steps_per_epoch} steps"
+            + (f" ({what})" if what else "")
+        )
+    if plan.early_stopping:
+        parts.append(f"early stopping after {plan.early_stopping} epochs without improvement")
+    return ", ".join(parts)
+
+
+class _Phases:
+    """Callback: sets up each phase of a plan (trained parameters, frozen modules,
+    optimiser, schedule, steps per epoch) when its first epoch begins."""
+
+    def __init__(self, est, net, plan, train, rec, dist, device):
+        self.net, self.plan, self.train, self.rec = net, plan, train, rec
+        self.dist, self.device, self.max_time = dist, device, est.max_time
+        self.starts = np.cumsum([0] + [p.epochs for p in plan.phases])[:-1].tolist()
+        self.current = None
+
+    def index_at(self, epoch: int) -> int:
+        return max(i for i, s in enumerate(self.starts) if s <= epoch)
+
+    def enter(self, state, i: int) -> None:
+        from objrec.training import distributed as ddp
+        from objrec.training.recipes import discriminative_lrs
+        from objrec.training.schedules import make_scheduler
+
+        phase, net = self.plan.phases[i], self.net
+        for p in net.parameters():
+            p.requires_grad_(True)
+        state.frozen = ()
+        if phase.name == "frozen":
+            backbone = backbone_of(net)
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+            state.frozen = (backbone,)  # kept in eval mode: BatchNorm statistics stay
+            groups, lrs = [[p for p in net.parameters() if p.requires_grad]], [phase.lr]
+        elif phase.name == "unfrozen":
+            # BatchNorm of the backbone keeps its statistics (eval mode) while its weights
+            # train: small batches of new data would otherwise replace the pretrained
+            # statistics in training mode only, and evaluation would use stale ones
+            # (Keras' fine-tuning guide does the same).
+            state.frozen = _batchnorms(backbone_of(net))
+            groups = param_groups(net)
+            lrs = discriminative_lrs(phase.lr, len(groups), phase.lr_mult)
+        else:
+            groups, lrs = [list(net.parameters())], [phase.lr]
+        state.model = ddp.wrap(net, self.dist, self.device)
+        state.optimizer = _make_optimizer(
+            self.rec["optimizer"],
+            [{"params": g, "lr": lr} for g, lr in zip(groups, lrs, strict=True)],
+            self.rec["weight_decay"],
+        )
+        last = i == len(self.plan.phases) - 1
+        state.scheduler = make_scheduler(
+            state.optimizer,
+            self.rec["schedule"],
+            total_steps=phase.steps,
+            warmup_steps=self.plan.warmup_steps if last else None,
+            max_time=self.max_time if len(self.plan.phases) == 1 else None,
+        )
+        per_pass = self.plan.batches_per_pass
+        self.train.loader.steps_per_epoch = (
+            phase.steps_per_epoch if phase.steps_per_epoch != per_pass else None
+        )
+        self.current = i
+
+    def on_train_begin(self, state) -> None:
+        pass
+
+    def on_epoch_begin(self, state) -> None:
+        i = self.index_at(state.epoch)
+        if i != self.current:
+            self.enter(state, i)
+
+    def on_epoch_end(self, state, logs) -> None:
+        pass
+
+    def on_train_end(self, state) -> None:
+        pass
 
 
 def _factory(name: str):

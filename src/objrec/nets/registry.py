@@ -19,12 +19,17 @@ class ModelInfo:
     """What the registry knows about a network before it is built.
 
     ``min_size`` is the smallest (H, W) the network accepts; ``default_input`` the
-    (C, H, W) it was designed for; ``augment`` the batch augmentation recipe that suits
-    it by default (see :mod:`objrec.training.augment`).
+    (C, H, W) it was designed for; ``defaults`` the training recipe measured best for it
+    (keys of :data:`objrec.training.recipes.GLOBAL_DEFAULTS`, e.g. ``lr``, ``batch_size``,
+    ``schedule``, ``augment``), which ``CNNClassifier`` uses for every parameter left unset.
 
-    Pretrained networks (``pretrained=True``) also give the normalisation their weights
-    expect, ``mean`` and ``std`` per RGB channel on the 0..1 scale (the caller normalises
-    the input), and ``native_input``, the (C, H, W) they were trained at.
+    Pretrained networks (``pretrained=True``) ship trained weights and are fine-tuned
+    (a frozen-backbone phase, then the whole network at discriminative learning rates, see
+    :mod:`objrec.training.recipes`); the caller normalises their input with the weights'
+    own ``mean`` and ``std`` (per RGB channel, images in 0..1 units) instead of the
+    training data's, and ``native_input`` is the (C, H, W) the weights were trained at.
+    Such a module has ``backbone`` (images -> (N, F) features), ``head`` ((N, F) ->
+    logits) and ``param_groups()`` (lists of parameters from the input side to the head).
     """
 
     name: str
@@ -34,9 +39,9 @@ class ModelInfo:
     min_size: tuple[int, int] = (8, 8)
     defaults: dict = field(default_factory=dict)
     pretrained: bool = False
-    mean: tuple[float, ...] | None = None
+    mean: tuple[float, ...] | None = None  # RGB, 0..1 units; None: the data's statistics
     std: tuple[float, ...] | None = None
-    native_input: tuple[int, int, int] | None = None
+    native_input: tuple[int, int, int] | None = None  # (C, H, W) of the pretrained weights
 
 
 # EfficientNet-Lite's training normalisation, (p - 127) / 128 on 0..255 (TF "inception" style)
@@ -49,8 +54,17 @@ _BUILTIN: dict[str, ModelInfo] = {
         ModelInfo(
             "simple_cnn",
             "objrec.nets.simple_cnn",
-            "the reference CNN: conv3x3 32, pool, conv3x3 64, pool, fc 64, fc (Adam 1e-3, batch 32)",
-            defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+            "the reference CNN: conv3x3 32, pool, conv3x3 64, pool, fc 64, fc",
+            # benchmarks/cnn.py: one epoch of this reaches the reference recipe's MNIST
+            # accuracy (Adam 1e-3, batch 32, 5 epochs; recipe="seed") about 10x faster.
+            defaults={
+                "optimizer": "adam",
+                "lr": 3e-3,
+                "batch_size": 64,
+                "epochs": 1,
+                "schedule": "onecycle",
+                "label_smoothing": 0.1,
+            },
         ),
         ModelInfo(
             "lenet5",
@@ -125,12 +139,29 @@ def register_model(
     default_input: tuple[int, int, int] = (1, 28, 28),
     min_size: tuple[int, int] = (1, 1),
     defaults: dict | None = None,
+    pretrained: bool = False,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    native_input: tuple[int, int, int] | None = None,
 ):
-    """Decorator: register ``fn(in_channels, num_classes, input_size, **kw) -> nn.Module``."""
+    """Decorator: register ``fn(in_channels, num_classes, input_size, **kw) -> nn.Module``.
+
+    The keyword arguments are the :class:`ModelInfo` fields (ignored for built-in names,
+    whose info is listed in this module).
+    """
 
     def deco(fn):
         info = _BUILTIN.get(name) or ModelInfo(
-            name, fn.__module__, description, default_input, min_size, dict(defaults or {})
+            name,
+            fn.__module__,
+            description,
+            default_input,
+            min_size,
+            dict(defaults or {}),
+            pretrained=bool(pretrained),
+            mean=None if mean is None else tuple(float(v) for v in mean),
+            std=None if std is None else tuple(float(v) for v in std),
+            native_input=None if native_input is None else tuple(int(v) for v in native_input),
         )
         _REGISTERED[name] = (info, fn)
         return fn

@@ -1,5 +1,6 @@
-"""Callbacks for :func:`objrec.training.loop.fit`: hooks ``on_train_begin``, ``on_epoch_end(state, logs)``,
-``on_train_end``; setting ``state.stop_training`` ends training after the current epoch."""
+"""Callbacks for :func:`objrec.training.loop.fit`: hooks ``on_train_begin``, ``on_epoch_begin(state)``
+(optional), ``on_epoch_end(state, logs)``, ``on_train_end``; setting ``state.stop_training`` ends
+training after the current epoch."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ class Callback:
     def on_train_begin(self, state) -> None:
         pass
 
+    def on_epoch_begin(self, state) -> None:
+        pass
+
     def on_epoch_end(self, state, logs: dict) -> None:
         pass
 
@@ -23,11 +27,16 @@ class Callback:
         pass
 
 
-def _score(logs: dict, monitor: str) -> float | None:
+def _score(logs: dict, monitor: str) -> tuple | None:
+    """Higher is better: ``(-loss,)`` for a loss; for an accuracy ``(accuracy, -val_loss)``,
+    so that on a small validation split, where the accuracy often ties, the lower loss wins."""
     v = logs.get(monitor)
     if v is None:
         return None
-    return -v if monitor.endswith("loss") else v  # higher is better
+    if monitor.endswith("loss"):
+        return (-v,)
+    loss = logs.get("val_loss")
+    return (v, -loss if loss is not None else -math.inf)
 
 
 class EpochPrinter(Callback):
@@ -50,6 +59,8 @@ class EpochPrinter(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
+    An accuracy that ties the best counts as an improvement when the validation loss is lower.
+
     A resumed run carries on where it stopped: the best score and the epochs waited since
     are replayed from ``state.history``, and the best weights so far are read from
     ``best_checkpoint`` (the ``best.pt`` that :class:`Checkpointer` writes) when they
@@ -65,7 +76,7 @@ class EarlyStopping(Callback):
     ):
         self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
         self.best_checkpoint = best_checkpoint
-        self.best, self.best_epoch, self.best_weights, self.wait = -math.inf, 0, None, 0
+        self.best, self.best_epoch, self.best_weights, self.wait = (-math.inf,), 0, None, 0
 
     def on_train_begin(self, state):
         for logs in state.history:  # resumed: replay the epochs already trained
@@ -110,7 +121,7 @@ class Checkpointer(Callback):
 
     def __init__(self, folder, meta_fn, monitor: str = "val_accuracy"):
         self.folder, self.meta_fn, self.monitor = Path(folder), meta_fn, monitor
-        self.best = -math.inf
+        self.best = (-math.inf,)
 
     def on_train_begin(self, state):
         for logs in state.history:  # resumed: best so far

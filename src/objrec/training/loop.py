@@ -32,6 +32,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # one logs dict per epoch
     stop_training: bool = False
     amp: bool = False  # bf16 autocast on the batches' device (runtime.use_bf16)
+    frozen: tuple = ()  # modules kept in eval mode while training (a frozen backbone's BatchNorm)
     deadline: float | None = None  # time.perf_counter() value at which training stops
 
 
@@ -72,6 +73,8 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on a batch; returns (mean loss, number correct) as 0-d tensors."""
     state.model.train()
+    for m in state.frozen:
+        m.eval()
     with _autocast(state.amp, x.device):
         logits = state.model(x)  # (B, num_classes)
         loss = state.loss_fn(logits.float(), y)
@@ -125,6 +128,9 @@ def fit(
         cb.on_train_begin(state)
     show = progress and current().is_main
     for epoch in range(state.epoch, epochs):
+        for cb in callbacks:
+            if hasattr(cb, "on_epoch_begin"):  # optional hook (e.g. a fine-tuning phase starts)
+                cb.on_epoch_begin(state)
         train.set_epoch(epoch)
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n
         bar = tqdm(
@@ -159,7 +165,7 @@ def fit(
         if val is not None:
             res = evaluate(state.model, val, state.loss_fn)
             logs.update(val_loss=res["loss"], val_accuracy=res["accuracy"])
-        logs.update(lr=state.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - t0)
+        logs.update(lr=state.optimizer.param_groups[-1]["lr"], seconds=time.perf_counter() - t0)
         state.history.append(logs)
         state.epoch = epoch + 1
         for cb in callbacks:

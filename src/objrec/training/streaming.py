@@ -69,7 +69,8 @@ class StreamingLoader(BatchLoader):
     X : an :class:`objrec.data.lazy.ImageFiles` (or any uint8 array-like (N, H, W[, C])
         indexable by an index array)
     y : int64 (N,) labels (tensor or array)
-    batch_size, shuffle, seed, rank, world_size : as :class:`BatchLoader` (same batches)
+    batch_size, shuffle, seed, rank, world_size, drop_last, steps_per_epoch : as
+        :class:`BatchLoader` (same batches)
     num_workers : decoding processes (None: :func:`default_num_workers`; 0: decode in the
         calling process)
     pin_memory : page-locked batches for fast copies to a CUDA device
@@ -89,11 +90,14 @@ class StreamingLoader(BatchLoader):
         num_workers: int | None = None,
         pin_memory: bool = False,
         skip_errors: bool = True,
+        drop_last: bool = False,
+        steps_per_epoch: int | None = None,
     ):
         y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
         super().__init__(
-            X, y, batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
-        )
+            X, y, batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
+            drop_last=drop_last, steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
         self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
         self.pin_memory, self.skip_errors = pin_memory, skip_errors
 
