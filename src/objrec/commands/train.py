@@ -49,8 +49,6 @@ CNN_OPTIONS = (
 NETWORK_ONLY = (
     *(o for o in CNN_OPTIONS if o != "class_weight"),
     "tensorboard",
-    "recipe",
-    "min_steps",
 )
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -122,7 +122,8 @@ def fit(
     progress: bool = True,
 ) -> TrainState:
     """Train from ``state.epoch`` up to ``epochs``, validating after every epoch."""
-    from tqdm.auto import tqdm
+    from objrec.progress import on_terminal
+    from objrec.progress import progress as bar_over
 
     for cb in callbacks:
         cb.on_train_begin(state)
@@ -133,11 +134,10 @@ def fit(
                 cb.on_epoch_begin(state)
         train.set_epoch(epoch)
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n
-        bar = tqdm(
+        bar = bar_over(  # a bar on a terminal only: in a log, EpochPrinter's line per epoch
             train,
             desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not show,
-            leave=False,
+            enabled=show and on_terminal(),
             unit="batch",
             dynamic_ncols=True,
         )
