@@ -170,12 +170,15 @@ def test_resize_is_pillow_antialiased_bilinear_with_fit_policies():
 
 
 def test_working_size_rule():
-    assert im.working_size([(320, 243)] * 164) == (128, 97)
+    assert im.WORKING_SIZE_CAP == 64
+    assert im.working_size([(320, 243)] * 164) == (64, 49)
+    assert im.working_size([(320, 243)] * 164, cap=128) == (128, 97)
     assert im.working_size([(28, 28)] * 10) == (28, 28)  # no upscaling, no change
-    assert im.working_size([(112, 92)] * 3) == (112, 92)
+    assert im.working_size([(112, 92)] * 3, cap=128) == (112, 92)
+    assert im.working_size([(112, 92)] * 3) == (64, 53)
     assert im.working_size([(10, 20), (30, 40), (1000, 60)]) == (30, 40)  # medians per axis
     assert im.working_size([(3000, 4000)], cap=64) == (48, 64)
-    note = im.describe_working_size([(320, 243)] * 164, (128, 97))
+    note = im.describe_working_size([(320, 243)] * 164, (128, 97), cap=128)
     assert note == (
         "working size 128x97 (median of 164 images 320x243, longest side at most 128; "
         "--size to override)"

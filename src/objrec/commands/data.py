@@ -52,7 +52,7 @@ def add_image_options(p) -> None:
         "--size",
         metavar="HxW",
         help="resize images, e.g. 28 or 32x32 (default: as stored; a folder of image files: "
-        "a working size from its images, median height and width, longest side at most 128)",
+        "a working size from its images, median height and width, longest side at most 64)",
     )
     p.add_argument(
         "--color", choices=("grey", "rgb"), help="convert images (default: as stored; a folder "

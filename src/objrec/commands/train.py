@@ -37,6 +37,7 @@ CNN_OPTIONS = (
     "early_stopping",
     "max_time",
     "init_from",
+    "weights",
     "freeze_backbone",
     "device",
     "precision",
@@ -137,6 +138,12 @@ def register(subparsers) -> None:
         "--init-from",
         metavar="RUN",
         help="fine-tune: start from this trained network (new head if the classes differ)",
+    )
+    g.add_argument(
+        "--weights",
+        metavar="FILE|URL#sha256=HEX",
+        help="start the network from these weights (.safetensors or .pt; a URL is downloaded "
+        "once, checked against its SHA-256 and cached in ~/.cache/objrec/weights)",
     )
     g.add_argument(
         "--freeze-backbone", action="store_true", help="with --init-from: train only the head"
@@ -242,6 +249,44 @@ def _check_device(device: str) -> None:
             f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
         )
+
+
+def _default_network(dataset: str) -> str:
+    """The network ``objrec train DATASET`` trains when none is named: for a folder of the
+    user's images the pretrained network fine-tuned where objrec[pretrained] is installed
+    (said on stderr), else simple_cnn (and always for named sets such as mnist)."""
+    import sys
+    from pathlib import Path
+
+    from objrec.data import NAMES
+    from objrec.evaluation.compare import PRETRAINED_DEFAULT
+    from objrec.nets.weights import pretrained_available
+
+    if dataset in NAMES or not Path(dataset).expanduser().is_dir():
+        return "simple_cnn"
+    if pretrained_available(PRETRAINED_DEFAULT):
+        print(
+            f"objrec: training {PRETRAINED_DEFAULT}: ImageNet-pretrained, fine-tuned on these "
+            "images (--model simple_cnn trains a network from scratch)",
+            file=sys.stderr,
+        )
+        return PRETRAINED_DEFAULT
+    print(
+        "objrec: training simple_cnn from scratch; pip install 'objrec[pretrained]' to "
+        f"fine-tune the ImageNet-pretrained {PRETRAINED_DEFAULT} instead",
+        file=sys.stderr,
+    )
+    return "simple_cnn"
+
+
+def _working_cap(method: str) -> int | None:
+    """Longest side of the working size a folder loads at for ``method``: a pretrained
+    network's native input side (224), else the default (None: 64)."""
+    from objrec.nets import list_models, model_info
+
+    if method in list_models() and model_info(method).pretrained:
+        return max(model_info(method).native_input[1:])
+    return None
 
 
 def _given(args, name: str) -> bool:
@@ -354,7 +399,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
         return cfg
     if not args.dataset:
         raise ObjrecError("give a dataset: objrec train digits --model simple_cnn")
-    method = args.method or args.model or "simple_cnn"
+    method = args.method or args.model or _default_network(args.dataset)
     from objrec.methods import method_spec
 
     spec = method_spec(method)
@@ -474,7 +519,7 @@ def _run(args: argparse.Namespace, stack) -> int:
     est = make_estimator(cfg["method"], cfg["params"])
     ds = load_dataset(
         cfg["dataset"], data_dir=cfg["data_dir"], seed=cfg["seed"], val_size=cfg["val_size"],
-        size=cfg["size"], color=cfg["color"], fit=cfg.get("fit"),
+        size=cfg["size"], color=cfg["color"], fit=cfg.get("fit"), cap=_working_cap(cfg["method"]),
         progress=not cfg["quiet"] and main, stream=cfg.get("stream", False),
     )  # fmt: skip
     if main and ds.image_note:

@@ -30,6 +30,7 @@ def load_dataset(
     color: str | None = None,
     size: int | tuple[int, int] | None = None,
     fit: str | None = None,
+    cap: int | None = None,
     download: bool = True,
     progress: bool = True,
     stream: bool = False,
@@ -48,8 +49,11 @@ def load_dataset(
     color : ``"grey"`` or ``"rgb"`` (default: as stored).
     size : resize every image to ``size`` (int or (height, width)). A folder of image files
         without ``size`` is loaded at a working size picked from its images (median height
-        and width, longest side at most 128, never enlarged: ``ds.image_note`` says what
+        and width, longest side at most ``cap``, never enlarged: ``ds.image_note`` says what
         was chosen); named sets keep their stored size (MNIST-format sets 28x28).
+    cap : longest side of that working size (default
+        :data:`objrec.data.images.WORKING_SIZE_CAP`, 64; pretrained networks ask for their
+        native input, 224)
     fit : aspect policy when resizing: ``"squash"`` (default), ``"crop"`` or ``"pad"``
         (:mod:`objrec.data.images`). ``ds.image`` records the resulting image spec.
     download : allow downloading a named set from its official mirrors.
@@ -97,6 +101,7 @@ def load_dataset(
                 color=color,
                 size=size,
                 fit=fit,
+                **({} if cap is None else {"cap": cap}),
                 seed=seed,
                 val_size=val_size,
                 test_size=test_size,

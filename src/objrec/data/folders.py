@@ -4,7 +4,7 @@ Any common raster format (PNG, JPEG, BMP, PGM/PPM, GIF, TIFF, WebP, ...). Every 
 decoded by :mod:`objrec.data.images` (EXIF orientation, transparency on black, 16-bit and
 float scaling, one resize filter, the ``fit`` aspect policy) to one
 :class:`~objrec.data.images.ImageSpec`: the given ``size``, else a working size picked
-from the images (median height and width, longest side at most 128), and the given
+from the images (median height and width, longest side at most 64), and the given
 ``color``, else grey when every image is grey. Files are decoded in parallel worker
 processes; the decoded arrays are cached in the user cache as ``.npz``, keyed by every
 file's path, modification time and size plus the options, so loading the same folder

@@ -41,7 +41,10 @@ bilinear when enlarging). The aspect policy ``fit``:
 
 Working resolution (:func:`working_size`): a folder without ``--size`` is loaded at the
 median height and median width of its images, scaled down (never up) so that the longer
-side is at most ``cap`` (default :data:`WORKING_SIZE_CAP`, 128).
+side is at most ``cap`` (default :data:`WORKING_SIZE_CAP`, 64: the size at which the
+scratch CNNs train in minutes on a CPU and past which the classic methods gain nothing,
+as they work at 32 or 64 pixels themselves; ``objrec train`` of a pretrained network asks
+for the network's native input side, 224).
 
 The choice is recorded in a model as :class:`ImageSpec` (metadata key ``image``), and
 prediction decodes with the model's spec.
@@ -72,7 +75,7 @@ DEFAULT_FIT = "squash"
 #: The one resize filter, as recorded in :class:`ImageSpec`.
 RESIZE_FILTER = "pillow-bilinear-antialiased"
 #: Longest side of the working size picked from a folder's images.
-WORKING_SIZE_CAP = 128
+WORKING_SIZE_CAP = 64
 
 _FORMAT_HINTS = {
     ".jpg": "JPEG",

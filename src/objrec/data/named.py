@@ -289,6 +289,7 @@ def load_orl_faces(
                 d,
                 name="orl-faces",
                 color="grey",
+                cap=112,  # a named set keeps its own size, 112x92
                 seed=seed,
                 val_size=val_size,
                 test_size=test_size,

@@ -34,8 +34,19 @@ import numpy as np
 from objrec.errors import ObjrecError
 from objrec.io import write_json
 
-# One representative per approach, then the strongest network.
-DEFAULT_METHODS = ("hog-svm", "bovw-patch", "eigen", "simple_cnn", "resnet_small")
+# One representative per approach, the strongest scratch network, then the pretrained
+# network as features + classifier and fine-tuned (those two where objrec[pretrained] is
+# installed).
+DEFAULT_METHODS = (
+    "hog-svm",
+    "bovw-patch",
+    "eigen",
+    "simple_cnn",
+    "resnet_small",
+    "effnet-logreg",
+    "efficientnet_lite0",
+)
+PRETRAINED_DEFAULT = "efficientnet_lite0"
 # The baseline of the relative corruption error (added to the methods by --robustness).
 ROBUSTNESS_BASELINE = "pixels-knn"
 # Stand-ins when a default is not registered (tried in order, same approach).
@@ -118,6 +129,10 @@ def resolve_methods(methods: list[str] | None) -> list[str]:
             method_spec(m)  # clear error for unknown names
         names = list(dict.fromkeys(methods))
         return [m for m in names if ALIASES.get(m) not in names]
+    from objrec.nets.weights import pretrained_available
+
+    if not pretrained_available(PRETRAINED_DEFAULT):  # the network exists, its weights do not
+        available.discard(PRETRAINED_DEFAULT)
     out = []
     for m in DEFAULT_METHODS:
         for cand in (m, *FALLBACKS.get(m, ())):

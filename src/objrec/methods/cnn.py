@@ -71,6 +71,10 @@ class CNNClassifier(ImageClassifier):
     init_from : a trained objrec model (run or model folder) to fine-tune: its weights are
         loaded, the last layer replaced when the class count differs (then fine-tuned in two
         phases as a pretrained network is)
+    weights : initial weights for the network: a local ``.safetensors``/``.pt`` file or a
+        ``URL#sha256=<hex>`` (downloaded once, checked, cached; see :mod:`objrec.nets.weights`);
+        a head of another shape stays new. None: the network's own start (ImageNet for
+        pretrained networks, random otherwise)
     freeze_backbone : with ``init_from`` or a pretrained network, train only the head (the
         backbone frozen, its BatchNorm in eval mode). Pretrained networks (``ModelInfo.
         pretrained``) otherwise fine-tune as fastai's ``fine_tune``: the head with the backbone
@@ -113,6 +117,7 @@ class CNNClassifier(ImageClassifier):
         val_fraction: float = 0.1,
         model_args: dict | None = None,
         init_from: str | None = None,
+        weights: str | None = None,
         freeze_backbone: bool = False,
         checkpoint_dir: str | None = None,
         resume: str | None = None,
@@ -143,6 +148,7 @@ class CNNClassifier(ImageClassifier):
         self.val_fraction = val_fraction
         self.model_args = model_args
         self.init_from = init_from
+        self.weights = weights
         self.freeze_backbone = freeze_backbone
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -455,6 +461,8 @@ class CNNClassifier(ImageClassifier):
             pretrained = self._fine_tunes_pretrained()
             if pretrained:
                 args["pretrained"] = True
+            if self.weights:
+                args["weights"] = self.weights
             net = create_model(self.model, channels, len(self.classes_), size, **args)
             if not pretrained:
                 if self.freeze_backbone:

