@@ -18,10 +18,12 @@ STANDIN_MEAN, STANDIN_STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.15)
 
 
 class StandIn(nn.Module):
-    """A tiny "pretrained" network: RGB in (grey repeated), BatchNorm in the backbone."""
+    """A tiny "pretrained" network: RGB in (grey repeated), BatchNorm in the backbone.
+    Like every pretrained network it takes the side it runs at (``image_size``)."""
 
-    def __init__(self, in_channels, num_classes, input_size):
+    def __init__(self, in_channels, num_classes, input_size, image_size=None):
         super().__init__()
+        self.image_size = image_size
         self.backbone = nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1),
             nn.BatchNorm2d(8),

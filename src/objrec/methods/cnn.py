@@ -32,7 +32,7 @@ import numpy as np
 from objrec.errors import InputError, ModelFileError, ObjrecError
 from objrec.methods import register_method
 from objrec.methods.base import ImageClassifier
-from objrec.nets.registry import list_models, model_info
+from objrec.nets.registry import list_models, model_info, pretrained_input_side
 from objrec.training.recipes import GLOBAL_DEFAULTS, resolve_recipe
 
 __all__ = ["GLOBAL_DEFAULTS", "CNNClassifier"]
@@ -461,6 +461,10 @@ class CNNClassifier(ImageClassifier):
             pretrained = self._fine_tunes_pretrained()
             if pretrained:
                 args["pretrained"] = True
+                info = model_info(self.model)
+                if info.native_input and "image_size" not in args:  # see pretrained_input_side
+                    side = pretrained_input_side(size, info.native_input[1])
+                    args["image_size"] = (side, side)
             if self.weights:
                 args["weights"] = self.weights
             net = create_model(self.model, channels, len(self.classes_), size, **args)

