@@ -185,3 +185,15 @@ def test_bad_files_are_clear_errors(tmp_path):
     torch.save({"state_dict": small_net().state_dict(), "f": hashlib.sha256}, code)
     with pytest.raises(ModelFileError, match="weights_only"):  # refused: not plain tensors
         create_model("simple_cnn", 1, 10, (28, 28), weights=str(code))
+
+
+def test_without_download_only_the_cache_serves_a_url(server, tmp_path, cache):
+    url, handler = server
+    body = pth_bytes(small_net().state_dict(), tmp_path)
+    handler.files["w.pth"] = body
+    spec = f"{url}/ok/w.pth#sha256={hashlib.sha256(body).hexdigest()}"
+    with pytest.raises(ModelFileError, match="never downloads"):
+        W.fetch(spec, download=False)
+    assert handler.hits == []  # the server was not asked
+    got = W.fetch(spec)  # downloaded and cached
+    assert W.fetch(spec, download=False) == got and handler.hits == ["/ok/w.pth"]

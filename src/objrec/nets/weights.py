@@ -120,12 +120,15 @@ def fetch(
     retries: int = 3,
     timeout: float = 30.0,
     backoff: float = 1.0,
+    download: bool = True,
 ) -> Path:
     """The local file of a weights spec, downloading (and caching) a URL first.
 
-    A local file with a ``#sha256=`` fragment is checked too. Raises :class:`ModelFileError`
-    for a missing file, a checksum mismatch or a failed download (the message says where
-    to put the file by hand when offline).
+    A local file with a ``#sha256=`` fragment is checked too. ``download=False`` takes a
+    URL's file from the cache only (a saved model that names a URL never makes its loader
+    reach the network). Raises :class:`ModelFileError` for a missing file, a checksum
+    mismatch or a failed download (the message says where to put the file by hand when
+    offline).
     """
     where, digest = parse_spec(spec)
     if not is_url(where):
@@ -150,11 +153,18 @@ def fetch(
         if sha256sum(dest) == digest:
             return dest
         dest.unlink()  # a stale or damaged cache entry: fetch it again
-    from objrec.data.download import download
+    if not download:
+        raise ModelFileError(
+            f"weights URL {where}: not in the cache ({dest}); a saved model never downloads "
+            "its weights: refit, or put the file there by hand"
+        )
+    from objrec.data.download import download as fetch_url
 
     tmp = dest.with_name(dest.name + ".unverified")
     try:
-        download([where], tmp, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
+        fetch_url(
+            [where], tmp, retries=retries, timeout=timeout, backoff=backoff, progress=progress
+        )
     except DatasetError as e:
         raise ModelFileError(
             f"{e}. Offline? Download the file by other means and put it at {dest} "
