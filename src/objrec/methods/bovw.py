@@ -227,7 +227,10 @@ def _ridge_problem(X: np.ndarray, rows: np.ndarray, Y: np.ndarray):
     from scipy.linalg import cho_factor, cho_solve
 
     n, d = len(rows), X.shape[1]
-    mu = X[rows].mean(axis=0, dtype=np.float64).astype(X.dtype)
+    total = np.zeros(d)
+    for s in range(0, n, 4096):
+        total += X[rows[s : s + 4096]].sum(axis=0, dtype=np.float64)
+    mu = (total / max(n, 1)).astype(X.dtype)
     ym = Y.mean(axis=0)
     Yc = Y - ym
     step = 4096
@@ -510,7 +513,13 @@ class BagOfWords(WorkingSizeMixin, ImageClassifier):
         H = self._histograms_raw(X, enc, desc)
         if self.encoding == "tfidf":
             H = H * np.tile(self.idf_, len(self.regions_))
-        return normalize_histograms(H, self.normalize)
+        return self._normalize(H)
+
+    def _normalize(self, H: np.ndarray) -> np.ndarray:
+        """Per-image normalisation; "standardize" and "none" keep H itself (it is ours)."""
+        if self.normalize in ("standardize", "none"):
+            return H
+        return normalize_histograms(H, self.normalize)  # a new array: the raw one is freed
 
     def fit(self, X, y):
         """Learn the codebook and the SVM from images X (N, H, W[, C]) and labels y (N,)."""
@@ -553,6 +562,7 @@ class BagOfWords(WorkingSizeMixin, ImageClassifier):
             random_state=self.random_state,
         ).fit(S)  # float32: half the memory of float64, the BLAS products twice as fast
         self.codebook_ = km.cluster_centers_.astype(np.float32)
+        del S, km  # the sample is not needed to encode
         enc = self.encoding if self.encoding != "tfidf" else "counts"
         H = self._histograms_raw(X, enc, desc="encode")
         if self.encoding == "tfidf":
@@ -563,7 +573,7 @@ class BagOfWords(WorkingSizeMixin, ImageClassifier):
             df = (counts > 0).sum(axis=0)
             self.idf_ = np.log((1.0 + len(X)) / (1.0 + df)).astype(np.float32) + 1.0
             H = H * np.tile(self.idf_, len(self.regions_))
-        H = normalize_histograms(H, self.normalize)  # a new array: the raw one is freed here
+        H = self._normalize(H)
         self.svm_ = self._make_svm().fit(H, y)
         return self
 
