@@ -141,10 +141,11 @@ def encode_histograms(
     """
     n, k, _ = descriptors.shape
     n_words = len(codebook)
-    d2 = squared_distances(descriptors.astype(np.float32), codebook.astype(np.float32))
-    if encoding == "soft":
+    d2 = squared_distances(np.asarray(descriptors, np.float32), np.asarray(codebook, np.float32))
+    if encoding == "soft":  # f_k = max(0, mean(z) - z_k), in place
         z = np.sqrt(d2, out=d2)
-        act = np.maximum(z.mean(axis=-1, keepdims=True) - z, 0.0, out=z)
+        act = np.subtract(z.mean(axis=-1, keepdims=True), z, out=z)
+        np.maximum(act, 0.0, out=act)
     else:
         act = np.zeros((n, k, n_words), np.float32)
         np.put_along_axis(act, d2.argmin(axis=-1)[..., None], 1.0, axis=-1)
