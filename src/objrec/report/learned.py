@@ -174,7 +174,7 @@ def _montage_entry(mont, k: int, words, centres=None) -> FigureEntry:
         tiles += [to_rgb(mont[w, p]) for p in range(n_patches)]
     first = (
         "each row starts with the word itself (its k-means centre de-whitened back to "
-        "pixels and contrast-stretched around grey), then shows "
+        "pixels and contrast-stretched around grey, so hues look stronger), then shows "
         if centres is not None
         else "each row shows "
     )
