@@ -171,3 +171,26 @@ def test_report_montage_shows_the_words(colour_fit):
     entries = bovw_figures(est, X, y)
     assert len(entries) == 2
     assert "de-whitened" in entries[0].caption
+
+
+def test_standardize_against_sklearn_and_in_place():
+    from sklearn.preprocessing import StandardScaler
+
+    from objrec.methods.bovw import Standardize
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(60_000, 300)) * rng.uniform(0.1, 50, 300) + 7).astype(np.float32)
+    ref = StandardScaler().fit_transform(X.astype(np.float64))
+    work = X.copy()
+    tracemalloc.start()
+    try:
+        out = Standardize(eps=0.0).fit(work).transform(work)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out is work  # in place, no copy of the 72 MB matrix
+    assert peak < 30e6, peak  # float64 chunks of 1,024 rows
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    # Coates et al.'s eps keeps constant features finite
+    Z = Standardize().fit_transform(np.ones((5, 2), np.float32))
+    np.testing.assert_array_equal(Z, 0.0)

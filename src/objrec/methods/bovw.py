@@ -55,7 +55,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from objrec.errors import InputError
 from objrec.features.patches import extract_patches, normalize_patches
@@ -216,6 +216,46 @@ def _chunk_images(k_per_image: int, n_words: int = 1) -> int:
     return int(np.clip(per_chunk // max(1, k_per_image), 1, _MAX_CHUNK_IMAGES))
 
 
+class Standardize(TransformerMixin, BaseEstimator):
+    """Each feature to zero mean and unit variance, ``(x - mean) / sqrt(var + eps)`` with
+    Coates et al.'s ``eps = 0.01``, computed and applied in chunks of rows, in place on
+    float32 input (scikit-learn's ``StandardScaler`` takes several temporary copies of
+    the whole matrix while fitting: 2.5 GB for 50,000 x 6,400 float32 features).
+
+    Attributes: ``mean_`` (D,) and ``scale_`` (D,) float32.
+    """
+
+    def __init__(self, eps: float = 0.01):
+        self.eps = eps
+
+    def fit(self, X, y=None):
+        """Mean and variance of the columns of X (N, D), accumulated in float64."""
+        X = np.asarray(X)
+        total, sq = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        for s in range(0, len(X), 1024):
+            block = X[s : s + 1024].astype(np.float64)
+            total += block.sum(axis=0)
+            sq += np.einsum("ij,ij->j", block, block)
+        n = max(len(X), 1)
+        mean = total / n
+        var = np.maximum(sq / n - mean**2, 0.0)
+        self.mean_ = mean.astype(np.float32)
+        self.scale_ = np.sqrt(var + self.eps).astype(np.float32)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        """Standardised X (N, D) float32: X itself when it is a writable float32 array."""
+        X = np.asarray(X)
+        if X.dtype != np.float32 or not X.flags.writeable:
+            X = X.astype(np.float32)
+        for s in range(0, len(X), 4096):
+            block = X[s : s + 4096]
+            block -= self.mean_
+            block /= self.scale_
+        return X
+
+
 def _ridge_problem(X: np.ndarray, rows: np.ndarray, Y: np.ndarray):
     """The ridge regression of targets Y (n, K) on ``X[rows]`` (n, D), centred.
 
@@ -241,7 +281,7 @@ def _ridge_problem(X: np.ndarray, rows: np.ndarray, Y: np.ndarray):
         for s in range(0, n, step):
             Xc = X[rows[s : s + step]] - mu
             G += Xc.T @ Xc
-            XtY += Xc.T.astype(np.float64) @ Yc[s : s + step]
+            XtY += Xc.T @ Yc[s : s + step].astype(Xc.dtype)
     else:
         Xc = (X[rows] - mu).astype(np.float64)
         G = Xc @ Xc.T
@@ -316,6 +356,7 @@ class HoldoutRidgeClassifier(ClassifierMixin, BaseEstimator):
                 self.holdout_accuracy_[a] = acc
                 scores.append((-acc, float(((P - Y[hold_rows]) ** 2).mean())))
             best = alphas[min(range(len(alphas)), key=scores.__getitem__)]
+            del solve, Xh  # frees the (D, D) system before the next is built
         solve, mu, ym = _ridge_problem(X, np.arange(n), Y)  # refit on every training image
         W = solve(best)
         self.alpha_ = best * solve.scale
@@ -616,9 +657,7 @@ class BagOfWords(WorkingSizeMixin, ImageClassifier):
 
             steps.append(AdditiveChi2Sampler(sample_steps=2))
         if self.normalize == "standardize":
-            from sklearn.preprocessing import StandardScaler
-
-            steps.append(StandardScaler(copy=False))  # in place: the features are our own copy
+            steps.append(Standardize())  # in place: the features are our own copy
         return make_pipeline(*steps, svm) if steps else svm
 
     def histograms(self, X) -> np.ndarray:
