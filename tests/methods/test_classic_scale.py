@@ -121,10 +121,10 @@ def test_bovw_memory_and_sample_are_bounded():
         tracemalloc.stop()
     assert est.work_shape_ == (64, 64)
     assert est.n_sampled_ == 20_000
-    assert est.codebook_.shape == (32, 25)
-    # Measured: 58 MB for fit, 56 MB for predict; 1.1 GB each when every image was
-    # described and encoded at full size in one chunk (its patches alone: 40 x 63,504 x 25
-    # float32 = 254 MB, their distances to 32 words 325 MB).
+    assert est.codebook_.shape == (32, 36)  # 6x6 grey patches
+    # Measured: 71 MB for fit, 68 MB for predict (6x6 patches); 1.1 GB each when every
+    # image was described and encoded at full size in one chunk (its 5x5 patches alone:
+    # 40 x 63,504 x 25 float32 = 254 MB, their distances to 32 words 325 MB).
     assert fit_peak < 100e6, fit_peak
     assert predict_peak < 100e6, predict_peak
     assert (pred == y).mean() > 0.7
@@ -157,7 +157,7 @@ def test_report_helpers_work_at_the_working_size(photos128):
     assert word_histogram(bovw, X[0]).sum() == k
     assert word_counts(bovw, X[:5]).sum() == 5 * k
     m = word_montages(bovw, X, n_patches=3, max_images=10)
-    assert m.shape == (8, 3, 5, 5)
+    assert m.shape == (8, 3, 6, 6)
     eig = objrec.make_method("eigen", n_components=5).fit(X, y)
     assert mean_image(eig).shape == (32, 32)
     assert component_images(eig, 3).shape == (3, 32, 32)

@@ -1,4 +1,4 @@
-"""Datasets: named sets (digits, MNIST-format IDX sets, ORL faces) and image folders.
+"""Datasets: named sets (digits, MNIST-format IDX sets, ORL faces, CIFAR-10) and image folders.
 
     >>> from objrec.data import load_dataset
     >>> ds = load_dataset("mnist")                 # 50,000 / 10,000 / 10,000 (official test)
@@ -17,7 +17,7 @@ from pathlib import Path
 from objrec.data.dataset import Dataset, Split, apply_options
 from objrec.errors import DatasetError
 
-NAMES = ("digits", "mnist", "fashion-mnist", "kmnist", "orl-faces")
+NAMES = ("digits", "mnist", "fashion-mnist", "kmnist", "orl-faces", "cifar10")
 
 
 def load_dataset(
@@ -45,7 +45,8 @@ def load_dataset(
     seed : seed of the stratified split (same seed, same split on every machine).
     val_size, test_size : fraction (float in (0, 1)) or count (int). With an official test
         split only ``val_size`` applies (default 10,000 for 60,000-image training sets, a
-        tenth otherwise); a single pool defaults to 70/15/15.
+        tenth otherwise, e.g. 5,000 of CIFAR-10's 50,000 whether named or a train/test
+        folder); a single pool defaults to 70/15/15.
     color : ``"grey"`` or ``"rgb"`` (default: as stored).
     size : resize every image to ``size`` (int or (height, width)). A folder of image files
         without ``size`` is loaded at a working size picked from its images (median height
@@ -79,6 +80,12 @@ def load_dataset(
             val_size=val_size,
             download=download,
             progress=progress,
+        )
+    elif lowered in ("cifar10", "cifar-10"):
+        from objrec.data.named import load_cifar10
+
+        ds = load_cifar10(
+            data_dir=data_dir, seed=seed, val_size=val_size, download=download, progress=progress
         )
     elif lowered in ("orl-faces", "orl", "att-faces"):
         from objrec.data.named import load_orl_faces

@@ -3,10 +3,13 @@
 ``digits`` is scikit-learn's bundled 8x8 set (needs nothing). ``mnist``, ``fashion-mnist``
 and ``kmnist`` are the four-file IDX sets (60,000 train / 10,000 official test, 28x28);
 ``orl-faces`` is the AT&T face database (40 people x 10 grey 92x112 PGM images).
+``cifar10`` is CIFAR-10's official binary version (50,000 train / 10,000 official test,
+32x32 RGB; :mod:`objrec.data.cifar` reads it).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,4 +303,117 @@ def load_orl_faces(
         + ", ".join(map(str, looked))
         + "); there is no official download any more: put the extracted att_faces folder "
         "(s1 ... s40) in one of these places or pass --data-dir DIR"
+    )
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+
+@dataclass(frozen=True)
+class CifarSpec:
+    """CIFAR-10's binary archive: where to download it, its published MD5, the records
+    per batch file and the validation images carved from the 50,000 training images."""
+
+    name: str = "cifar10"
+    urls: tuple[str, ...] = ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",)
+    md5: str | None = "c32a1d4ab5d03f1284b67883e8d87530"
+    archive: str = "cifar-10-binary.tar.gz"
+    records: int = 10_000
+    val_size: int = 5_000
+    description: str = (
+        "CIFAR-10, 60,000 32x32 colour images in 10 classes (Krizhevsky 2009), binary version"
+    )
+
+
+CIFAR10 = CifarSpec()
+CIFAR_ALIASES = ("cifar-10", "cifar_10", "cifar-10-binary")
+
+
+def _extract_cifar(spec: CifarSpec, archive: Path, folder: Path) -> Path:
+    """Extract ``archive`` next to itself, or into the user cache if that folder is read-only."""
+    from objrec.data.cifar import extract
+
+    dest = folder if os.access(folder, os.W_OK) else user_cache_dir() / spec.name
+    return extract(archive, dest, records=spec.records)
+
+
+def locate_cifar(
+    spec: CifarSpec = CIFAR10,
+    data_dir=None,
+    *,
+    download: bool = True,
+    progress: bool = True,
+    **download_kw,
+) -> Path:
+    """The folder holding the extracted batch files (``cifar-10-batches-bin``).
+
+    Looks in :func:`candidate_dirs` for the extracted folder, then for the archive
+    (extracted on first use), then downloads the archive into the user cache (MD5
+    checked) and extracts it there.
+    """
+    from objrec.data.cifar import FOLDER, MEMBERS, batch_folder
+
+    looked = candidate_dirs(spec.name, data_dir, aliases=CIFAR_ALIASES)
+    for d in looked:
+        found = batch_folder(d)
+        if found is not None:
+            return found
+    for d in looked:
+        if (d / spec.archive).is_file():
+            return _extract_cifar(spec, d / spec.archive, d)
+    howto = (
+        f"put {spec.archive} (or its extracted {FOLDER}/ with {', '.join(MEMBERS)}) in one of "
+        "these folders, pass --data-dir DIR (data_dir=...), or set OBJREC_DATA_DIR"
+    )
+    where = ", ".join(str(p) for p in looked)
+    if not download:
+        raise DatasetError(f"{spec.name}: files not found (looked in {where}); {howto}")
+    from objrec.data.download import download as fetch
+
+    target = user_cache_dir() / spec.name
+    try:
+        archive = fetch(
+            list(spec.urls), target / spec.archive, md5=spec.md5, progress=progress, **download_kw
+        )
+    except DatasetError as e:
+        raise DatasetError(
+            f"{spec.name}: files not found (looked in {where}) and the download failed ({e}); "
+            f"{howto}"
+        ) from e
+    try:
+        return _extract_cifar(spec, archive, target)
+    except DatasetError:
+        archive.unlink(missing_ok=True)  # a damaged download is not kept to fail again
+        raise
+
+
+def load_cifar10(
+    *,
+    data_dir=None,
+    seed: int = 0,
+    val_size=None,
+    download: bool = True,
+    progress: bool = True,
+    spec: CifarSpec | None = None,
+    **download_kw,
+) -> Dataset:
+    """CIFAR-10 from its binary version: uint8 (N, 32, 32, 3) RGB images, int64 labels,
+    classes from ``batches.meta.txt``; the official 10,000 test images untouched and
+    5,000 validation images carved from the 50,000 training images (seeded, stratified:
+    45,000 / 5,000 / 10,000)."""
+    from objrec.data.cifar import read_folder
+
+    spec = spec or CIFAR10
+    folder = locate_cifar(spec, data_dir, download=download, progress=progress, **download_kw)
+    classes, Xtr, ytr, Xte, yte = read_folder(folder, records=spec.records)
+    return from_official(
+        spec.name,
+        classes,
+        Xtr,
+        ytr,
+        Xte,
+        yte,
+        source=str(folder.resolve()),
+        seed=seed,
+        val_size=spec.val_size if val_size is None else val_size,
     )

@@ -70,6 +70,9 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "lenet5": {"epochs": 5},
         "mlp": {"epochs": 5},
         "resnet_small": {"epochs": 4},
+        # encoding costs patches x words: 400 words encode 4x faster than the default
+        # 1,600 (on 10,000 CIFAR-10 images 64.8% against 65.1%; the gap grows with data)
+        "bovw-patch": {"n_words": 400},
     },
     "full": {
         "simple_cnn": {"epochs": 15},

@@ -155,20 +155,32 @@ def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
     counts = B.word_counts(est, sample[:200])
     words = np.argsort(-counts, kind="stable")[:16]
     mont = B.word_montages(est, sample, n_patches=10)[words]
-    out = [_montage_entry(mont, k, words)]
+    centres = B.word_images(est)[words] if getattr(est, "descriptor", "") == "patch" else None
+    out = [_montage_entry(mont, k, words, centres)]
     i = int(_pick(y, 1)[0])
     out.append(_histogram_entry(X[i], B.word_histogram(est, X[i]), k))
     return out
 
 
-def _montage_entry(mont, k: int, words) -> FigureEntry:
-    """``mont``: (n_words, n_patches, s, s[, C]) patches nearest to each word's centre."""
+def _montage_entry(mont, k: int, words, centres=None) -> FigureEntry:
+    """``mont``: (n_words, n_patches, s, s[, C]) patches nearest to each word's centre;
+    ``centres``: (n_words, s, s[, C]) uint8 pictures of the words themselves, or None."""
     mont = np.asarray(mont)
     n_words, n_patches = mont.shape[:2]
-    tiles = [to_rgb(mont[w, p]) for w in range(n_words) for p in range(n_patches)]
+    tiles = []
+    for w in range(n_words):
+        if centres is not None:
+            tiles += [to_rgb(np.asarray(centres[w])), None]  # the word, a gap, its patches
+        tiles += [to_rgb(mont[w, p]) for p in range(n_patches)]
+    first = (
+        "each row starts with the word itself (its k-means centre de-whitened back to "
+        "pixels and contrast-stretched around grey, so hues look stronger), then shows "
+        if centres is not None
+        else "each row shows "
+    )
     fig, _, _ = tile_figure(
         tiles,
-        cols=n_patches,
+        cols=n_patches + (2 if centres is not None else 0),
         row_labels=[f"word {w}" for w in words],
         cell=0.5,
         label_width=0.8,
@@ -177,7 +189,7 @@ def _montage_entry(mont, k: int, words) -> FigureEntry:
     return FigureEntry(
         "Codebook: visual words",
         f"The {n_words} most frequent of the {k} visual words (k-means centres of local patch "
-        f"descriptors); each row shows the {n_patches} test-image patches closest to one word.",
+        f"descriptors); {first}the {n_patches} test-image patches closest to one word.",
         fig,
     )
 
