@@ -11,7 +11,7 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "dataset",
         metavar="NAME|PATH",
-        help="digits, mnist, fashion-mnist, kmnist, orl-faces, or a folder "
+        help="digits, mnist, fashion-mnist, kmnist, orl-faces, cifar10, or a folder "
         "(root/<class>/<image>, root/{train,val,test}/<class>/<image>, or the four IDX files)",
     )
     p.add_argument(
