@@ -15,6 +15,8 @@ from __future__ import annotations
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         "objrec.methods.bovw.BagOfWords",
+        "objrec.methods.bovw.HoldoutRidgeClassifier",  # bovw-patch's linear classifier
+        "objrec.methods.bovw.Standardize",  # and its in-place feature scaling
         "objrec.methods.eigen.EigenClassifier",
         "objrec.methods.features.FeatureClassifier",
         "objrec.methods.kernel.NystroemClassifier",
