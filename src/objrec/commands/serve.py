@@ -172,6 +172,7 @@ def run(args) -> int:
         os.environ.pop(appmod.ENV_REJECT_BELOW, None)
     auth = "API key required" if api_key else "no API key"
     print(f"objrec: loading {folder} ({auth}) ...", flush=True)
+    level = args.log_level or ("warning" if args.quiet else "info")
     _run_server(
         "objrec.serving.app:app_from_env",
         ready=f"objrec: serving {folder} on http://{args.host}:{args.port}/ "
@@ -180,8 +181,8 @@ def run(args) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=args.log_level or ("warning" if args.quiet else "info"),
-        access_log=not args.quiet,
+        log_level=level,
+        access_log=level in ("trace", "debug", "info"),  # access lines are logged at info
         http="objrec.serving.protocol:TimeoutHttpToolsProtocol",
     )
     return 0
