@@ -15,13 +15,13 @@ again takes a fraction of a second. Unreadable files are skipped and listed in o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ from objrec.data.images import (
     MAX_PIXELS,
     WORKING_SIZE_CAP,
     ImageSpec,
-    ImageTooLargeError,
     load_image,
     parse_color,
     parse_fit,
@@ -44,15 +43,14 @@ from objrec.data.listing import (
     FolderPlan,
     check_classes_readable,
     list_records,
+    map_files,
     n_workers,
     natural_key,
     plan_folder,
-    reason,
     scan_folder,
     warn_skipped,
 )
 from objrec.data.paths import user_cache_dir
-from objrec.errors import DatasetError
 
 __all__ = [
     "MAX_PIXELS",
@@ -76,25 +74,6 @@ decode_image = load_image
 # ----------------------------------------------------------------------------- decoding
 
 
-def _decode_chunk(
-    paths: Sequence[str], spec: ImageSpec, max_pixels: int
-) -> tuple[list[np.ndarray | None], list[str | None], str | None]:
-    """Worker: decode many files to ``spec``; returns images, per-file error text and a
-    fatal error (an image over the pixel limit)."""
-    images: list[np.ndarray | None] = []
-    errors: list[str | None] = []
-    for p in paths:
-        try:
-            images.append(load_image(p, spec=spec, max_pixels=max_pixels))
-            errors.append(None)
-        except ImageTooLargeError as e:
-            return images, errors, str(e)
-        except Exception as e:  # any decoder failure means "unreadable"
-            images.append(None)
-            errors.append(reason(e))
-    return images, errors, None
-
-
 def decode_files(
     paths: Sequence,
     spec: ImageSpec,
@@ -108,38 +87,17 @@ def decode_files(
     Returns one entry per path: the uint8 image ``spec.shape`` (or None) and the error
     text (or None). Raises :class:`DatasetError` for an image over ``max_pixels``.
     """
-    from objrec.progress import progress as progress_bar
-
-    strs = [str(p) for p in paths]
-    workers = n_workers(workers)
-    images: list[np.ndarray | None] = []
-    errors: list[str | None] = []
-    bar = progress_bar(total=len(strs), desc="decoding images", unit="img", enabled=progress)
-    with bar:
-        if workers == 1 or len(strs) < PARALLEL_MIN_FILES:
-            chunk = 256
-            for i in range(0, len(strs), chunk):
-                ims, errs, fatal = _decode_chunk(strs[i : i + chunk], spec, max_pixels)
-                if fatal:
-                    raise DatasetError(fatal)
-                images += ims
-                errors += errs
-                bar.update(len(ims))
-        else:
-            chunk = max(64, min(1024, len(strs) // (workers * 8) + 1))
-            chunks = [strs[i : i + chunk] for i in range(0, len(strs), chunk)]
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(
-                    _decode_chunk, chunks, [spec] * len(chunks), [max_pixels] * len(chunks)
-                )
-                for ims, errs, fatal in results:
-                    if fatal:
-                        pool.shutdown(cancel_futures=True)
-                        raise DatasetError(fatal)
-                    images += ims
-                    errors += errs
-                    bar.update(len(ims))
-    return images, errors
+    fn = functools.partial(load_image, spec=spec, max_pixels=max_pixels)
+    n = len(paths)
+    parallel_chunk = max(64, min(1024, n // (n_workers(workers) * 8) + 1))
+    return map_files(
+        fn,
+        paths,
+        chunk=(256, parallel_chunk),
+        desc="decoding images",
+        workers=workers,
+        progress=progress,
+    )
 
 
 # ----------------------------------------------------------------------------- cache

@@ -7,6 +7,7 @@ decode every image with the same :class:`~objrec.data.images.ImageSpec`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -157,19 +158,66 @@ def too_large(e: ImageTooLargeError) -> DatasetError:
 # ----------------------------------------------------------------------------- headers
 
 
-def _probe_chunk(paths, max_pixels):
-    """Worker: probe many files; returns per-file (h, w, mode) or None, errors, fatal error."""
-    shapes, errors = [], []
+def _map_chunk(fn, paths):
+    """Worker: ``fn(path)`` for many files; returns per-file results (None where the file
+    is unreadable), per-file error text, and a fatal error (an image over the pixel limit,
+    which stops the whole load)."""
+    results, errors = [], []
     for p in paths:
         try:
-            shapes.append(probe(p, max_pixels=max_pixels))
+            results.append(fn(p))
             errors.append(None)
         except ImageTooLargeError as e:
-            return shapes, errors, str(e)
-        except Exception as e:  # any header failure means "unreadable"
-            shapes.append(None)
+            return results, errors, str(e)
+        except Exception as e:  # any decoder failure means "unreadable"
+            results.append(None)
             errors.append(reason(e))
-    return shapes, errors, None
+    return results, errors, None
+
+
+def map_files(
+    fn,
+    paths: Sequence[str],
+    *,
+    chunk: tuple[int, int],
+    desc: str,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[list, list[str | None]]:
+    """``fn(path)`` over many files, in chunks, in parallel processes for many files.
+
+    ``fn`` must be picklable (a module-level function or a ``functools.partial`` of one);
+    ``chunk`` is the (serial, parallel) number of files per chunk. Returns one entry per
+    path: ``fn``'s result (or None) and the error text (or None). Raises
+    :class:`DatasetError` for an image over the pixel limit.
+    """
+    from objrec.progress import progress as progress_bar
+
+    paths = [str(p) for p in paths]
+    workers = n_workers(workers)
+    serial = workers == 1 or len(paths) < PARALLEL_MIN_FILES
+    size = chunk[0] if serial else chunk[1]
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    out, errors = [], []
+    bar = progress_bar(total=len(paths), desc=desc, unit="img", enabled=progress)
+    with bar:
+        pool = None
+        if serial:
+            results = (_map_chunk(fn, c) for c in chunks)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            results = pool.map(_map_chunk, [fn] * len(chunks), chunks)
+        try:
+            for res, errs, fatal in results:
+                if fatal:
+                    raise DatasetError(fatal)
+                out += res
+                errors += errs
+                bar.update(len(res))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    return out, errors
 
 
 def probe_files(
@@ -184,32 +232,10 @@ def probe_files(
     Returns per file ``(height, width, "L"|"RGB")`` or None, and the error text or None.
     Raises :class:`DatasetError` for an image over ``max_pixels``.
     """
-    from objrec.progress import progress as progress_bar
-
-    workers = n_workers(workers)
-    serial = workers == 1 or len(paths) < PARALLEL_MIN_FILES
-    chunk = 512 if serial else 2048
-    chunks = [list(paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
-    shapes, errors = [], []
-    bar = progress_bar(total=len(paths), desc="checking images", unit="img", enabled=progress)
-    with bar:
-        pool = None
-        if serial:
-            results = (_probe_chunk(c, max_pixels) for c in chunks)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(_probe_chunk, chunks, [max_pixels] * len(chunks))
-        try:
-            for sh, errs, fatal in results:
-                if fatal:
-                    raise DatasetError(fatal)
-                shapes += sh
-                errors += errs
-                bar.update(len(sh))
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    return shapes, errors
+    fn = functools.partial(probe, max_pixels=max_pixels)
+    return map_files(
+        fn, paths, chunk=(512, 2048), desc="checking images", workers=workers, progress=progress
+    )
 
 
 # ----------------------------------------------------------------------------- checks
