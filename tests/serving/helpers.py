@@ -32,3 +32,12 @@ def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def json_error(r, status: int) -> str:
+    """The message of the server's JSON error answer ``r``, checked to have ``status``."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status and isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in r.text
+    return body["error"]

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from objrec.serving.app import create_app
 from objrec.serving.predictor import Predictor
 
-from .helpers import png_bytes, png_header_only
+from .helpers import json_error, png_bytes, png_header_only
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,6 @@ def client(predictor):
 @pytest.fixture(scope="module")
 def png(digits_16):
     return png_bytes(digits_16[2][0])
-
-
-def _error(r, status):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and isinstance(body["error"], str) and body["error"]
-    assert "Traceback" not in r.text
-    return body["error"]
 
 
 def test_health_model_docs_and_page(client, predictor):
@@ -105,17 +97,19 @@ def test_predict_json_base64(client, png):
 
 
 def test_wrong_content_type_415(client, png):
-    msg = _error(
+    msg = json_error(
         client.post("/v1/predict", content=png, headers={"content-type": "image/png"}), 415
     )
     assert "multipart/form-data" in msg
-    _error(client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"}), 415)
-    _error(client.post("/v1/predict", data={"file": "x"}), 415)  # urlencoded form
+    json_error(
+        client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"}), 415
+    )
+    json_error(client.post("/v1/predict", data={"file": "x"}), 415)  # urlencoded form
 
 
 def test_body_too_large_413(client):
     big = b"\0" * 300_000
-    msg = _error(client.post("/v1/predict", files={"file": ("big.png", big, "image/png")}), 413)
+    msg = json_error(client.post("/v1/predict", files={"file": ("big.png", big, "image/png")}), 413)
     assert "limit of 200,000 bytes" in msg
 
     def chunks():  # no Content-Length: the streamed bytes are counted
@@ -125,51 +119,51 @@ def test_body_too_large_413(client):
     r = client.post(
         "/v1/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"}
     )
-    _error(r, 413)
+    json_error(r, 413)
 
 
 def test_decompression_bomb_413(client):
     r = client.post("/v1/predict", files={"file": ("bomb.png", png_header_only(20_000, 20_000))})
-    assert "too large" in _error(r, 413)
+    assert "too large" in json_error(r, 413)
 
 
 def test_corrupt_and_empty_images_422(client, png):
     r = client.post("/v1/predict", files={"file": ("c.png", png[:40], "image/png")})
-    assert "c.png" in _error(r, 422)
+    assert "c.png" in json_error(r, 422)
     r = client.post("/v1/predict", files={"file": ("e.png", b"", "image/png")})
-    assert "empty" in _error(r, 422)
-    _error(client.post("/v1/predict", json={"images": ["%%%not base64"]}), 422)
-    _error(
+    assert "empty" in json_error(r, 422)
+    json_error(client.post("/v1/predict", json={"images": ["%%%not base64"]}), 422)
+    json_error(
         client.post("/v1/predict", content=b"{bad", headers={"content-type": "application/json"}),
         422,
     )
-    _error(client.post("/v1/predict", json={"images": "abc"}), 422)
+    json_error(client.post("/v1/predict", json={"images": "abc"}), 422)
     r = client.post("/v1/predict", data={"file": "text"}, files={"other": ("x.png", png)})
-    assert "must be a file upload" in _error(r, 422)
-    _error(client.post("/v1/predict?top_k=0", files={"file": ("a.png", png)}), 422)
+    assert "must be a file upload" in json_error(r, 422)
+    json_error(client.post("/v1/predict?top_k=0", files={"file": ("a.png", png)}), 422)
 
 
 def test_no_image_and_too_many_images_400(client, png):
-    assert "no image" in _error(client.post("/v1/predict", json={"images": []}), 400)
+    assert "no image" in json_error(client.post("/v1/predict", json={"images": []}), 400)
     files = [("file", (f"{i}.png", png, "image/png")) for i in range(5)]
-    _error(client.post("/v1/predict", files=files), 400)
+    json_error(client.post("/v1/predict", files=files), 400)
     b64 = base64.b64encode(png).decode()
-    assert "limit is 4" in _error(client.post("/v1/predict", json={"images": [b64] * 5}), 400)
+    assert "limit is 4" in json_error(client.post("/v1/predict", json={"images": [b64] * 5}), 400)
 
 
 def test_unknown_route_and_method_are_json(client):
-    _error(client.get("/v1/nothing"), 404)
-    _error(client.get("/v1/predict"), 405)
+    json_error(client.get("/v1/nothing"), 404)
+    json_error(client.get("/v1/predict"), 405)
 
 
 def test_api_key_401(predictor, png):
     c = TestClient(create_app(predictor, api_key="s3cret"), raise_server_exceptions=False)
     files = {"file": ("a.png", png, "image/png")}
-    assert "missing API key" in _error(c.post("/v1/predict", files=files), 401)
-    assert "wrong API key" in _error(
+    assert "missing API key" in json_error(c.post("/v1/predict", files=files), 401)
+    assert "wrong API key" in json_error(
         c.post("/v1/predict", files=files, headers={"X-API-Key": "nope"}), 401
     )
-    _error(c.get("/v1/model"), 401)
+    json_error(c.get("/v1/model"), 401)
     assert c.post("/v1/predict", files=files, headers={"X-API-Key": "s3cret"}).status_code == 200
     ok = c.post("/v1/predict", files=files, headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200
@@ -184,7 +178,7 @@ def test_unexpected_error_is_500_without_details(predictor, png, monkeypatch):
 
     monkeypatch.setattr(predictor, "scores", boom)
     r = c.post("/v1/predict", files={"file": ("a.png", png, "image/png")})
-    msg = _error(r, 500)
+    msg = json_error(r, 500)
     assert "secret" not in r.text and "RuntimeError" not in r.text
     assert "internal" in msg
     monkeypatch.undo()

@@ -17,7 +17,7 @@ from objrec.serving import app as appmod
 from objrec.serving.app import create_app
 from objrec.serving.predictor import Predictor
 
-from .helpers import png_bytes, png_header_only
+from .helpers import json_error, png_bytes, png_header_only
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,6 @@ def png(digits_16):
     return png_bytes(digits_16[2][0])
 
 
-def _error(r, status):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and isinstance(body["error"], str) and body["error"]
-    assert "Traceback" not in r.text
-    return body["error"]
-
-
 def tiff_with_fractional_strip_offsets() -> bytes:
     """A valid 8x8 grey TIFF whose StripOffsets tag is retyped from LONG to RATIONAL:
     Pillow opens it and raises ``TypeError`` when it seeks to the strip."""
@@ -70,7 +62,7 @@ def tiff_with_fractional_strip_offsets() -> bytes:
 @pytest.mark.parametrize("value", ["²", "1" * 5000, "0", "-1", "1.5", "", "10001", "٣"])
 def test_top_k_query_out_of_range_422(client, png, value):
     r = client.post("/v1/predict", params={"top_k": value}, files={"file": ("a.png", png)})
-    assert "from 1 to 10,000" in _error(r, 422)
+    assert "from 1 to 10,000" in json_error(r, 422)
 
 
 @pytest.mark.parametrize("value", [0, -3, True, 1.5, 0.0, "3", 10**30, 1e300, None])
@@ -80,27 +72,27 @@ def test_top_k_json_out_of_range_422(client, png, value):
     if value is None:  # JSON null: the default
         assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 5
     else:
-        assert "JSON field top_k must be a whole number from 1 to 10,000" in _error(r, 422)
+        assert "JSON field top_k must be a whole number from 1 to 10,000" in json_error(r, 422)
 
 
 def test_top_k_form_zero_refused_and_valid_honoured(client, png):
     r = client.post("/v1/predict", data={"top_k": "0"}, files={"file": ("a.png", png)})
-    assert "form field top_k" in _error(r, 422)
+    assert "form field top_k" in json_error(r, 422)
     r = client.post("/v1/predict", data={"top_k": "²"}, files={"file": ("a.png", png)})
-    _error(r, 422)
+    json_error(r, 422)
     r = client.post("/v1/predict", data={"top_k": "2"}, files={"file": ("a.png", png)})
     assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 2
     b64 = base64.b64encode(png).decode()
     r = client.post("/v1/predict", json={"images": [b64], "top_k": 3.0})  # a JSON integer
     assert r.status_code == 200 and len(r.json()["predictions"][0]["top_k"]) == 3
     r = client.post("/v1/predict", files={"file": ("a.png", png), "top_k": ("k.txt", b"2")})
-    assert "not a file" in _error(r, 422)
+    assert "not a file" in json_error(r, 422)
 
 
 def test_deeply_nested_json_422(client):
     for body in (b"[" * 100_000, b'{"images": ' + b"[" * 100_000, b'{"a":' * 100_000):
         r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
-        assert "not valid JSON" in _error(r, 422)
+        assert "not valid JSON" in json_error(r, 422)
 
 
 def test_tiff_that_makes_pillow_raise_typeerror_is_422(client, png):
@@ -110,9 +102,9 @@ def test_tiff_that_makes_pillow_raise_typeerror_is_422(client, png):
     with pytest.raises(TypeError):  # the case itself: Pillow's TIFF plugin fails this way
         Image.open(io.BytesIO(tiff)).load()
     files = [("file", ("ok.png", png)), ("file", ("evil.tif", tiff))]
-    assert "evil.tif" in _error(client.post("/v1/predict", files=files), 422)
+    assert "evil.tif" in json_error(client.post("/v1/predict", files=files), 422)
     b64 = base64.b64encode(tiff).decode()
-    assert "image #1" in _error(client.post("/v1/predict", json={"images": [b64]}), 422)
+    assert "image #1" in json_error(client.post("/v1/predict", json={"images": [b64]}), 422)
 
 
 def test_any_decoder_exception_is_a_per_file_422(client, png, monkeypatch):
@@ -122,7 +114,7 @@ def test_any_decoder_exception_is_a_per_file_422(client, png, monkeypatch):
         raise KeyError("internal decoder state")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", broken)  # Pillow fails in a new way
-    msg = _error(client.post("/v1/predict", files={"file": ("x.png", png)}), 422)
+    msg = json_error(client.post("/v1/predict", files={"file": ("x.png", png)}), 422)
     assert msg.startswith("x.png: could not be decoded (KeyError")
 
 
@@ -132,13 +124,13 @@ def test_pixel_budget_refuses_before_decoding(client, monkeypatch):
     monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
     huge = png_header_only(6000, 6000)  # 36 megapixels each, 100 bytes to send
     files = [("file", (f"{i}.png", huge)) for i in range(8)]
-    msg = _error(client.post("/v1/predict", files=files), 413)
+    msg = json_error(client.post("/v1/predict", files=files), 413)
     assert "add up to 288,000,000 pixels" in msg and "40,000,000" in msg
     b64 = base64.b64encode(huge).decode()
-    _error(client.post("/v1/predict", json={"images": [b64, b64]}), 413)
+    json_error(client.post("/v1/predict", json={"images": [b64, b64]}), 413)
     assert calls == []  # refused from the headers alone
     one = client.post("/v1/predict", files=[("file", ("0.png", huge))])
-    assert "0.png" in _error(one, 422)  # one fits the budget: decoded, found truncated
+    assert "0.png" in json_error(one, 422)  # one fits the budget: decoded, found truncated
     assert calls == [1]
 
 
@@ -146,7 +138,7 @@ def test_a_single_image_over_max_pixels_is_413_before_decoding(predictor, monkey
     c = TestClient(create_app(predictor, max_pixels=10_000), raise_server_exceptions=False)
     monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: pytest.fail("decoded"))
     r = c.post("/v1/predict", files={"file": ("big.png", png_header_only(200, 100))})
-    assert "big.png: image too large: 20,000 pixels" in _error(r, 413)
+    assert "big.png: image too large: 20,000 pixels" in json_error(r, 413)
 
 
 def test_decoded_pixels_count_when_the_header_cannot_be_probed(predictor, digits_16, monkeypatch):
@@ -155,7 +147,7 @@ def test_decoded_pixels_count_when_the_header_cannot_be_probed(predictor, digits
     c = TestClient(create_app(predictor, max_total_pixels=600), raise_server_exceptions=False)
     monkeypatch.setattr(appmod, "header_pixels", lambda data: None)
     files = [("file", (f"{i}.png", png_bytes(digits_16[2][i]))) for i in range(3)]  # 3 x 256
-    assert "add up to 768 pixels" in _error(c.post("/v1/predict", files=files), 413)
+    assert "add up to 768 pixels" in json_error(c.post("/v1/predict", files=files), 413)
     assert c.post("/v1/predict", files=files[:2]).status_code == 200
     assert limits.header_pixels(png_bytes(digits_16[2][0])) == 256
 
@@ -173,10 +165,10 @@ def test_model_info_hides_server_paths(predictor):
 
 def test_405_has_allow_header(client):
     r = client.get("/v1/predict")
-    _error(r, 405)
+    json_error(r, 405)
     assert r.headers["allow"] == "POST"
     r = client.post("/v1/health")
-    _error(r, 405)
+    json_error(r, 405)
     assert r.headers["allow"] == "GET"
 
 
