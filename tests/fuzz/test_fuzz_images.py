@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from crafted_files import tiff_with_fractional_strip_offsets
 from objrec.data import images as im
 from objrec.errors import InputError
 
@@ -51,20 +51,6 @@ def sample(fmt: str, mode: str, w: int, h: int, seed: int) -> bytes:
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format=fmt)
     return buf.getvalue()
-
-
-def tiff_with_fractional_strip_offsets() -> bytes:
-    """A TIFF whose StripOffsets tag is retyped to RATIONAL: Pillow raises TypeError."""
-    buf = io.BytesIO()
-    Image.new("L", (4, 4)).save(buf, format="TIFF")
-    data = bytearray(buf.getvalue())
-    (ifd,) = struct.unpack_from("<I", data, 4)
-    (n,) = struct.unpack_from("<H", data, ifd)
-    for i in range(n):
-        at = ifd + 2 + 12 * i
-        if struct.unpack_from("<H", data, at)[0] == 273:  # StripOffsets
-            struct.pack_into("<H", data, at + 2, 5)  # type RATIONAL
-    return bytes(data)
 
 
 def check(data: bytes, name: str = "fuzzed") -> None:

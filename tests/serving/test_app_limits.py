@@ -5,14 +5,13 @@ and the offline /docs page."""
 import base64
 import io
 import re
-import struct
 
-import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
+from crafted_files import tiff_with_fractional_strip_offsets
 from objrec.serving import app as appmod
 from objrec.serving.app import create_app
 from objrec.serving.predictor import Predictor
@@ -39,24 +38,6 @@ def client(predictor):
 @pytest.fixture(scope="module")
 def png(digits_16):
     return png_bytes(digits_16[2][0])
-
-
-def tiff_with_fractional_strip_offsets() -> bytes:
-    """A valid 8x8 grey TIFF whose StripOffsets tag is retyped from LONG to RATIONAL:
-    Pillow opens it and raises ``TypeError`` when it seeks to the strip."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(buf, format="TIFF")
-    data = bytearray(buf.getvalue())
-    assert data[:4] == b"II*\x00"
-    ifd = struct.unpack_from("<I", data, 4)[0]
-    for i in range(struct.unpack_from("<H", data, ifd)[0]):
-        entry = ifd + 2 + 12 * i
-        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
-            struct.pack_into("<H", data, entry + 2, 5)  # type RATIONAL
-            return bytes(data)
-    raise AssertionError("no StripOffsets tag")
 
 
 @pytest.mark.parametrize("value", ["²", "1" * 5000, "0", "-1", "1.5", "", "10001", "٣"])

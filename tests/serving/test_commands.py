@@ -123,7 +123,7 @@ def test_export_cli_onnx_torchscript(cnn_model_dir, logreg_model_dir, image_tree
 
 
 def test_predict_a_file_that_crashes_pillow_is_one_error_line(cnn_model_dir, image_tree, capsys):
-    from .test_app_limits import tiff_with_fractional_strip_offsets
+    from crafted_files import tiff_with_fractional_strip_offsets
 
     (image_tree / "evil.tif").write_bytes(tiff_with_fractional_strip_offsets())
     rc = main(["predict", str(cnn_model_dir), str(image_tree), "--batch-size", "2"])
