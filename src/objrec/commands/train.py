@@ -487,7 +487,7 @@ def _make_run_folder(args, cfg, stack) -> str:
     from objrec.training.runtime import pick_device
 
     # the group the network's training joins later: nccl for a CUDA device, gloo otherwise
-    device = cfg["params"].get("device") or "auto" if cfg["approach"] == "cnn" else "cpu"
+    device = (cfg["params"].get("device") or "auto") if cfg["approach"] == "cnn" else "cpu"
     info = ddp.setup(pick_device(device))
     if args.resume:
         return open_folder() if info.is_main else args.resume
