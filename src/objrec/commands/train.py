@@ -464,7 +464,6 @@ def _resolve_config(args: argparse.Namespace) -> dict:
 def _make_run_folder(args, cfg, stack) -> str:
     """Rank 0 creates the folder (or reopens it with --resume), holds its lock until
     ``stack`` closes, and tells the other ranks where it is."""
-    import os
 
     from objrec.runs import open_run
 
@@ -479,16 +478,20 @@ def _make_run_folder(args, cfg, stack) -> str:
         )
         return str(stack.enter_context(run))
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    from objrec.training import distributed as ddp
+
+    if not ddp.DistInfo.from_env().enabled:
         return open_folder()
-    if args.resume:
-        return open_folder() if int(os.environ.get("RANK", "0")) == 0 else args.resume
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    box = [open_folder() if dist.get_rank() == 0 else None]
+    from objrec.training.runtime import pick_device
+
+    # the group the network's training joins later: nccl for a CUDA device, gloo otherwise
+    device = (cfg["params"].get("device") or "auto") if cfg["approach"] == "cnn" else "cpu"
+    info = ddp.setup(pick_device(device))
+    if args.resume:
+        return open_folder() if info.is_main else args.resume
+    box = [open_folder() if info.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
@@ -501,7 +504,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stack) -> int:
-    import os
     import sys
     import time
     from pathlib import Path
@@ -512,9 +514,11 @@ def _run(args: argparse.Namespace, stack) -> int:
     from objrec.methods.base import method_warnings
     from objrec.progress import on_terminal
     from objrec.runs import write_run_info
+    from objrec.training.distributed import DistInfo, cleanup
 
     cfg = _resolve_config(args)
-    main = int(os.environ.get("RANK", "0")) == 0
+    dist_info = DistInfo.from_env()  # torchrun's RANK / WORLD_SIZE (a single process: rank 0)
+    main = dist_info.is_main
     # the estimator and its parameters are checked before any data is loaded
     est = make_estimator(cfg["method"], cfg["params"])
     ds = load_dataset(
@@ -593,9 +597,7 @@ def _run(args: argparse.Namespace, stack) -> int:
         if chosen is not None:
             inner.set_params(verbose=chosen)  # the saved model keeps the setting asked for
     seconds = time.perf_counter() - t0
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from objrec.training.distributed import cleanup
-
+    if dist_info.enabled:
         cleanup()
     if not main:
         return 0

@@ -284,9 +284,7 @@ class CNNClassifier(ImageClassifier):
         except ValueError as e:
             raise InputError(str(e)) from e
         dist = ddp.setup(device)
-        configure_threads(
-            self.threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
-        )
+        configure_threads(self.threads, world_size=dist.local_world_size)
         torch.manual_seed(self.seed)
 
         lazy = is_lazy(X)

@@ -2,5 +2,6 @@
 a small Keras-style loop (``fit`` = ``train_step`` + ``evaluate`` + callbacks),
 atomic checkpoints with resume, and data-parallel training under ``torchrun``.
 
-Everything here imports PyTorch; import it only when a network is trained.
+Everything here but ``distributed.DistInfo`` (torchrun's environment) imports PyTorch;
+import it only when a network is trained.
 """

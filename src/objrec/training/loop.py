@@ -90,6 +90,42 @@ def train_step(
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without any)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+class _Totals:
+    """Running sums of (loss * images, correct, images) over batches, kept on ``device``:
+    adding a batch's 0-d loss and count tensors waits for nothing, and the final
+    all-reduce runs on the device the group's backend needs (CUDA under nccl)."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss * n, correct
+        self.n = 0  # images
+
+    def add(self, mean_loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        """One batch of ``n`` images: its mean loss and number correct (0-d tensors)."""
+        self.sums[0] += mean_loss.detach().double() * n
+        self.sums[1] += correct.double()
+        self.n += int(n)
+
+    def local(self) -> tuple[float, float]:
+        """(mean loss, accuracy) of this rank's batches so far."""
+        loss, correct = self.sums.tolist()
+        n = max(self.n, 1)
+        return loss / n, correct / n
+
+    def over_ranks(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, images) over all ranks' batches (an all-reduce when
+        distributed; every rank must call it)."""
+        n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.sums.device)
+        sums = all_reduce_sum(torch.cat([self.sums, n]))  # (3,) loss * n, correct, n
+        loss, correct, total = sums.tolist()
+        return loss / max(total, 1.0), correct / max(total, 1.0), int(total)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, loss_fn) -> dict:
     """Mean loss and accuracy of ``model`` over ``batches`` (summed over ranks when distributed).
@@ -98,19 +134,12 @@ def evaluate(model: torch.nn.Module, batches, loss_fn) -> dict:
     model that ``predict`` and the exported graph run.
     """
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+    totals = _Totals(_device_of(model))
     for x, y in batches:
-        logits = model(x)
-        sums += torch.stack(
-            [
-                loss_fn(logits.float(), y).double().cpu() * len(y),
-                (logits.argmax(1) == y).sum().double().cpu(),
-                torch.tensor(len(y), dtype=torch.float64),
-            ]
-        )
-    all_reduce_sum(sums)
-    n = max(sums[2].item(), 1.0)
-    return {"loss": sums[0].item() / n, "accuracy": sums[1].item() / n}
+        logits = model(x)  # (B, num_classes)
+        totals.add(loss_fn(logits.float(), y), (logits.argmax(1) == y).sum(), len(y))
+    loss, accuracy, _ = totals.over_ranks()
+    return {"loss": loss, "accuracy": accuracy}
 
 
 def fit(
@@ -133,7 +162,7 @@ def fit(
             if hasattr(cb, "on_epoch_begin"):  # optional hook (e.g. a fine-tuning phase starts)
                 cb.on_epoch_begin(state)
         train.set_epoch(epoch)
-        t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n
+        t0, totals = time.perf_counter(), _Totals(_device_of(state.model))
         bar = bar_over(  # a bar on a terminal only: in a log, EpochPrinter's line per epoch
             train,
             desc=f"epoch {epoch + 1}/{epochs}",
@@ -146,19 +175,18 @@ def fit(
                 state.stop_training = True  # time budget spent: finish with this partial epoch
                 break
             loss, correct = train_step(state, x, y)
-            sums += torch.tensor(
-                [loss.item() * len(y), correct.item(), len(y)], dtype=torch.float64
-            )
-            if i % 10 == 0:
-                bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.4f}")
+            totals.add(loss, correct, len(y))
+            if i % 10 == 0 and show:
+                loss_so_far, acc_so_far = totals.local()
+                bar.set_postfix(loss=f"{loss_so_far:.4f}", acc=f"{acc_so_far:.4f}")
         bar.close()
-        if sums[2] == 0:  # the time budget ran out before this epoch's first batch
+        if totals.n == 0:  # the time budget ran out before this epoch's first batch
             break
-        all_reduce_sum(sums)
+        train_loss, train_accuracy, _ = totals.over_ranks()
         logs = {
             "epoch": epoch + 1,
-            "train_loss": sums[0].item() / sums[2].item(),
-            "train_accuracy": sums[1].item() / sums[2].item(),
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
             "val_loss": None,
             "val_accuracy": None,
         }

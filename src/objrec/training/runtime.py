@@ -11,12 +11,30 @@ from objrec.cpu import usable_cores
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
-    """``"auto"``: CUDA (the rank's local GPU under torchrun) when available, else CPU."""
+    """The device to train on.
+
+    ``"auto"``: CUDA when available, else CPU. Under torchrun, ``"auto"`` and ``"cuda"``
+    mean the rank's own GPU, ``cuda:LOCAL_RANK``; a fixed ``"cuda:N"`` would put every
+    rank of a machine on one GPU, which nccl refuses, and is an error there.
+    """
+    from objrec.training.distributed import DistInfo, DistributedError
+
     if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return dev
+    info = DistInfo.from_env()
+    if not info.enabled:
+        return dev
+    if dev.index is None:
+        return torch.device("cuda", info.local_rank)
+    if info.local_world_size > 1:
+        raise DistributedError(
+            f"device {device}: {info.local_world_size} ranks on this machine would share one "
+            "GPU; use device 'cuda' or 'auto' (each rank takes cuda:LOCAL_RANK)"
+        )
+    return dev
 
 
 def native_bf16() -> bool:
