@@ -64,7 +64,7 @@ BAD = [
     ["train", "digits", "--weight-decay", "-0.1"],
     ["train", "digits", "--label-smoothing", "1"],
     ["train", "digits", "--warmup", "-2"],
-    ["train", "digits", "--early-stopping", "0"],
+    ["train", "digits", "--early-stopping", "-1"],  # 0 is allowed: off
     ["train", "digits", "--max-time", "0"],
     ["train", "digits", "--threads", "0"],
     ["train", "digits", "--num-workers", "-1"],
@@ -220,3 +220,16 @@ def test_good_values_pass_the_checks():
     argv = ["train", "digits", "--val-size", "0.2", "--device", "cuda:1", "--lr", "0.01"]
     args = build_parser().parse_args(argv)
     assert (args.val_size, args.device, args.lr) == (0.2, "cuda:1", 0.01)
+
+
+def test_early_stopping_zero_turns_it_off():
+    """``--early-stopping 0`` is accepted (its help says "0: off") and gives a plan
+    without early stopping, also where small data would switch it on by default."""
+    from objrec.cli import build_parser
+    from objrec.training.recipes import plan_training, resolve_recipe
+
+    args = build_parser().parse_args(["train", "digits", "--early-stopping", "0"])
+    assert args.early_stopping == 0
+    kw = dict(rec=resolve_recipe(None, {}, {}), n_train=150, image_size=(8, 8))
+    assert plan_training(**kw).early_stopping  # small data: on by default
+    assert plan_training(**kw, early_stopping=0).early_stopping is None

@@ -123,7 +123,7 @@ def register(subparsers) -> None:
     )
     g.add_argument(
         "--early-stopping",
-        type=positive_int,
+        type=non_negative_int,
         metavar="PATIENCE",
         help="stop after PATIENCE epochs without val improvement; keep the best weights "
         "(default: on for small data; 0: off)",
