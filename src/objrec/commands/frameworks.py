@@ -13,7 +13,7 @@ def register(sub) -> None:
         help="train the reference simple_cnn in Keras, TensorFlow, PyTorch and Lightning",
         description="Train the source notes' reference network (simple_cnn) once per framework "
         "(Keras 3 on its TensorFlow, torch and jax backends; raw TensorFlow; a PyTorch hand "
-        "loop; PyTorch Lightning), each in its own process, on objrec's split with the same "
+        "loop and objrec's own loop; PyTorch Lightning), each in its own process, on objrec's split with the same "
         "normalisation, Adam 1e-3 and seed; print test accuracy, time per epoch, import time, "
         "peak memory, parameters and lines of code, and write frameworks.json/.csv and "
         "frameworks.html (the notes' opinion table beside the measured rows). Images smaller "
@@ -28,7 +28,7 @@ def register(sub) -> None:
         "--frameworks",
         nargs="+",
         metavar="NAME",
-        help="keras, keras-torch, keras-jax, tensorflow, pytorch, lightning (default: all)",
+        help="keras, keras-torch, keras-jax, tensorflow, pytorch, objrec, lightning (default: all)",
     )
     p.add_argument("--epochs", type=positive_int, default=5, help="epochs (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")

@@ -61,6 +61,7 @@ FRAMEWORKS: dict[str, Framework] = {
             "TensorFlow (without Keras)",
         ),
         Framework("pytorch", "pytorch_loop", "PyTorch (hand loop)", ("torch",), "PyTorch"),
+        Framework("objrec", "objrec_loop", "PyTorch (objrec's loop)", ("torch",), "PyTorch"),
         Framework(
             "lightning",
             "lightning_module",

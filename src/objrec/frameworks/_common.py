@@ -16,11 +16,11 @@ import numpy as np
 
 def load_split(path: str) -> dict[str, np.ndarray]:
     """``x_train``/``x_val``/``x_test`` float32 (N, H, W, C) normalised, ``y_*`` int64 (N,),
-    and ``n_classes`` (int)."""
+    ``n_classes`` (int) and ``path`` (the file, for a loop that reads the uint8 arrays)."""
     with np.load(path) as z:
         mean = z["mean"].astype(np.float32)
         std = z["std"].astype(np.float32)
-        out: dict = {"n_classes": int(z["n_classes"])}
+        out: dict = {"n_classes": int(z["n_classes"]), "path": path}
         for s in ("train", "val", "test"):
             x = z[f"x_{s}"].astype(np.float32) / 255.0
             out[f"x_{s}"] = (x - mean) / std
