@@ -119,3 +119,31 @@ def test_cli_writes_table_json_csv_and_html(tmp_path, capsys):
     for opinion in ("Dynamic Computation Graph", "Suitable for Beginners", "Mid-level"):
         assert opinion in html
     assert "data:image/png;base64," in html and (out / "plots" / "val-acc-vs-time.png").is_file()
+
+
+def test_outputs_show_a_missing_framework_with_its_install_hint(tmp_path):
+    from objrec.frameworks.output import format_table, write_html, write_tables
+
+    ok = {
+        "framework": "pytorch", "label": "PyTorch (hand loop)", "notes_column": "PyTorch",
+        "status": "ok", "note": "", "test_acc": 0.9812, "final_val_acc": 0.975,
+        "first_epoch_seconds": 3.0, "later_epoch_seconds": 2.0, "train_seconds": 5.0,
+        "seconds_to_pytorch_acc": 5.0, "import_seconds": 1.5, "peak_rss_mib": 600.0,
+        "params": REFERENCE_PARAMS, "lines": 58, "wall_seconds": [3.0, 5.0], "val_acc": [0.9, 0.975],
+    }  # fmt: skip
+    missing = {
+        "framework": "keras", "label": "Keras 3 (TensorFlow backend)",
+        "notes_column": "TensorFlow/Keras", "status": "not installed",
+        "note": f"needs keras: {INSTALL_HINT}",
+    }  # fmt: skip
+    config = {"dataset": "digits", "n_train": 10, "n_val": 5, "n_test": 5, "shape": "28x28",
+              "lr": 1e-3, "batch_size": 32, "epochs": 2, "seed": 0, "threads": 1}  # fmt: skip
+    text = format_table([ok, missing])
+    assert "98.12%" in text and "121,930" in text
+    assert f"keras: needs keras: {INSTALL_HINT}" in text
+    write_tables(tmp_path, [ok, missing], config)
+    page = write_html(tmp_path, [ok, missing], config).read_text()
+    assert "not installed: needs keras: pip install &#39;objrec[frameworks]&#39;" in page
+    assert "98.12%" in page
+    lines = (tmp_path / "frameworks.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("keras,")

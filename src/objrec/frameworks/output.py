@@ -118,7 +118,10 @@ def write_html(folder: Path, rows: list[dict], config: dict) -> Path:
     (folder / "plots").mkdir(exist_ok=True)
     atomic_write_bytes(folder / "plots" / "val-acc-vs-time.png", png)
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("objrec", "report/templates"), autoescape=True
+        loader=jinja2.PackageLoader("objrec", "report/templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     measured = [
         {
