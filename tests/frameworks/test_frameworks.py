@@ -37,7 +37,13 @@ def rows(digits28):
     if not INSTALLED:
         pytest.skip("no framework installed: pip install 'objrec[frameworks]'")
     out = run_frameworks(
-        digits28, INSTALLED, epochs=1, batch_size=32, threads=1, log=lambda *a, **k: None
+        digits28,
+        INSTALLED,
+        epochs=1,
+        batch_size=32,
+        threads=1,
+        export=True,
+        log=lambda *a, **k: None,
     )
     return {r["framework"]: r for r in out}
 
@@ -55,6 +61,29 @@ def test_each_framework_learns_with_the_reference_parameters(rows, name):
     assert len(row["epoch_seconds"]) == len(row["val_acc"]) == 1
     assert row["import_seconds"] > 0 and row["peak_rss_mib"] > 50
     assert 20 < row["lines"] < 120
+
+
+EXPECTED_EXPORTS = {
+    "keras": ["savedmodel", "tflite"],
+    "tensorflow": ["savedmodel", "tflite"],
+    "pytorch": ["onnx"],
+    "objrec": ["onnx"],
+    "lightning": ["onnx"],
+    "keras-torch": [],
+    "keras-jax": [],
+}
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_exported_models_predict_as_their_framework(rows, name):
+    if name not in rows:
+        pytest.skip(f"{name} not installed: {INSTALL_HINT}")
+    exports = rows[name]["exports"]
+    assert [e["format"] for e in exports] == EXPECTED_EXPORTS[name]
+    for e in exports:
+        assert "error" not in e, e
+        assert e["agreement"] == 1.0 and e["max_abs_diff"] < 1e-4, e
+        assert e["bytes"] > 4 * REFERENCE_PARAMS * 0.9  # float32 weights are inside
 
 
 def test_parameter_counts_agree(rows):

@@ -53,6 +53,12 @@ def register(sub) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="--out holds another run: replace its files"
     )
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="also export each trained model (ONNX for PyTorch, SavedModel and .tflite for "
+        "TensorFlow/Keras) and check its predictions against the framework's own",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -94,6 +100,7 @@ def run(args) -> int:
         "seed": args.seed,
         "threads": threads,
         "limit": args.limit,
+        "export": args.export,
         "n_train": len(data.train.y),
         "n_val": len(data.val.y),
         "n_test": len(data.test.y),
@@ -113,6 +120,7 @@ def run(args) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             threads=threads,
+            export=args.export,
             log=log,
         )
         write_tables(folder, rows, config)

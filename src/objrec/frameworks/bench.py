@@ -92,9 +92,11 @@ def run_one(
     seed: int,
     timeout: float,
     threads: int = 1,
+    export: bool = False,
 ) -> dict:
     """One framework's row: the worker's measurements, or ``status``/``note`` when it is not
-    installed or its process fails. ``threads``: compute threads of the worker."""
+    installed or its process fails. ``threads``: compute threads of the worker; ``export``:
+    also export the trained model and check its parity (``exports``)."""
     row: dict = {"framework": fw.name, "label": fw.label, "notes_column": fw.notes_column}
     missing = missing_modules(fw)
     if missing:
@@ -103,6 +105,8 @@ def run_one(
     out = split.with_name(f"{fw.name}.json")
     cmd = [sys.executable, "-m", "objrec.frameworks.worker", fw.module, str(split), str(out)]
     cmd += ["--epochs", str(epochs), "--batch-size", str(batch_size), "--seed", str(seed)]
+    if export:
+        cmd += ["--export", str(split.with_name(f"{fw.name}-export"))]
     env = {
         **os.environ,
         **thread_env(threads),
@@ -141,6 +145,7 @@ def run_frameworks(
     seed: int = 0,
     timeout: float = 3600,
     threads: int | None = None,
+    export: bool = False,
     log: Callable[..., None] = print,
 ) -> list[dict]:
     """Train the reference network in every framework on ``data``'s split; one dict per
@@ -149,7 +154,9 @@ def run_frameworks(
     others), ``import_seconds``, ``peak_rss_mib``, ``params``, ``lines``,
     ``seconds_to_pytorch_acc``: training seconds until the validation accuracy first
     reaches the PyTorch hand loop's final one; ``status`` ok / not installed / failed).
-    ``threads``: compute threads of every worker (default: the usable cores)."""
+    ``threads``: compute threads of every worker (default: the usable cores); ``export``:
+    each framework's deployment formats, exported and checked (``exports``, see
+    :mod:`objrec.frameworks.exports`)."""
     from objrec.cpu import usable_cores
 
     threads = threads or usable_cores()
@@ -166,6 +173,7 @@ def run_frameworks(
                 seed=seed,
                 timeout=timeout,
                 threads=threads,
+                export=export,
             )
             row["threads"] = threads
             if row["status"] == "ok":

@@ -47,4 +47,4 @@ def train(data: dict, epochs: int, batch_size: int, seed: int) -> dict:
         verbose=0,
     )
     _, test_acc = model.evaluate(data["x_test"], data["y_test"], verbose=0)
-    return clock.result(test_acc, model.count_params())
+    return {**clock.result(test_acc, model.count_params()), "model": model}

@@ -87,4 +87,4 @@ def train(data: dict, epochs: int, batch_size: int, seed: int) -> dict:
     trainer.fit(model, loader(data, "train", batch_size, True), loader(data, "val", 1000))
     (test,) = trainer.test(model, loader(data, "test", 1000), verbose=False)
     params = sum(p.numel() for p in model.parameters())
-    return clock.result(test["test_acc"], params)
+    return {**clock.result(test["test_acc"], params), "model": model}

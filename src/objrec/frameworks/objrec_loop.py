@@ -43,4 +43,4 @@ def train(data: dict, epochs: int, batch_size: int, seed: int) -> dict:
     )
     test_acc = float(np.mean(clf.predict(raw["x_test"]) == raw["y_test"]))
     params = sum(p.numel() for p in clf.model_.parameters())
-    return clock.result(test_acc, params)
+    return {**clock.result(test_acc, params), "model": clf.model_}

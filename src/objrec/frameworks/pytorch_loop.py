@@ -72,4 +72,4 @@ def train(data: dict, epochs: int, batch_size: int, seed: int) -> dict:
             optimizer.step()
         clock.epoch_end(accuracy(model, val_loader))
     params = sum(p.numel() for p in model.parameters())
-    return clock.result(accuracy(model, test_loader), params)
+    return {**clock.result(accuracy(model, test_loader), params), "model": model}

@@ -95,4 +95,4 @@ def train(data: dict, epochs: int, batch_size: int, seed: int) -> dict:
             train_step(x_train[idx], y_train[idx])
         clock.epoch_end(accuracy(data["x_val"], data["y_val"]))
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    return clock.result(accuracy(data["x_test"], data["y_test"]), params)
+    return {**clock.result(accuracy(data["x_test"], data["y_test"]), params), "model": model}

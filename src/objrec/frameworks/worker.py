@@ -5,7 +5,8 @@ Writes the framework file's result (see :class:`objrec.frameworks._common.EpochC
 plus ``import_seconds`` (importing the file, i.e. its framework), ``peak_rss_mib`` (this
 process's peak resident memory, ``getrusage`` ``ru_maxrss``: the framework, the data and
 the training together) and ``lines`` (non-blank, non-comment code lines of the file,
-docstrings excluded).
+docstrings excluded). With ``--export DIR``: ``exports``, the deployment checks of
+:mod:`objrec.frameworks.exports` on the first 256 test images.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", metavar="DIR", help="export the model there and check parity")
     args = p.parse_args(argv)
     from objrec.frameworks._common import load_split
 
@@ -53,8 +55,14 @@ def main(argv=None) -> int:
     mod = importlib.import_module(f"objrec.frameworks.{args.module}")
     import_seconds = time.perf_counter() - t
     out = mod.train(data, args.epochs, args.batch_size, args.seed)
+    model = out.pop("model", None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before any export
+    if args.export and model is not None:
+        from objrec.frameworks.exports import export_model
+
+        out["exports"] = export_model(model, data["x_test"][:256], args.export)
     out["import_seconds"] = import_seconds
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mib"] = peak
     out["lines"] = count_lines(mod.__file__)
     Path(args.out).write_text(json.dumps(out))
     return 0
