@@ -73,15 +73,17 @@ def _tflite(saved: Path, x: np.ndarray, ref: np.ndarray, folder: Path) -> dict:
     path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
     try:
         from ai_edge_litert.interpreter import Interpreter
+
+        runtime = "ai_edge_litert"
     except ImportError:
-        Interpreter = tf.lite.Interpreter
+        Interpreter, runtime = tf.lite.Interpreter, "tf.lite"
     interp = Interpreter(model_path=str(path))
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     interp.resize_tensor_input(inp["index"], list(x.shape))
     interp.allocate_tensors()
     interp.set_tensor(inp["index"], x)
     interp.invoke()
-    return _parity("tflite", ref, interp.get_tensor(out["index"]), path)
+    return {**_parity("tflite", ref, interp.get_tensor(out["index"]), path), "runtime": runtime}
 
 
 def export_tensorflow(model, x: np.ndarray, folder: Path, *, keras_model: bool) -> list[dict]:
