@@ -4,6 +4,7 @@ installed one trains for one epoch in its own process, learns, and has the refer
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -84,6 +85,8 @@ def test_exported_models_predict_as_their_framework(rows, name):
         assert "error" not in e, e
         assert e["agreement"] == 1.0 and e["max_abs_diff"] < 1e-4, e
         assert e["bytes"] > 4 * REFERENCE_PARAMS * 0.9  # float32 weights are inside
+        if e["format"] == "tflite" and importlib.util.find_spec("ai_edge_litert"):
+            assert e["runtime"] == "ai_edge_litert"
 
 
 def test_parameter_counts_agree(rows):
