@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test system-deps lint format clean
+.PHONY: demo test test-frameworks install install-test system-deps lint format clean
 
 demo: install  ## install objrec with every extra, then run the main job on the embedded dataset
 	$(BIN)/objrec compare digits
@@ -11,6 +11,21 @@ demo: install  ## install objrec with every extra, then run the main job on the 
 test: install-test  ## install objrec and the test tools, then lint and run the unit suite
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
+
+# The four frameworks (TensorFlow, Keras 3, Lightning, jax) in an environment of their own:
+# TensorFlow is heavy, and the main environment stays as it is.
+FW_VENV ?= .venv-frameworks
+FW_BIN  := $(FW_VENV)/bin
+
+$(FW_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FW_VENV)
+	$(FW_BIN)/python -m pip install --quiet --upgrade pip
+	$(FW_BIN)/pip install --quiet -e '.[frameworks,test]'
+	$(FW_BIN)/pip check
+	touch $@
+
+test-frameworks: $(FW_VENV)/.installed  ## every framework a few steps on digits (objrec frameworks)
+	$(FW_BIN)/pytest tests/frameworks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,4 +54,4 @@ format:
 	$(BIN)/ruff format src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(FW_VENV) build *.egg-info .pytest_cache
