@@ -140,8 +140,9 @@ class AugmentedBatches:
 
 
 @torch.no_grad()
-def evaluate(net, X, y, mean, std, batch_size: int = 1000) -> float:
-    """Accuracy of ``net`` in eval mode (with its TTA, fp32) on uint8 ``X`` (N, C, H, W)."""
+def evaluate(net, X, y, mean, std, batch_size: int = 1000, amp: bool = False) -> float:
+    """Accuracy of ``net`` in eval mode (with its TTA; fp32, or bf16 autocast when ``amp``)
+    on uint8 ``X`` (N, C, H, W)."""
     net.eval()
     m = torch.as_tensor(mean, dtype=torch.float32)[None, :, None, None]
     s = torch.as_tensor(std, dtype=torch.float32)[None, :, None, None]
@@ -150,7 +151,9 @@ def evaluate(net, X, y, mean, std, batch_size: int = 1000) -> float:
         xb = ((X[i : i + batch_size].float() / 255 - m) / s).contiguous(
             memory_format=torch.channels_last
         )
-        correct += int((net(xb).argmax(1) == y[i : i + batch_size]).sum())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            pred = net(xb).argmax(1)
+        correct += int((pred == y[i : i + batch_size]).sum())
     return correct / max(len(y), 1)
 
 
@@ -168,6 +171,7 @@ def train(
     seed: int = 0,
     max_time: float | None = None,
     on_epoch: Callable | None = None,
+    eval_every: int | None = None,
     log: Callable | None = None,
 ) -> list[dict]:
     """Train ``net`` (an :class:`objrec.nets.airbench.Airbench`) in place; returns the history.
@@ -178,7 +182,9 @@ def train(
     autocast. ``max_time``: seconds after which training stops (within an epoch; the rate
     schedule is then the planned one, cut short). ``on_epoch(net, logs)`` runs after each
     epoch's logs, outside the timed training (``logs["train_seconds"]`` excludes it, and
-    the validation), with the net in eval mode; ``log(str)`` gets one line per epoch.
+    the validation), with the net in eval mode; ``eval_every``: also call it every that
+    many steps (logs: epoch, step, train_seconds). ``rec["epochs"]`` may be fractional
+    (airbench94: 9.9): the last epoch is then cut short. ``log(str)``: one line per epoch.
     Each history entry: epoch, train_loss, train_accuracy, val_accuracy, lr, seconds
     (the epoch's training), train_seconds (cumulative).
     """
@@ -198,8 +204,8 @@ def train(
     loss_fn = torch.nn.CrossEntropyLoss(
         label_smoothing=float(rec["label_smoothing"]), reduction="none"
     )
-    epochs = int(rec["epochs"])
-    total = epochs * len(batches)
+    total = max(1, math.ceil(float(rec["epochs"]) * len(batches)))
+    epochs = math.ceil(total / len(batches))
     look = Lookahead(net)
     step, spent, history = 0, 0.0, []
     for e in range(epochs):
@@ -227,8 +233,14 @@ def train(
             sums += torch.tensor(
                 [loss.item(), (logits.argmax(1) == yb).sum().item(), len(yb)], dtype=torch.float64
             )
+            if eval_every and on_epoch is not None and step % eval_every == 0 and step < total:
+                t1 = time.perf_counter()
+                on_epoch(net, {"epoch": e + 1, "step": step, "train_seconds": spent + t1 - t0})
+                net.train()
+                t0 += time.perf_counter() - t1  # the evaluation is not training time
             if max_time is not None and spent + time.perf_counter() - t0 > max_time:
                 stop = True
+            if stop or step >= total:
                 break
         if stop or e == epochs - 1:
             look.update(net, 1.0)  # the weights end as the average
@@ -236,6 +248,7 @@ def train(
         spent += seconds
         logs = {
             "epoch": e + 1,
+            "step": step,
             "train_loss": sums[0].item() / max(sums[2].item(), 1),
             "train_accuracy": sums[1].item() / max(sums[2].item(), 1),
             "val_accuracy": None,
