@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from objrec.nets.base import Net
 from objrec.nets.registry import register_model
 
 WIDTHS = (64, 256, 256)
@@ -61,7 +62,7 @@ class _Stage(nn.Sequential):
         )
 
 
-class Airbench(nn.Module):
+class Airbench(Net):
     """(N, C, H, W) normalised images -> (N, num_classes) logits (see the module doc)."""
 
     def __init__(
@@ -87,6 +88,7 @@ class Airbench(nn.Module):
         c = [n_white, *(int(w) for w in widths)]
         self.stages = nn.Sequential(*(_Stage(c[i], c[i + 1], bn_momentum) for i in range(3)))
         self.head = nn.Linear(c[-1], num_classes, bias=False)
+        self.num_features = c[-1]
         self.scale = float(scale)
         self.tta = int(tta)
 
@@ -109,15 +111,19 @@ class Airbench(nn.Module):
         filt = (eigvec.T / torch.sqrt(eigval + eps)[:, None]).reshape(c * k * k, c, k, k)
         self.whiten.weight.copy_(torch.cat([filt, -filt]).to(self.whiten.weight.dtype))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, widths[-1]) max-pooled features."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, widths[-1]) max-pooled features (one view)."""
         x = F.gelu(self.whiten(x))
         x = self.stages(x)
         return torch.amax(x, dim=(2, 3))
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, widths[-1]) -> (N, num_classes) logits, times ``scale``."""
+        return self.head(features) * self.scale
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """One view's logits (N, num_classes), no test-time augmentation."""
-        return self.head(self.features(x)) * self.scale
+        return self.forward_head(self.forward_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.tta == 0:
@@ -126,6 +132,8 @@ class Airbench(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.head = nn.Linear(self.head.in_features, num_classes, bias=False)
+        if hasattr(self, "model_args"):
+            self.model_args = {**self.model_args, "num_classes": int(num_classes)}
 
 
 def patches(x: torch.Tensor, k: int) -> torch.Tensor:
