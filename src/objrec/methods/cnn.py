@@ -436,7 +436,8 @@ class CNNClassifier(ImageClassifier):
 
     def _fit_airbench(self, X, y, X_val, y_val, rec):
         """``fit`` with the airbench recipe's own loop (:mod:`objrec.training.airbench`):
-        in-memory images, one process, no checkpoints; ``max_time`` stops it early."""
+        in-memory images, one process; no per-epoch checkpoints (``checkpoint_dir`` gets
+        none, so no ``resume``); ``max_time`` stops it early."""
         import torch
 
         from objrec.nets import create_model
@@ -449,7 +450,6 @@ class CNNClassifier(ImageClassifier):
             "streamed images": is_lazy(X) or is_lazy(X_val),
             "resume": self.resume,
             "init_from": self.init_from,
-            "checkpoint_dir": self.checkpoint_dir,
             "class_weight": self.class_weight,
             "early_stopping": self.early_stopping,
         }
