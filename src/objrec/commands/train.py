@@ -70,10 +70,11 @@ def register(subparsers) -> None:
     g = p.add_argument_group("network training (defaults: the network's recommended recipe)")
     g.add_argument(
         "--recipe",
-        choices=["default", "seed"],
+        choices=["default", "seed", "airbench"],
         help="default: the network's best measured recipe (simple_cnn: one-cycle Adam 3e-3, "
-        "batch 64); seed: the source notes' recipe (Adam 1e-3, batch 32, 5 epochs, constant rate); "
-        "the options below override single settings",
+        "batch 64; airbench: the airbench recipe); seed: the source notes' recipe (Adam 1e-3, "
+        "batch 32, 5 epochs, constant rate); airbench: airbench94's CIFAR-10 recipe (its own "
+        "loop, for --model airbench); the options below override single settings",
     )
     g.add_argument(
         "--epochs", type=positive_int, help="epochs to train (with --resume: the new total)"

@@ -171,7 +171,10 @@ class CNNClassifier(ImageClassifier):
         explicit = {k: getattr(self, k) for k in GLOBAL_DEFAULTS}
         try:
             return resolve_recipe(
-                self.recipe, explicit, info.defaults, pretrained=self._fine_tunes_pretrained()
+                self.recipe or info.recipe,
+                explicit,
+                info.defaults,
+                pretrained=self._fine_tunes_pretrained(),
             )
         except ValueError as e:
             raise InputError(f"recipe: {e}") from e
@@ -278,6 +281,8 @@ class CNNClassifier(ImageClassifier):
             resolve_augment(rec["augment"])  # a bad name fails before any work
         except ValueError as e:
             raise InputError(f"augment: {e}") from e
+        if rec["recipe"] == "airbench":
+            return self._fit_airbench(X, y, X_val, y_val, rec)
         device = pick_device(self.device)
         try:
             amp = use_bf16(self.precision, device)
@@ -425,6 +430,75 @@ class CNNClassifier(ImageClassifier):
         elif X_val is not None:  # early stopping may have restored an earlier epoch's weights
             pred, kept = self.predict_stream(X_val, skip_errors=True)
             self.val_accuracy_ = float(np.mean(pred == np.asarray(y_val)[kept]))
+        return self
+
+    def _fit_airbench(self, X, y, X_val, y_val, rec):
+        """``fit`` with the airbench recipe's own loop (:mod:`objrec.training.airbench`):
+        in-memory images, one process; no per-epoch checkpoints (``checkpoint_dir`` gets
+        none, so no ``resume``); ``max_time`` stops it early."""
+        import torch
+
+        from objrec.nets import create_model
+        from objrec.training import airbench
+        from objrec.training.augment import resolve_recipe as resolve_augment
+        from objrec.training.loader import to_nchw
+        from objrec.training.runtime import configure_threads, native_bf16, pick_device
+
+        unsupported = {
+            "streamed images": is_lazy(X) or is_lazy(X_val),
+            "resume": self.resume,
+            "init_from": self.init_from,
+            "class_weight": self.class_weight,
+            "early_stopping": self.early_stopping,
+        }
+        bad = [k for k, v in unsupported.items() if v]
+        if self.optimizer not in (None, "sgd") or self.schedule not in (None, "triangular"):
+            bad.append("optimizer/schedule other than its own (Nesterov SGD, triangular)")
+        if bad:
+            raise InputError(
+                f"recipe airbench does not support {', '.join(bad)}; use recipe='default'"
+            )
+        if pick_device(self.device).type != "cpu":
+            raise InputError("recipe airbench trains on the CPU only here; use device='cpu'")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InputError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        # auto: bf16 where the CPU has it natively (AMX, AVX512-BF16), as the recipe was measured
+        amp = self.precision == "bf16" or (self.precision == "auto" and native_bf16())
+        configure_threads(self.threads)
+        torch.manual_seed(self.seed)
+        Xt = torch.from_numpy(to_nchw(X))
+        mean, std = _channel_stats(Xt)
+        size = [int(X.shape[1]), int(X.shape[2])]
+        channels = int(Xt.shape[1])
+        self.preprocessing_ = {"mean": mean, "std": std, "channels": channels, "input_size": size}
+        net, _ = self._build_network(create_model, channels, size)
+        if not hasattr(net, "init_whitening"):
+            raise InputError(f"recipe airbench trains the airbench network only, not {self.model}")
+        rec = dict(rec, augment=resolve_augment(rec["augment"]))
+        self.recipe_ = {
+            "recipe": "airbench",
+            "settings": {k: v for k, v in rec.items() if k != "recipe"},
+            "batch_size": int(rec["batch_size"]),
+            "lr": float(rec["lr"]),
+            "epochs": int(rec["epochs"]),
+            "precision": "bf16" if amp else "fp32",
+        }
+        val = {}
+        if X_val is not None:
+            val = {
+                "X_val": torch.from_numpy(to_nchw(X_val)),
+                "y_val": torch.from_numpy(self._encode(y_val)),
+            }
+        verbose = bool(self.verbose)
+        self.history_ = airbench.train(
+            net, Xt, torch.from_numpy(self._encode(y)), mean, std, rec,
+            amp=amp, seed=self.seed, max_time=self.max_time,
+            log=(lambda line: print(f"{self.model}: {line}", file=sys.stderr)) if verbose else None,
+            **val,
+        )  # fmt: skip
+        self.model_ = net.to(memory_format=torch.contiguous_format).eval()
+        last = self.history_[-1] if self.history_ else {}
+        self.val_accuracy_ = last.get("val_accuracy")
         return self
 
     def _workers(self) -> int:

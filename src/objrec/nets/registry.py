@@ -30,6 +30,9 @@ class ModelInfo:
     training data's, and ``native_input`` is the (C, H, W) the weights were trained at.
     Such a module has ``backbone`` (images -> (N, F) features), ``head`` ((N, F) ->
     logits) and ``param_groups()`` (lists of parameters from the input side to the head).
+
+    ``recipe``: the named recipe a network trains with unless another is asked for
+    (``airbench``: its own loop, :mod:`objrec.training.airbench`).
     """
 
     name: str
@@ -42,6 +45,7 @@ class ModelInfo:
     mean: tuple[float, ...] | None = None  # RGB, 0..1 units; None: the data's statistics
     std: tuple[float, ...] | None = None
     native_input: tuple[int, int, int] | None = None  # (C, H, W) of the pretrained weights
+    recipe: str = "default"  # the recipe used when none is named (training.recipes.RECIPES)
 
 
 # EfficientNet-Lite's training normalisation, (p - 127) / 128 on 0..255 (TF "inception" style)
@@ -86,6 +90,14 @@ _BUILTIN: dict[str, ModelInfo] = {
                 "label_smoothing": 0.1,
                 "weight_decay": 5e-4,
             },
+        ),
+        ModelInfo(
+            "airbench",
+            "objrec.nets.airbench",
+            "airbench94's CIFAR-10 net: frozen 2x2 whitening, 3 conv stages 64/256/256, TTA",
+            default_input=(3, 32, 32),
+            min_size=(16, 16),
+            recipe="airbench",  # benchmarks/cifar_cnn.py
         ),
         ModelInfo(
             "mlp",
