@@ -21,6 +21,13 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     assert again["semantic"]["miou"] == pytest.approx(m["semantic"]["miou"])
     out = capsys.readouterr().out
     assert "mIoU" in out and "forest" in out
+    png = tmp_path / "show.png"
+    assert (
+        main(["segment", "show", *common, "--n", "2", "--model", str(run), "--out", str(png)]) == 0
+    )
+    from PIL import Image
+
+    assert Image.open(png).size == (5 * 96, 2 * 96)  # image, 2 true masks, 2 predicted
     cmp_dir = tmp_path / "cmp"
     args = ["segment", "compare", "forest", "unet", "--trees", "2", "--epochs", "1",
             "--width", "4", *common, "--out", str(cmp_dir)]  # fmt: skip

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from objrec.data.scenes import load_scene_set, render_scenes
+from objrec.data.scenes import draw_scenes, load_scene_set, palette, render_scenes
 from objrec.errors import DatasetError
 
 
@@ -80,3 +80,18 @@ def test_mnist_scenes(shared_data):
     assert 1 <= s.train.semantic.max() <= 10
     again = load_scene_set("mnist-scenes", data_dir=shared_data / "mnist", sizes=(4, 1, 1))
     assert (again.train.images == s.train.images[:4]).all()
+
+
+def test_draw_scenes_colours():
+    X, y = _objects()
+    s = render_scenes(X, y, 2, seed=0, size=64)
+    pic = draw_scenes(s.images, s.semantic, s.instances)
+    assert pic.shape == (128, 192, 3)
+    colours = palette(11)
+    assert (colours[0] == 0).all() and len({tuple(c) for c in colours}) == 11
+    sem_part = pic[:64, 64:128]
+    assert (sem_part[s.semantic[0] == 0] == 0).all()
+    k = s.instances[0] == 1
+    assert (sem_part[k] == colours[s.semantic[0][k][0]]).all()
+    with pytest.raises(DatasetError, match="expected"):
+        draw_scenes(s.images, s.semantic[:1], s.instances)

@@ -78,6 +78,16 @@ def register(sub) -> None:
     _method_options(c)
     _out_options(c)
     c.set_defaults(func=run_compare)
+    s = verbs.add_parser(
+        "show", help="draw scenes: image, semantic mask, instance map side by side"
+    )
+    _data_options(s)
+    s.add_argument("--split", choices=("train", "val", "test"), default="test")
+    s.add_argument("--n", type=positive_int, default=4, help="scenes to draw (default 4)")
+    s.add_argument("--model", metavar="RUN|MODEL", help="also draw this segmenter's prediction")
+    s.add_argument("--out", default="scenes.png", help="PNG file to write (default scenes.png)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=run_show)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -182,19 +192,51 @@ def run_compare(args) -> int:
     return 0
 
 
+def run_show(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from objrec.data.scenes import draw_scenes
+
+    data = _load(args)
+    split = getattr(data, args.split)
+    k = min(args.n, len(split))
+    pic = draw_scenes(split.images[:k], split.semantic[:k], split.instances[:k],
+                      n_labels=data.n_labels)  # fmt: skip
+    if args.model:
+        seg, _ = _load_model(args.model)
+        sem, inst, _ = seg.predict_panoptic(split.images[:k])
+        pred = draw_scenes(split.images[:k], sem, inst, n_labels=data.n_labels)
+        pic = np.concatenate([pic, pred[:, split.images.shape[2] :]], axis=1)
+    Image.fromarray(pic).save(args.out)
+    cols = "image | true semantic | true instances" + (
+        " | predicted semantic | predicted instances" if args.model else ""
+    )
+    print(f"wrote {args.out} ({k} scenes; columns: {cols})")
+    return 0
+
+
+def _load_model(model: str):
+    from pathlib import Path
+
+    from objrec.errors import ObjrecError
+    from objrec.segmentation import load_segmenter
+
+    path = Path(model)
+    if (path / "model" / "segmenter.json").is_file():
+        path = path / "model"
+    if not (path / "segmenter.json").is_file():
+        raise ObjrecError(f"{model}: no saved segmenter here (segmenter.json or model/)")
+    return load_segmenter(path), path
+
+
 def run_evaluate(args) -> int:
     from pathlib import Path
 
     from objrec.errors import ObjrecError
     from objrec.io import write_json
-    from objrec.segmentation import load_segmenter
 
-    path = Path(args.model)
-    if (path / "model" / "segmenter.json").is_file():
-        path = path / "model"
-    if not (path / "segmenter.json").is_file():
-        raise ObjrecError(f"{args.model}: no saved segmenter here (segmenter.json or model/)")
-    seg = load_segmenter(path)
+    seg, path = _load_model(args.model)
     data = _load(args)
     if seg.n_labels_ != data.n_labels:
         raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {args.dataset} has "
