@@ -38,6 +38,8 @@ def main() -> int:
     p.add_argument("--unet-epochs", type=int, default=4)
     p.add_argument("--unet-seconds", type=float, default=420.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--methods", nargs="+", default=["forest", "unet"],
+                   help="methods to run; the others' saved results are kept")  # fmt: skip
     args = p.parse_args()
 
     import torch
@@ -59,13 +61,19 @@ def main() -> int:
         "unet": (make_segmenter("unet", width=args.unet_width, epochs=args.unet_epochs,
                                 max_seconds=args.unet_seconds, progress=True), len(tr)),
     }  # fmt: skip
-    results = {}
+    saved = RESULTS / f"segmentation-{args.dataset}.json"
+    results = json.loads(saved.read_text())["results"] if saved.is_file() else {}
     for name, (seg, n) in runs.items():
+        if name not in args.methods:
+            continue
+        load0 = os.getloadavg()[0]
         t = time.perf_counter()
         seg.fit(tr.images[:n], tr.semantic[:n])
         fit_s = time.perf_counter() - t
         m = measure(seg, data.test, data.n_labels)
-        m.update(fit_seconds=fit_s, train_scenes=n, params=seg.params())
+        m.update(fit_seconds=fit_s, train_scenes=n, params=seg.params(),
+                 load=[load0, os.getloadavg()[0]], sizes=sizes,
+                 command="python benchmarks/segmentation.py " + " ".join(sys.argv[1:]))  # fmt: skip
         if name == "unet":
             m["history"] = seg.history_
         results[name] = m
@@ -85,7 +93,7 @@ def main() -> int:
         "command": "python benchmarks/segmentation.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"segmentation-{args.dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
+    saved.write_text(json.dumps(out, indent=1) + "\n")
     write_section("Segmentation", render(out), keep="Reading")
     print(render(out))
     return 0
@@ -96,7 +104,7 @@ def render(r: dict) -> str:
     lines = [
         "## Segmentation",
         "",
-        f"`{r['command']}` on Intel Xeon (AVX-512, AVX512-BF16, AMX), 2 cores shared with other "
+        f"`{r['command']}` (last run) on Intel Xeon (AVX-512, AVX512-BF16, AMX), 2 cores shared with other "
         f"jobs (load average {la[0]:.1f} before, {lb[0]:.1f} after), {r['threads']} threads. "
         f"{r['dataset']} scaled down to {r['sizes'][0]:,} / {r['sizes'][1]:,} / "
         f"{r['sizes'][2]:,} train / val / test scenes (96x96, 1-6 objects, backgrounds: "
@@ -105,8 +113,8 @@ def render(r: dict) -> str:
         "test scenes after the same post-processing (components, label vote, watershed).",
         "",
         "| method | train scenes | mIoU | pixel acc | PQ | PQ things | SQ | RQ | mask AP | AP50 "
-        "| fit (s) | predict (ms/scene) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| fit (s) | predict (ms/scene) | load before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, m in r["results"].items():
         s, p, a = m["semantic"], m["panoptic"], m["mask_ap"]
@@ -114,8 +122,12 @@ def render(r: dict) -> str:
             f"| {name} | {m['train_scenes']:,} | {s['miou']:.3f} | {s['pixel_accuracy']:.3f} | "
             f"{p['pq']:.3f} | {p['pq_things']:.3f} | {p['sq']:.3f} | {p['rq']:.3f} | "
             f"{a['ap']:.3f} | {a['ap50']:.3f} | {m['fit_seconds']:.0f} | "
-            f"{m['predict_ms_per_image']:.1f} |"
+            f"{m['predict_ms_per_image']:.1f} | "
+            + ("/".join(f"{v:.1f}" for v in m["load"]) if "load" in m else "-")
+            + " |"
         )
+    lines.append("")
+    lines += [f"- {name}: `{m.get('command', r['command'])}`" for name, m in r["results"].items()]
     return "\n".join(lines) + "\n"
 
 

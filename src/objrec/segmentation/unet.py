@@ -131,6 +131,20 @@ class UNetSegmenter(Segmenter):
             )
         return torch.from_numpy(X).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
+    def _lr_at(self, step_fraction: float, seconds: float) -> float:
+        """Learning rate: linear warm-up over the first 5 % of training, then cosine decay
+        to zero; training's progress is the larger of the steps done and, with
+        ``max_seconds``, the time spent (so a time budget still ends annealed)."""
+        import math
+
+        t = step_fraction
+        if self.max_seconds:
+            t = max(t, seconds / self.max_seconds)
+        t = min(t, 1.0)
+        if t < 0.05:
+            return self.lr * max(t / 0.05, 0.02)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (t - 0.05) / 0.95))
+
     def fit(self, images, masks, *, val=None) -> UNetSegmenter:
         """Train on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background.
 
@@ -145,9 +159,9 @@ class UNetSegmenter(Segmenter):
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.net_ = build_unet(self.n_labels_, self.width, self.depth)
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=1e-4)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
         steps = self.epochs * max(1, -(-len(X) // self.batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=steps)
+        step = 0
         self.history_ = []
         start = time.perf_counter()
         stop = False
@@ -163,7 +177,9 @@ class UNetSegmenter(Segmenter):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                sched.step()
+                step += 1
+                for group in opt.param_groups:
+                    group["lr"] = self._lr_at(step / steps, time.perf_counter() - start)
                 total += loss.item() * len(b)
                 n += len(b)
                 if self.max_seconds and time.perf_counter() - start > self.max_seconds:
