@@ -35,6 +35,9 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     both = json.loads((cmp_dir / "metrics.json").read_text())
     assert set(both) == {"forest", "unet"}
     assert (cmp_dir / "unet" / "weights.pt").is_file()
+    onnx = tmp_path / "u.onnx"
+    assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0
+    assert onnx.stat().st_size > 0 and "argmax agreement" in capsys.readouterr().out
 
 
 def test_segment_bad_sizes(capsys):

@@ -115,3 +115,18 @@ def test_contract_errors(tmp_path):
         seg.fit(np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8), np.uint8))
     with pytest.raises(ModelFileError):
         load_segmenter(tmp_path)
+
+
+def test_unet_onnx_parity(easy_scenes, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from objrec.segmentation.export import onnx_parity, unet_to_onnx
+
+    tr, te = easy_scenes
+    seg = make_segmenter("unet", width=4, depth=2, epochs=1, batch_size=20).fit(
+        tr.images, tr.semantic
+    )
+    path = unet_to_onnx(seg, tmp_path / "unet.onnx", side=32)
+    r = onnx_parity(seg, path, te.images)
+    assert r["max_abs_diff"] < 1e-4 and r["argmax_agreement"] > 0.999
+    with pytest.raises(InputError, match="U-Net"):
+        unet_to_onnx(make_segmenter("forest"), tmp_path / "f.onnx")

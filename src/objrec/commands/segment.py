@@ -88,6 +88,11 @@ def register(sub) -> None:
     s.add_argument("--out", default="scenes.png", help="PNG file to write (default scenes.png)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=run_show)
+    x = verbs.add_parser("export", help="write a trained U-Net to ONNX, with a parity check")
+    x.add_argument("model", metavar="RUN|MODEL")
+    x.add_argument("--out", default="segmenter.onnx", help="ONNX file (default segmenter.onnx)")
+    x.add_argument("--side", type=positive_int, default=96, help="side of the check images")
+    x.set_defaults(func=run_export)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -247,4 +252,22 @@ def run_evaluate(args) -> int:
     write_json(out / f"segmentation-{args.split}.json", m)
     print(HEADER)
     print(_summary(seg.method, m))
+    return 0
+
+
+def run_export(args) -> int:
+    import numpy as np
+
+    from objrec.errors import ObjrecError
+    from objrec.segmentation.export import onnx_parity, unet_to_onnx
+
+    seg, _ = _load_model(args.model)
+    path = unet_to_onnx(seg, args.out, side=args.side)
+    probe = np.random.default_rng(0).integers(0, 256, (4, args.side, args.side, 3), np.uint8)
+    r = onnx_parity(seg, path, probe)
+    print(f"wrote {path}: max |p_onnx - p_torch| = {r['max_abs_diff']:.2e}, "
+          f"argmax agreement {r['argmax_agreement']:.4f} on 4 random images")  # fmt: skip
+    if r["max_abs_diff"] > 1e-3:
+        raise ObjrecError(f"{path}: ONNX probabilities differ from PyTorch's by "
+                          f"{r['max_abs_diff']:.2e} (> 1e-3)")  # fmt: skip
     return 0
