@@ -159,6 +159,12 @@ class UNetSegmenter(Segmenter):
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.net_ = build_unet(self.n_labels_, self.width, self.depth)
+        # start from the label prior (the output bias = log pixel frequency): otherwise Adam
+        # moves the bias by about lr per step and needs thousands of steps to learn that
+        # ~90 % of the pixels are background
+        freq = np.bincount(Y.ravel(), minlength=self.n_labels_) + 1.0
+        with torch.no_grad():
+            self.net_.head.bias.copy_(torch.from_numpy(np.log(freq / freq.sum())).float())
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
         steps = self.epochs * max(1, -(-len(X) // self.batch_size))
         step = 0
