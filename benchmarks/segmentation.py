@@ -1,0 +1,135 @@
+"""Segmentation methods side by side on a scene set: mIoU, PQ, mask AP, fit time,
+predict speed and peak memory.
+
+    flock /work/wt/notes/bench.lock python benchmarks/segmentation.py \
+        --data-dir ../shared/data/mnist --sizes 1500,100,300 --forest-train 800 \
+        --unet-width 8 --unet-epochs 4 --unet-seconds 420
+
+Runs in one process on this machine's cores, saves
+``benchmarks/results/segmentation-DATASET.json`` and rewrites the data part of the
+``## Segmentation`` section of BENCHMARKS.md (a ``### Reading`` block is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from benchmarks_md import write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="mnist-scenes")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    p.add_argument("--sizes", default="1500,100,300", help="TRAIN,VAL,TEST scenes")
+    p.add_argument("--forest-train", type=int, default=800, help="scenes the forest fits on")
+    p.add_argument("--forest-trees", type=int, default=30)
+    p.add_argument("--unet-width", type=int, default=8)
+    p.add_argument("--unet-epochs", type=int, default=4)
+    p.add_argument("--unet-seconds", type=float, default=420.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--methods", nargs="+", default=["forest", "unet"],
+                   help="methods to run; the others' saved results are kept")  # fmt: skip
+    args = p.parse_args()
+
+    import torch
+
+    from objrec.commands.segment import measure
+    from objrec.data.scenes import load_scene_set
+    from objrec.segmentation import make_segmenter
+
+    torch.set_num_threads(args.threads)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    data = load_scene_set(args.dataset, data_dir=args.data_dir, sizes=sizes)
+    build_s = time.perf_counter() - t0
+    tr = data.train
+    runs = {
+        "forest": (make_segmenter("forest", n_estimators=args.forest_trees, n_jobs=args.threads),
+                   args.forest_train),
+        "unet": (make_segmenter("unet", width=args.unet_width, epochs=args.unet_epochs,
+                                max_seconds=args.unet_seconds, progress=True), len(tr)),
+    }  # fmt: skip
+    saved = RESULTS / f"segmentation-{args.dataset}.json"
+    results = json.loads(saved.read_text())["results"] if saved.is_file() else {}
+    for name, (seg, n) in runs.items():
+        if name not in args.methods:
+            continue
+        load0 = os.getloadavg()[0]
+        t = time.perf_counter()
+        seg.fit(tr.images[:n], tr.semantic[:n])
+        fit_s = time.perf_counter() - t
+        m = measure(seg, data.test, data.n_labels)
+        m.update(fit_seconds=fit_s, train_scenes=n, params=seg.params(),
+                 load=[load0, os.getloadavg()[0]], sizes=sizes,
+                 command="python benchmarks/segmentation.py " + " ".join(sys.argv[1:]))  # fmt: skip
+        if name == "unet":
+            m["history"] = seg.history_
+        results[name] = m
+        s, pq, ap = m["semantic"], m["panoptic"], m["mask_ap"]
+        print(f"{name}: mIoU {s['miou']:.3f} PQ {pq['pq']:.3f} AP {ap['ap']:.3f} fit {fit_s:.0f}s",
+              flush=True)  # fmt: skip
+    out = {
+        "dataset": args.dataset,
+        "sizes": sizes,
+        "backgrounds": data.backgrounds,
+        "scene_build_seconds": build_s,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": args.threads,
+        "results": results,
+        "command": "python benchmarks/segmentation.py " + " ".join(sys.argv[1:]),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(out, indent=1) + "\n")
+    write_section("Segmentation", render(out), keep="Reading")
+    print(render(out))
+    return 0
+
+
+def render(r: dict) -> str:
+    la, lb = r["load_before"], r["load_after"]
+    lines = [
+        "## Segmentation",
+        "",
+        f"`{r['command']}` (last run) on Intel Xeon (AVX-512, AVX512-BF16, AMX), 2 cores shared with other "
+        f"jobs (load average {la[0]:.1f} before, {lb[0]:.1f} after), {r['threads']} threads. "
+        f"{r['dataset']} scaled down to {r['sizes'][0]:,} / {r['sizes'][1]:,} / "
+        f"{r['sizes'][2]:,} train / val / test scenes (96x96, 1-6 objects, backgrounds: "
+        f"{r['backgrounds'].split(' (')[0]} + scikit-image photos); scenes built in "
+        f"{r['scene_build_seconds']:.0f} s; peak RSS {r['peak_rss_mib']:.0f} MiB. Metrics on the "
+        "test scenes after the same post-processing (components, label vote, watershed).",
+        "",
+        "| method | train scenes | mIoU | pixel acc | PQ | PQ things | SQ | RQ | mask AP | AP50 "
+        "| fit (s) | predict (ms/scene) | load before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, m in r["results"].items():
+        s, p, a = m["semantic"], m["panoptic"], m["mask_ap"]
+        lines.append(
+            f"| {name} | {m['train_scenes']:,} | {s['miou']:.3f} | {s['pixel_accuracy']:.3f} | "
+            f"{p['pq']:.3f} | {p['pq_things']:.3f} | {p['sq']:.3f} | {p['rq']:.3f} | "
+            f"{a['ap']:.3f} | {a['ap50']:.3f} | {m['fit_seconds']:.0f} | "
+            f"{m['predict_ms_per_image']:.1f} | "
+            + ("/".join(f"{v:.1f}" for v in m["load"]) if "load" in m else "-")
+            + " |"
+        )
+    lines.append("")
+    lines += [f"- {name}: `{m.get('command', r['command'])}`" for name, m in r["results"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

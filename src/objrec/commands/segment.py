@@ -1,0 +1,273 @@
+"""``objrec segment train|evaluate|compare``: semantic, instance and panoptic segmentation
+of scene sets (``mnist-scenes``, ``fashion-scenes``) with the classic forest and the U-Net.
+
+Each verb writes a run folder (``runs/NAME``): ``config.json``, ``versions.json``,
+``metrics.json`` (mIoU, per-class IoU, Dice, PQ/SQ/RQ per class, mask AP) and, for
+``train``, the fitted segmenter in ``model/``.
+"""
+
+from __future__ import annotations
+
+from objrec.cli_types import non_negative_int, positive_int
+
+
+def _sizes(text: str) -> tuple[int, int, int]:
+    import argparse
+
+    try:
+        parts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected TRAIN,VAL,TEST scene counts, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def _data_options(p) -> None:
+    p.add_argument(
+        "--dataset", default="mnist-scenes", help="mnist-scenes (default) or fashion-scenes"
+    )
+    p.add_argument("--data-dir", help="folder holding the source IDX files (and, next to it, "
+                   "cifar10-jpg.tar.gz)")  # fmt: skip
+    p.add_argument("--sizes", type=_sizes, help="TRAIN,VAL,TEST scene counts (default the "
+                   "set's 10000,1000,1000; smaller counts take the first scenes)")  # fmt: skip
+    p.add_argument("--backgrounds", choices=("auto", "cifar10", "photos"), default="auto")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the scenes")
+
+
+def _method_options(p) -> None:
+    p.add_argument("--epochs", type=positive_int, default=10, help="U-Net epochs (default 10)")
+    p.add_argument("--width", type=positive_int, default=16, help="U-Net base width (default 16)")
+    p.add_argument("--max-seconds", type=float, help="U-Net: stop training after this long")
+    p.add_argument("--trees", type=positive_int, default=30, help="forest: trees (default 30)")
+    p.add_argument("--train-limit", type=non_negative_int, default=0,
+                   help="fit on the first N training scenes only (0 = all)")  # fmt: skip
+
+
+def _out_options(p) -> None:
+    p.add_argument("--out", help="run folder (default runs/segment-...)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="semantic / instance / panoptic segmentation of scene sets",
+        description="Train, evaluate and compare segmentation methods (forest: per-pixel random "
+        "forest on a filter bank; unet: a small U-Net) on scene sets built from MNIST or "
+        "Fashion-MNIST objects over real photos. Metrics: pixel accuracy, per-class IoU, mIoU, "
+        "Dice, panoptic quality PQ = SQ x RQ, COCO-style mask AP.",
+    )
+    verbs = p.add_subparsers(dest="segment_verb", metavar="VERB")
+    t = verbs.add_parser("train", help="fit one method and evaluate it on the test scenes")
+    t.add_argument("method", choices=("forest", "unet"))
+    _data_options(t)
+    _method_options(t)
+    _out_options(t)
+    t.set_defaults(func=run_train)
+    e = verbs.add_parser("evaluate", help="evaluate a trained segmenter (run or model folder)")
+    e.add_argument("model", metavar="RUN|MODEL")
+    _data_options(e)
+    e.add_argument("--split", choices=("test", "val"), default="test")
+    _out_options(e)
+    e.set_defaults(func=run_evaluate)
+    c = verbs.add_parser("compare", help="fit several methods on the same scenes, side by side")
+    c.add_argument("methods", nargs="+", choices=("forest", "unet"))
+    _data_options(c)
+    _method_options(c)
+    _out_options(c)
+    c.set_defaults(func=run_compare)
+    s = verbs.add_parser(
+        "show", help="draw scenes: image, semantic mask, instance map side by side"
+    )
+    _data_options(s)
+    s.add_argument("--split", choices=("train", "val", "test"), default="test")
+    s.add_argument("--n", type=positive_int, default=4, help="scenes to draw (default 4)")
+    s.add_argument("--model", metavar="RUN|MODEL", help="also draw this segmenter's prediction")
+    s.add_argument("--out", default="scenes.png", help="PNG file to write (default scenes.png)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=run_show)
+    x = verbs.add_parser("export", help="write a trained U-Net to ONNX, with a parity check")
+    x.add_argument("model", metavar="RUN|MODEL")
+    x.add_argument("--out", default="segmenter.onnx", help="ONNX file (default segmenter.onnx)")
+    x.add_argument("--side", type=positive_int, default=96, help="side of the check images")
+    x.set_defaults(func=run_export)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _load(args):
+    from objrec.data.scenes import load_scene_set
+
+    return load_scene_set(
+        args.dataset, data_dir=args.data_dir, seed=args.seed, sizes=args.sizes,
+        backgrounds=args.backgrounds, progress=not args.quiet,
+    )  # fmt: skip
+
+
+def _make(args, method: str):
+    from objrec.segmentation import make_segmenter
+
+    if method == "unet":
+        return make_segmenter("unet", epochs=args.epochs, width=args.width,
+                              max_seconds=args.max_seconds, progress=not args.quiet)  # fmt: skip
+    return make_segmenter("forest", n_estimators=args.trees)
+
+
+def measure(seg, split, n_labels: int) -> dict:
+    """Every metric of ``seg`` on a scene split, with predict time (seconds, per image)."""
+    import time
+
+    from objrec.evaluation.segmentation import segmentation_scores
+
+    start = time.perf_counter()
+    sem, inst, scores = seg.predict_panoptic(split.images)
+    seconds = time.perf_counter() - start
+    out = segmentation_scores(split.semantic, split.instances, sem, inst, n_labels, scores=scores)
+    out["predict_seconds"] = seconds
+    out["predict_ms_per_image"] = 1000 * seconds / max(len(split), 1)
+    return out
+
+
+def _summary(name: str, m: dict) -> str:
+    s, p, a = m["semantic"], m["panoptic"], m["mask_ap"]
+    fit = f"{m['fit_seconds']:8.1f}" if "fit_seconds" in m else "       -"
+    return (f"{name:8s} {s['miou']:6.3f} {s['pixel_accuracy']:6.3f} {p['pq']:6.3f} "
+            f"{p['pq_things']:6.3f} {p['sq']:6.3f} {p['rq']:6.3f} {a['ap']:6.3f} {fit}")  # fmt: skip
+
+
+HEADER = "method     mIoU  pixacc     PQ  PQthg     SQ     RQ mask-AP  fit (s)"
+
+
+def _fit_and_measure(args, method: str, data, folder=None) -> dict:
+    import time
+
+    seg = _make(args, method)
+    tr = data.train
+    n = args.train_limit or len(tr)
+    start = time.perf_counter()
+    seg.fit(tr.images[:n], tr.semantic[:n])
+    fit_seconds = time.perf_counter() - start
+    if folder is not None:
+        seg.save(folder)
+    m = measure(seg, data.test, data.n_labels)
+    m.update(fit_seconds=fit_seconds, train_scenes=n, method=method)
+    return m
+
+
+def _config(args, data) -> dict:
+    cfg = {k: v for k, v in vars(args).items() if k != "func" and not callable(v)}
+    cfg.update(classes=data.classes, backgrounds=data.backgrounds, source=data.source,
+               scene_options=data.options)  # fmt: skip
+    return cfg
+
+
+def run_train(args) -> int:
+    from objrec.io import write_json
+    from objrec.runs import open_run, write_run_info
+
+    data = _load(args)
+    with open_run(args.out, prefix=f"segment-{args.method}", overwrite=args.overwrite,
+                  command="segment train") as folder:  # fmt: skip
+        write_run_info(folder, _config(args, data))
+        m = _fit_and_measure(args, args.method, data, folder / "model")
+        write_json(folder / "metrics.json", m)
+    print(HEADER)
+    print(_summary(args.method, m))
+    print(f"run folder: {folder}")
+    return 0
+
+
+def run_compare(args) -> int:
+    from objrec.io import write_json
+    from objrec.runs import open_run, write_run_info
+
+    data = _load(args)
+    results = {}
+    with open_run(args.out, prefix="segment-compare", overwrite=args.overwrite,
+                  command="segment compare") as folder:  # fmt: skip
+        write_run_info(folder, _config(args, data))
+        for method in dict.fromkeys(args.methods):
+            results[method] = _fit_and_measure(args, method, data, folder / method)
+        write_json(folder / "metrics.json", results)
+    print(HEADER)
+    for method, m in results.items():
+        print(_summary(method, m))
+    print(f"run folder: {folder}")
+    return 0
+
+
+def run_show(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from objrec.data.scenes import draw_scenes
+
+    data = _load(args)
+    split = getattr(data, args.split)
+    k = min(args.n, len(split))
+    pic = draw_scenes(split.images[:k], split.semantic[:k], split.instances[:k],
+                      n_labels=data.n_labels)  # fmt: skip
+    if args.model:
+        seg, _ = _load_model(args.model)
+        sem, inst, _ = seg.predict_panoptic(split.images[:k])
+        pred = draw_scenes(split.images[:k], sem, inst, n_labels=data.n_labels)
+        pic = np.concatenate([pic, pred[:, split.images.shape[2] :]], axis=1)
+    Image.fromarray(pic).save(args.out)
+    cols = "image | true semantic | true instances" + (
+        " | predicted semantic | predicted instances" if args.model else ""
+    )
+    print(f"wrote {args.out} ({k} scenes; columns: {cols})")
+    return 0
+
+
+def _load_model(model: str):
+    from pathlib import Path
+
+    from objrec.errors import ObjrecError
+    from objrec.segmentation import load_segmenter
+
+    path = Path(model)
+    if (path / "model" / "segmenter.json").is_file():
+        path = path / "model"
+    if not (path / "segmenter.json").is_file():
+        raise ObjrecError(f"{model}: no saved segmenter here (segmenter.json or model/)")
+    return load_segmenter(path), path
+
+
+def run_evaluate(args) -> int:
+    from pathlib import Path
+
+    from objrec.errors import ObjrecError
+    from objrec.io import write_json
+
+    seg, path = _load_model(args.model)
+    data = _load(args)
+    if seg.n_labels_ != data.n_labels:
+        raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {args.dataset} has "
+                          f"{data.n_labels}")  # fmt: skip
+    m = measure(seg, getattr(data, args.split), data.n_labels)
+    out = Path(args.out) if args.out else path.parent if path.name == "model" else path
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"segmentation-{args.split}.json", m)
+    print(HEADER)
+    print(_summary(seg.method, m))
+    return 0
+
+
+def run_export(args) -> int:
+    import numpy as np
+
+    from objrec.errors import ObjrecError
+    from objrec.segmentation.export import onnx_parity, unet_to_onnx
+
+    seg, _ = _load_model(args.model)
+    path = unet_to_onnx(seg, args.out, side=args.side)
+    probe = np.random.default_rng(0).integers(0, 256, (4, args.side, args.side, 3), np.uint8)
+    r = onnx_parity(seg, path, probe)
+    print(f"wrote {path}: max |p_onnx - p_torch| = {r['max_abs_diff']:.2e}, "
+          f"argmax agreement {r['argmax_agreement']:.4f} on 4 random images")  # fmt: skip
+    if r["max_abs_diff"] > 1e-3:
+        raise ObjrecError(f"{path}: ONNX probabilities differ from PyTorch's by "
+                          f"{r['max_abs_diff']:.2e} (> 1e-3)")  # fmt: skip
+    return 0

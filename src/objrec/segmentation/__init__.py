@@ -1,0 +1,61 @@
+"""Segmentation methods: every pixel a label (semantic), every object an id (instance),
+both merged (panoptic).
+
+Every method is an estimator with one contract::
+
+    seg = make_segmenter("forest")           # or "unet"
+    seg.fit(images, masks)                   # uint8 (N, H, W, 3) and uint8 (N, H, W), 0 = bg
+    masks = seg.predict(images)              # uint8 (N, H, W)
+    proba = seg.predict_proba(images)        # float32 (N, L, H, W), sums to 1 over L
+    sem, inst, scores = seg.predict_panoptic(images)  # + uint16 ids, per-image {id: score}
+    seg.save(folder); seg = load_segmenter(folder)
+
+Methods: ``forest`` (:mod:`objrec.segmentation.classic`, a per-pixel random forest on a
+filter bank, the TextonBoost idea) and ``unet`` (:mod:`objrec.segmentation.unet`, a
+small U-Net trained with cross-entropy + Dice). Both turn semantic probabilities into
+objects the same way (:mod:`objrec.segmentation.postprocess`): connected components,
+one label per component by summed probability, split by watershed on the distance
+transform.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from objrec.errors import ModelFileError, ObjrecError
+
+METHODS = ("forest", "unet")
+
+
+def make_segmenter(name: str, **params):
+    """A new, unfitted segmenter by name (``forest`` or ``unet``) with its parameters."""
+    key = name.lower().replace("_", "-")
+    if key in ("forest", "filterbank-forest", "classic"):
+        from objrec.segmentation.classic import FilterBankForest
+
+        return FilterBankForest(**params)
+    if key in ("unet", "u-net"):
+        from objrec.segmentation.unet import UNetSegmenter
+
+        return UNetSegmenter(**params)
+    raise ObjrecError(f"unknown segmentation method {name!r} (known: {', '.join(METHODS)})")
+
+
+def load_segmenter(folder):
+    """A fitted segmenter from the folder its ``save`` wrote (``segmenter.json`` names it)."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "segmenter.json").read_text())
+        kind = meta["method"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelFileError(f"{folder}: not a saved segmenter (segmenter.json: {e})") from e
+    if kind == "forest":
+        from objrec.segmentation.classic import FilterBankForest
+
+        return FilterBankForest.load(folder)
+    if kind == "unet":
+        from objrec.segmentation.unet import UNetSegmenter
+
+        return UNetSegmenter.load(folder)
+    raise ModelFileError(f"{folder}: unknown segmentation method {kind!r}")

@@ -1,0 +1,251 @@
+"""A small U-Net (Ronneberger et al. 2015) for semantic segmentation, trained with
+cross-entropy + soft Dice.
+
+Encoder: ``depth`` stages of two 3x3 convolutions (batch norm, ReLU) with ``width``,
+2 x width, ... channels, each followed by 2x2 max pooling; a bottleneck; a decoder of
+transposed convolutions (x2) concatenated with the encoder's features; a 1x1
+convolution to ``n_labels`` logits. Image sides must be multiples of ``2 ** depth``
+(96 = 3 x 32 is). Inputs are RGB scaled to -1..1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from objrec.errors import InputError, ModelFileError
+from objrec.segmentation.base import Segmenter, check_images, check_masks
+
+
+def build_unet(n_labels: int, width: int = 16, depth: int = 3):
+    """The network: (B, 3, H, W) float -> (B, n_labels, H, W) logits."""
+    import torch
+    from torch import nn
+
+    def block(cin, cout):
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            chans = [width * 2**i for i in range(depth + 1)]
+            self.down = nn.ModuleList(
+                [block(3 if i == 0 else chans[i - 1], chans[i]) for i in range(depth)]
+            )
+            self.bottom = block(chans[depth - 1], chans[depth])
+            self.up = nn.ModuleList(
+                [nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in range(depth)]
+            )
+            self.dec = nn.ModuleList([block(2 * chans[i], chans[i]) for i in range(depth)])
+            self.head = nn.Conv2d(chans[0], n_labels, 1)
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            skips = []
+            for d in self.down:
+                x = d(x)
+                skips.append(x)
+                x = self.pool(x)
+            x = self.bottom(x)
+            for i in reversed(range(depth)):
+                x = self.up[i](x)
+                x = self.dec[i](torch.cat([x, skips[i]], 1))
+            return self.head(x)
+
+    return UNet()
+
+
+def dice_ce_loss(logits, target, n_labels: int, dice_weight: float = 1.0):
+    """Cross-entropy + ``dice_weight`` x (1 - soft Dice averaged over the labels present
+    in the batch's ground truth or prediction)."""
+    import torch
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(logits, target)
+    prob = logits.softmax(1)
+    onehot = F.one_hot(target, n_labels).permute(0, 3, 1, 2).to(prob.dtype)
+    inter = (prob * onehot).sum((0, 2, 3))
+    denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    dice_loss = 1 - dice[present].mean() if bool(present.any()) else torch.zeros_like(ce)
+    return ce + dice_weight * dice_loss
+
+
+class UNetSegmenter(Segmenter):
+    """U-Net estimator: ``fit(images, masks)``, ``predict_proba``, ``predict``."""
+
+    method = "unet"
+
+    def __init__(
+        self,
+        width: int = 16,
+        depth: int = 3,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        dice_weight: float = 1.0,
+        n_labels: int | None = None,
+        max_seconds: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.width = width
+        self.depth = depth
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.dice_weight = dice_weight
+        self.n_labels = n_labels
+        self.max_seconds = max_seconds
+        self.seed = seed
+        self.progress = progress
+
+    def params(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "width", "depth", "epochs", "batch_size", "lr", "dice_weight", "n_labels",
+                "max_seconds", "seed",
+            )
+        }  # fmt: skip
+
+    def _to_tensor(self, X: np.ndarray):
+        import torch
+
+        side = 2**self.depth
+        if X.shape[1] % side or X.shape[2] % side:
+            raise InputError(
+                f"image sides {X.shape[1:3]} must be multiples of {side} for a depth-"
+                f"{self.depth} U-Net"
+            )
+        return torch.from_numpy(X).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+    def _lr_at(self, step_fraction: float, seconds: float) -> float:
+        """Learning rate: linear warm-up over the first 5 % of training, then cosine decay
+        to zero; training's progress is the larger of the steps done and, with
+        ``max_seconds``, the time spent (so a time budget still ends annealed)."""
+        import math
+
+        t = step_fraction
+        if self.max_seconds:
+            t = max(t, seconds / self.max_seconds)
+        t = min(t, 1.0)
+        if t < 0.05:
+            return self.lr * max(t / 0.05, 0.02)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (t - 0.05) / 0.95))
+
+    def fit(self, images, masks, *, val=None) -> UNetSegmenter:
+        """Train on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background.
+
+        Stops after ``epochs`` epochs or once ``max_seconds`` have passed (at the end of
+        a batch). ``history_`` holds per-epoch mean training loss and seconds; with
+        ``val=(images, masks)`` also the validation pixel accuracy.
+        """
+        import torch
+
+        X = check_images(images)
+        Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.net_ = build_unet(self.n_labels_, self.width, self.depth)
+        # start from the label prior (the output bias = log pixel frequency): otherwise Adam
+        # moves the bias by about lr per step and needs thousands of steps to learn that
+        # ~90 % of the pixels are background
+        freq = np.bincount(Y.ravel(), minlength=self.n_labels_) + 1.0
+        with torch.no_grad():
+            self.net_.head.bias.copy_(torch.from_numpy(np.log(freq / freq.sum())).float())
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
+        steps = self.epochs * max(1, -(-len(X) // self.batch_size))
+        step = 0
+        self.history_ = []
+        start = time.perf_counter()
+        stop = False
+        for epoch in range(self.epochs):
+            self.net_.train()
+            order = rng.permutation(len(X))
+            total, n = 0.0, 0
+            for s in range(0, len(X), self.batch_size):
+                b = order[s : s + self.batch_size]
+                xb = self._to_tensor(X[b])
+                yb = torch.from_numpy(Y[b].astype(np.int64))
+                loss = dice_ce_loss(self.net_(xb), yb, self.n_labels_, self.dice_weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                for group in opt.param_groups:
+                    group["lr"] = self._lr_at(step / steps, time.perf_counter() - start)
+                total += loss.item() * len(b)
+                n += len(b)
+                if self.max_seconds and time.perf_counter() - start > self.max_seconds:
+                    stop = True
+                    break
+            row = {"epoch": epoch + 1, "loss": total / max(n, 1),
+                   "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+            if val is not None:
+                pred = self.predict(val[0])
+                row["val_pixel_accuracy"] = float((pred == np.asarray(val[1])).mean())
+            self.history_.append(row)
+            if self.progress:
+                print(json.dumps(row), flush=True)
+            if stop:
+                break
+        self.net_.eval()
+        return self
+
+    def predict_proba(self, images, *, batch: int = 64) -> np.ndarray:
+        """Label probabilities float32 (N, L, H, W) (softmax of the logits)."""
+        import torch
+
+        self._check_fitted()
+        X = check_images(images)
+        self.net_.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(X), batch):
+                out.append(self.net_(self._to_tensor(X[s : s + batch])).softmax(1).numpy())
+        if not out:
+            return np.zeros((0, self.n_labels_, *X.shape[1:3]), np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def save(self, folder) -> Path:
+        """Write ``segmenter.json`` and ``weights.pt`` (a state dict) into ``folder``."""
+        import torch
+
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.net_.state_dict(), folder / "weights.pt")
+        meta = {"method": self.method, "params": self.params(), "n_labels": self.n_labels_,
+                "history": getattr(self, "history_", [])}  # fmt: skip
+        (folder / "segmenter.json").write_text(json.dumps(meta, indent=1) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> UNetSegmenter:
+        import torch
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "segmenter.json").read_text())
+            est = cls(**meta["params"])
+            est.n_labels_ = int(meta["n_labels"])
+            est.net_ = build_unet(est.n_labels_, est.width, est.depth)
+            state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+            est.net_.load_state_dict(state)
+        except Exception as e:
+            raise ModelFileError(f"{folder}: cannot load the U-Net segmenter ({e})") from e
+        est.net_.eval()
+        est.history_ = meta.get("history", [])
+        return est

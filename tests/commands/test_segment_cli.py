@@ -1,0 +1,45 @@
+"""``objrec segment train|evaluate|compare`` end to end on a few tiny scenes."""
+
+import json
+
+import pytest
+
+from objrec.cli import main
+
+
+def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
+    common = ["--data-dir", str(shared_data / "mnist"), "--sizes", "6,2,3",
+              "--backgrounds", "photos", "--quiet"]  # fmt: skip
+    run = tmp_path / "forest"
+    assert main(["segment", "train", "forest", "--trees", "3", *common, "--out", str(run)]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert 0 <= m["semantic"]["miou"] <= 1 and m["train_scenes"] == 6
+    assert len(m["panoptic"]["per_class"]) == 11 and "ap" in m["mask_ap"]
+    assert (run / "model" / "segmenter.json").is_file() and (run / "config.json").is_file()
+    assert main(["segment", "evaluate", str(run), *common]) == 0
+    again = json.loads((run / "segmentation-test.json").read_text())
+    assert again["semantic"]["miou"] == pytest.approx(m["semantic"]["miou"])
+    out = capsys.readouterr().out
+    assert "mIoU" in out and "forest" in out
+    png = tmp_path / "show.png"
+    assert (
+        main(["segment", "show", *common, "--n", "2", "--model", str(run), "--out", str(png)]) == 0
+    )
+    from PIL import Image
+
+    assert Image.open(png).size == (5 * 96, 2 * 96)  # image, 2 true masks, 2 predicted
+    cmp_dir = tmp_path / "cmp"
+    args = ["segment", "compare", "forest", "unet", "--trees", "2", "--epochs", "1",
+            "--width", "4", *common, "--out", str(cmp_dir)]  # fmt: skip
+    assert main(args) == 0
+    both = json.loads((cmp_dir / "metrics.json").read_text())
+    assert set(both) == {"forest", "unet"}
+    assert (cmp_dir / "unet" / "weights.pt").is_file()
+    onnx = tmp_path / "u.onnx"
+    assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0
+    assert onnx.stat().st_size > 0 and "argmax agreement" in capsys.readouterr().out
+
+
+def test_segment_bad_sizes(capsys):
+    assert main(["segment", "train", "forest", "--sizes", "3,2"]) == 2
+    assert "TRAIN,VAL,TEST" in capsys.readouterr().err
