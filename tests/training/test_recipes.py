@@ -44,8 +44,8 @@ def test_small_data_without_augmentation_gets_small_shifts():
 
 def test_a_large_set_trains_the_recipe_epochs():
     plan = R.plan_training(_default("simple_cnn"), 50_000)
-    assert (plan.batch_size, plan.lr, plan.epochs) == (64, 3e-3, 1)
-    assert plan.total_steps == 50_000 // 64  # the last 16 images (< half a batch) are dropped
+    assert (plan.batch_size, plan.lr, plan.epochs) == (64, 3e-3, 2)
+    assert plan.total_steps == 2 * (50_000 // 64)  # the last 16 images (< half a batch) are dropped
     assert not plan.small and plan.early_stopping is None
     assert plan.recipe["schedule"] == "onecycle" and plan.recipe["label_smoothing"] == 0.1
 
