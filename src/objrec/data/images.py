@@ -501,9 +501,20 @@ def _to_array(img) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
 
+#: where Pillow's ``getexif`` finds an orientation in a loaded image's ``info``
+_ORIENTATION_SOURCES = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+
+
 def _upright(img):
     from PIL import ImageOps
 
+    info = img.info
+    if (
+        getattr(img, "_exif", None) is None
+        and not hasattr(img, "tag_v2")  # TIFF: EXIF from its tags
+        and not any(k in info for k in _ORIENTATION_SOURCES)
+    ):
+        return img  # no orientation recorded anywhere (most PNGs, BMPs, ...): nothing to parse
     if img.getexif().get(_ORIENTATION, 1) != 1:
         img = ImageOps.exif_transpose(img)
     return img

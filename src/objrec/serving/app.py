@@ -408,6 +408,8 @@ def create_app(
         )
 
     app.add_route("/v1/predict", predict, methods=["POST"])
+    # first in the router: a prediction is matched before the docs' and assets' routes
+    app.router.routes.insert(0, app.router.routes.pop())
 
     errors = {
         "400": "no image, or more than the image limit",
