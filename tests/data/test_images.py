@@ -83,6 +83,37 @@ def test_16bit_int32_and_float_scaling_by_hand(tmp_path):
     np.testing.assert_array_equal(out, ref)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.mark.parametrize("where", ["exif-after-pixels", "xmp", "none"])
+def test_png_orientation_wherever_it_is_recorded(where):
+    """The EXIF orientation of a PNG in an eXIf chunk after the pixel data, or in XMP, is
+    applied as Pillow's exif_transpose applies it (the oracle); none: the image as stored."""
+    from PIL import ImageOps, PngImagePlugin
+
+    a = rng(3).integers(0, 256, (20, 40), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    if where == "xmp":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta tiff:Orientation="6"/>')
+        data = _bytes(Image.fromarray(a), "PNG", pnginfo=info)
+    else:
+        data = _bytes(Image.fromarray(a), "PNG")
+        if where == "exif-after-pixels":
+            assert data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND"
+            data = data[:-12] + _png_chunk(b"eXIf", exif.tobytes()) + data[-12:]
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    got = im.decode(data)
+    assert got.shape == ((20, 40) if where == "none" else (40, 20))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_cmyk_jpeg_exif_rotation_and_bilevel():
     cmyk = Image.new("CMYK", (8, 6), (0, 255, 255, 0))  # red
     out = im.decode(_bytes(cmyk, "JPEG", quality=100))

@@ -15,6 +15,7 @@ from crafted_files import tiff_with_fractional_strip_offsets
 from objrec.serving import app as appmod
 from objrec.serving.app import create_app
 from objrec.serving.predictor import Predictor
+from objrec.serving.preprocess import OpenedImage
 
 from .helpers import json_error, png_bytes, png_header_only
 
@@ -101,8 +102,8 @@ def test_any_decoder_exception_is_a_per_file_422(client, png, monkeypatch):
 
 def test_pixel_budget_refuses_before_decoding(client, monkeypatch):
     calls = []
-    real = appmod.decode_image
-    monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = OpenedImage.decode
+    monkeypatch.setattr(OpenedImage, "decode", lambda self: calls.append(1) or real(self))
     huge = png_header_only(6000, 6000)  # 36 megapixels each, 100 bytes to send
     files = [("file", (f"{i}.png", huge)) for i in range(8)]
     msg = json_error(client.post("/v1/predict", files=files), 413)
@@ -117,20 +118,25 @@ def test_pixel_budget_refuses_before_decoding(client, monkeypatch):
 
 def test_a_single_image_over_max_pixels_is_413_before_decoding(predictor, monkeypatch):
     c = TestClient(create_app(predictor, max_pixels=10_000), raise_server_exceptions=False)
-    monkeypatch.setattr(appmod, "decode_image", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(OpenedImage, "decode", lambda self: pytest.fail("decoded"))
     r = c.post("/v1/predict", files={"file": ("big.png", png_header_only(200, 100))})
     assert "big.png: image too large: 20,000 pixels" in json_error(r, 413)
 
 
-def test_decoded_pixels_count_when_the_header_cannot_be_probed(predictor, digits_16, monkeypatch):
-    from objrec.serving import limits
-
+def test_pixel_budget_counts_every_image_from_its_header(predictor, digits_16, monkeypatch):
     c = TestClient(create_app(predictor, max_total_pixels=600), raise_server_exceptions=False)
-    monkeypatch.setattr(appmod, "header_pixels", lambda data: None)
     files = [("file", (f"{i}.png", png_bytes(digits_16[2][i]))) for i in range(3)]  # 3 x 256
+    opens = []
+    real_open = appmod.open_image
+    monkeypatch.setattr(appmod, "open_image", lambda *a, **k: opens.append(1) or real_open(*a, **k))
+    decoded = []
+    real = OpenedImage.decode
+    monkeypatch.setattr(OpenedImage, "decode", lambda self: decoded.append(1) or real(self))
     assert "add up to 768 pixels" in json_error(c.post("/v1/predict", files=files), 413)
-    assert c.post("/v1/predict", files=files[:2]).status_code == 200
-    assert limits.header_pixels(png_bytes(digits_16[2][0])) == 256
+    assert decoded == []
+    r = c.post("/v1/predict", files=files[:2])
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+    assert len(opens) == 5 and len(decoded) == 2  # each file opened once, header and pixels
 
 
 def test_model_info_hides_server_paths(predictor):

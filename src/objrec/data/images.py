@@ -304,55 +304,146 @@ def _oriented_size(img) -> tuple[int, int]:
     return w, h
 
 
-def _guarded(fn, source, name: str, max_pixels: int):
-    """Run ``fn(img)`` on the opened image, turning every failure into objrec's errors."""
-    from PIL import Image, UnidentifiedImageError
-
+def _source_name(source, name: str):
+    """(``source`` with a path-like as ``str``, the name for messages)."""
     if isinstance(source, str | os.PathLike):
         name = name or str(source)
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
-    label = _label(name)
+    return source, name
 
-    def fail(why: str, e=None, cls=ImageDecodeError):
-        raise cls(label + why, path=name, reason=why) from e
 
+def _failure(e: BaseException, source, name: str, max_pixels: int | None) -> ImageDecodeError:
+    """The objrec error for the exception ``e`` raised while opening or decoding ``source``."""
+    from PIL import Image, UnidentifiedImageError
+
+    def fail(why: str, cls=ImageDecodeError):
+        return cls(_label(name) + why, path=name, reason=why)
+
+    if isinstance(e, Image.DecompressionBombError):
+        limit = f"the limit is {max_pixels:,} pixels, " if max_pixels else ""
+        return fail(
+            f"image too large ({e}); {limit}shrink the image or raise max_pixels",
+            ImageTooLargeError,
+        )
+    if isinstance(e, FileNotFoundError):
+        return fail("no such file")
+    if isinstance(e, IsADirectoryError):
+        return fail("is a folder, not an image file")
+    if isinstance(e, UnidentifiedImageError):
+        if isinstance(source, str) and os.path.getsize(source) == 0:
+            return fail("empty file (0 bytes)")
+        return fail(
+            f"not a readable image (supported: {', '.join(FORMATS)}); the file may be corrupt"
+        )
+    if isinstance(e, OSError | ValueError | SyntaxError | EOFError):
+        return fail(f"corrupt or truncated image ({type(e).__name__}: {e})")
+    # any other decoder failure (e.g. TypeError in a malformed TIFF)
+    return fail(f"could not be decoded ({type(e).__name__}: {e})")
+
+
+def _guarded(fn, source, name: str, max_pixels: int):
+    """Run ``fn(img)`` on the opened image, turning every failure into objrec's errors."""
+    with open_image(source, max_pixels=max_pixels, name=name) as opened:
+        return opened.apply(fn)
+
+
+class OpenedImage:
+    """An image file opened by Pillow: its header read and checked, no pixel decoded yet.
+
+    From :func:`open_image`. ``width``, ``height`` and ``pixels`` (width x height) come
+    from the header, so a caller can budget several images before decoding any of them,
+    then :meth:`decode` each without opening its file a second time. A context manager;
+    :meth:`decode` closes the file too.
+    """
+
+    __slots__ = ("_img", "_max_pixels", "_source", "height", "name", "width")
+
+    def __init__(self, img, source, name: str, max_pixels: int | None):
+        self._img, self._source, self.name, self._max_pixels = img, source, name, max_pixels
+        self.width, self.height = img.size
+
+    @property
+    def pixels(self) -> int:
+        """width x height, from the header (the same after the EXIF orientation)."""
+        return self.width * self.height
+
+    def apply(self, fn):
+        """``fn(img)`` on the Pillow image, its failures as :class:`ImageDecodeError`."""
+        from PIL import Image
+
+        if self._img is None:
+            raise ValueError(f"{self.name or 'the image'} is closed (decoded already?)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return fn(self._img)
+        except (ImageDecodeError, MemoryError):
+            raise
+        except Exception as e:
+            raise _failure(e, self._source, self.name, self._max_pixels) from e
+
+    def decode(self) -> np.ndarray:
+        """uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB, as :func:`decode` gives; closes the file.
+
+        Raises :class:`ImageDecodeError` for a corrupt or truncated file.
+        """
+        try:
+            return self.apply(_decode_opened)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._img is not None:
+            self._img.close()
+            self._img = None
+
+    def __enter__(self) -> OpenedImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_image(
+    source: bytes | str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS, name: str = ""
+) -> OpenedImage:
+    """Open one image file (path or bytes), reading its header only.
+
+    Raises :class:`ImageDecodeError` naming the file for an empty, missing, unidentified or
+    pixel-less file, and :class:`ImageTooLargeError` when width x height exceeds
+    ``max_pixels`` (None: no limit of objrec's own; Pillow's decompression-bomb guard,
+    twice ``PIL.Image.MAX_IMAGE_PIXELS``, still applies).
+    """
+    from PIL import Image
+
+    source, name = _source_name(source, name)
     if isinstance(source, bytes | bytearray | memoryview) and not len(source):
-        fail("empty file (0 bytes); send an image file (PNG, JPEG, ...)")
+        why = "empty file (0 bytes); send an image file (PNG, JPEG, ...)"
+        raise ImageDecodeError(_label(name) + why, path=name, reason=why)
     try:
         with warnings.catch_warnings():
             # the pixel limit below is checked first; Pillow's own (higher) one is not a warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open(source, name) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise _too_large(name, w, h, max_pixels)
-                if w == 0 or h == 0:
-                    fail(f"image has no pixels ({w}x{h})")
-                return fn(img)
-    except ImageDecodeError:
-        raise
-    except Image.DecompressionBombError as e:
-        fail(
-            f"image too large ({e}); the limit is {max_pixels:,} pixels, shrink the image or "
-            "raise max_pixels",
-            e,
-            ImageTooLargeError,
-        )
-    except FileNotFoundError as e:
-        fail("no such file", e)
-    except IsADirectoryError as e:
-        fail("is a folder, not an image file", e)
-    except UnidentifiedImageError as e:
-        if isinstance(source, str) and os.path.getsize(source) == 0:
-            fail("empty file (0 bytes)", e)
-        fail(f"not a readable image (supported: {', '.join(FORMATS)}); the file may be corrupt", e)
+            img = _open(source, name)
     except MemoryError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        fail(f"corrupt or truncated image ({type(e).__name__}: {e})", e)
-    except Exception as e:  # any other decoder failure (e.g. TypeError in a malformed TIFF)
-        fail(f"could not be decoded ({type(e).__name__}: {e})", e)
+    except Exception as e:
+        raise _failure(e, source, name, max_pixels) from e
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        img.close()
+        raise _too_large(name, w, h, max_pixels)
+    if w == 0 or h == 0:
+        img.close()
+        why = f"image has no pixels ({w}x{h})"
+        raise ImageDecodeError(_label(name) + why, path=name, reason=why)
+    return OpenedImage(img, source, name, max_pixels)
+
+
+def _decode_opened(img) -> np.ndarray:
+    img.load()  # decode now: truncated files fail here
+    return np.ascontiguousarray(_to_array(_upright(img)))
 
 
 def _composite(arr: np.ndarray, background: str = BACKGROUND) -> np.ndarray:
@@ -410,9 +501,20 @@ def _to_array(img) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)  # CMYK, YCbCr, LAB, HSV, RGBX, ...
 
 
+#: where Pillow's ``getexif`` finds an orientation in a loaded image's ``info``
+_ORIENTATION_SOURCES = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+
+
 def _upright(img):
     from PIL import ImageOps
 
+    info = img.info
+    if (
+        getattr(img, "_exif", None) is None
+        and not hasattr(img, "tag_v2")  # TIFF: EXIF from its tags
+        and not any(k in info for k in _ORIENTATION_SOURCES)
+    ):
+        return img  # no orientation recorded anywhere (most PNGs, BMPs, ...): nothing to parse
     if img.getexif().get(_ORIENTATION, 1) != 1:
         img = ImageOps.exif_transpose(img)
     return img
@@ -429,11 +531,8 @@ def decode(
     when width x height exceeds ``max_pixels`` (checked before decoding).
     """
 
-    def run(img):
-        img.load()  # decode now: truncated files fail here
-        return np.ascontiguousarray(_to_array(_upright(img)))
-
-    return _guarded(run, source, name, max_pixels)
+    with open_image(source, max_pixels=max_pixels, name=name) as opened:
+        return opened.decode()
 
 
 def probe(
@@ -645,10 +744,12 @@ __all__ = [
     "ImageDecodeError",
     "ImageSpec",
     "ImageTooLargeError",
+    "OpenedImage",
     "convert_color",
     "decode",
     "describe_working_size",
     "load_image",
+    "open_image",
     "parse_color",
     "parse_fit",
     "parse_size",

@@ -45,15 +45,14 @@ import secrets
 from importlib import resources
 
 from objrec.errors import InputError, ObjrecError
-from objrec.serving.limits import (
-    DEFAULT_MAX_TOTAL_PIXELS,
-    MAX_TOP_K,
-    header_pixels,
-    hide_paths,
-    parse_top_k,
-)
+from objrec.serving.limits import DEFAULT_MAX_TOTAL_PIXELS, MAX_TOP_K, hide_paths, parse_top_k
 from objrec.serving.predictor import Predictor
-from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image
+from objrec.serving.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    OpenedImage,
+    open_image,
+)
 
 log = logging.getLogger("objrec.serving")
 
@@ -319,22 +318,16 @@ def create_app(
     reject_below = check_threshold(reject_below, "reject_below")
 
     def decode_and_predict(
-        items: list[tuple[str, bytes]], k: int, with_input: bool = False
+        opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
-        """Decode every image (per-image and per-request pixel limits) and classify them:
-        per image its ``top_k``, ``label``, ``ood`` and (``with_input``) ``input_image``."""
-        arrays, total = [], 0
-        for name, data in items:
+        """Decode every opened image and classify them: per image its ``top_k``, ``label``,
+        ``ood`` and (``with_input``) ``input_image``."""
+        arrays = []
+        for im in opened:
             try:
-                a = decode_image(data, max_pixels=max_pixels, name=name)
-            except ImageTooLargeError as e:
-                raise RequestError(413, str(e)) from e
+                arrays.append(im.decode())
             except InputError as e:
                 raise RequestError(422, str(e)) from e
-            total += a.shape[0] * a.shape[1]
-            if total > max_total_pixels:  # a file whose header could not be read beforehand
-                raise RequestError(413, _too_many_pixels(total, max_total_pixels))
-            arrays.append(a)
         try:
             X = to_model_input(arrays, predictor.input_shape, predictor.image_spec)
             proba = predictor.scores(X)
@@ -371,24 +364,37 @@ def create_app(
             raise RequestError(400, _too_many(len(items), max_images))
         k = next(v for v in (top_k, body_k, default_top_k) if v is not None)
         # the pixel budget, from the headers alone: a request of many huge (but small to
-        # send) images is refused before any of them is decoded
-        sizes = [header_pixels(data) for _, data in items]
-        for (name, _), n in zip(items, sizes, strict=True):
-            if n is not None and n > max_pixels:
-                raise RequestError(
-                    413,
-                    f"{name}: image too large: {n:,} pixels, over the limit of {max_pixels:,}; "
-                    "resize it before sending",
+        # send) images is refused before any of them is decoded. Each file is opened once:
+        # the handle that read its header decodes it.
+        opened: list[OpenedImage] = []
+        try:
+            known = 0
+            for name, data in items:
+                try:
+                    im = open_image(data, max_pixels=None, name=name)
+                except ImageTooLargeError as e:  # over Pillow's decompression-bomb guard
+                    raise RequestError(413, str(e)) from e
+                except InputError as e:
+                    raise RequestError(422, str(e)) from e
+                opened.append(im)
+                if im.pixels > max_pixels:
+                    raise RequestError(
+                        413,
+                        f"{name}: image too large: {im.pixels:,} pixels, over the limit of "
+                        f"{max_pixels:,}; resize it before sending",
+                    )
+                known += im.pixels
+            if known > max_total_pixels:
+                raise RequestError(413, _too_many_pixels(known, max_total_pixels))
+            if len(opened) <= INLINE_IMAGES and known <= INLINE_PIXELS:
+                result = decode_and_predict(opened, k, with_input)
+            else:
+                result = await anyio.to_thread.run_sync(
+                    decode_and_predict, opened, k, with_input, limiter=workers
                 )
-        known = sum(n for n in sizes if n is not None)
-        if known > max_total_pixels:
-            raise RequestError(413, _too_many_pixels(known, max_total_pixels))
-        if len(items) <= INLINE_IMAGES and None not in sizes and known <= INLINE_PIXELS:
-            result = decode_and_predict(items, k, with_input)
-        else:
-            result = await anyio.to_thread.run_sync(
-                decode_and_predict, items, k, with_input, limiter=workers
-            )
+        finally:
+            for im in opened:
+                im.close()
         # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
         return JSONResponse(
             {
@@ -402,6 +408,8 @@ def create_app(
         )
 
     app.add_route("/v1/predict", predict, methods=["POST"])
+    # first in the router: a prediction is matched before the docs' and assets' routes
+    app.router.routes.insert(0, app.router.routes.pop())
 
     errors = {
         "400": "no image, or more than the image limit",

@@ -1,8 +1,7 @@
-"""Per-request checks of the server that run before any pixel is decoded.
+"""Per-request checks of the server that run before any pixel is decoded (the pixel
+budget itself is counted from the images' headers, :func:`objrec.data.images.open_image`,
+in :mod:`objrec.serving.app`).
 
-- :func:`header_pixels`: an image file's width x height, read from its header only (Pillow
-  opens files lazily), so a request whose images add up to more than the server's pixel
-  budget is refused without decoding any of them;
 - :func:`parse_top_k`: the ``top_k`` field from a query string, a form or JSON, checked
   against its valid range;
 - :func:`hide_paths`: metadata with absolute file-system paths cut to their last part.
@@ -10,13 +9,11 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-import warnings
 
 from objrec.errors import InputError
-from objrec.serving.preprocess import DEFAULT_MAX_PIXELS, FORMATS
+from objrec.serving.preprocess import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("objrec.serving")
 
@@ -25,26 +22,6 @@ log = logging.getLogger("objrec.serving")
 DEFAULT_MAX_TOTAL_PIXELS = DEFAULT_MAX_PIXELS
 #: Largest ``top_k`` accepted (it is capped at the model's class count anyway).
 MAX_TOP_K = 10_000
-
-
-def header_pixels(data: bytes) -> int | None:
-    """Width x height from the image header of ``data``, without decoding the pixels.
-
-    None when Pillow cannot identify the file (the decoder then reports why); a header
-    beyond Pillow's decompression-bomb guard counts as ``Image.MAX_IMAGE_PIXELS * 2 + 1``.
-    """
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning, corrupt-tag warnings
-            with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-                w, h = img.size
-        return max(int(w), 0) * max(int(h), 0)
-    except Image.DecompressionBombError:
-        return 2 * int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS) + 1
-    except Exception:  # any failure to read a header: left to the decoder's own message
-        return None
 
 
 _TOP_K = re.compile(r"[0-9]{1,9}")

@@ -24,7 +24,9 @@ from objrec.data.images import (
     MAX_PIXELS,
     ImageSpec,
     ImageTooLargeError,
+    OpenedImage,
     decode,
+    open_image,
     prepare,
     spec_for_model,
 )
@@ -35,8 +37,10 @@ __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
     "ImageTooLargeError",
+    "OpenedImage",
     "decode_image",
     "find_images",
+    "open_image",
     "spec_for_model",
     "to_model_input",
 ]

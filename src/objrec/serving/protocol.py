@@ -36,67 +36,83 @@ def request_timeout_from_env() -> float:
 
 
 class TimeoutHttpToolsProtocol(HttpToolsProtocol):
-    """:class:`HttpToolsProtocol` closing connections whose client sends too slowly."""
+    """:class:`HttpToolsProtocol` closing connections whose client sends too slowly.
+
+    One timer per connection, not one per request or read: every event of a request (its
+    first byte, the end of its headers, a piece of its body) only moves the deadline, a
+    number (``loop.time()`` seconds); the timer, when it fires early, sleeps on until the
+    deadline it finds. On a kept-alive connection busy with short requests it fires about
+    once per ``request_timeout``, however many requests pass.
+    """
 
     request_timeout: float | None = None  # None: from the environment
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._deadline_seconds = self.request_timeout or request_timeout_from_env()
-        self._deadline: asyncio.TimerHandle | None = None
-        self._receiving = False  # between a request's first byte and its last
+        self._deadline = 0.0  # loop.time() by which the next piece of the request is due
+        self._timer: asyncio.TimerHandle | None = None
+        self._receiving = False  # the deadline applies: before a request's last byte
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self._deadline_seconds, self._too_slow)
+    def _watch(self) -> None:
+        """Start the deadline: ``request_timeout`` from now, the timer set if it is not."""
+        self._receiving = True
+        self._deadline = self.loop.time() + self._deadline_seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._check)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _stop(self) -> None:
+        self._receiving = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._arm()  # the first request must arrive in time
+        self._watch()  # the first request must arrive in time
 
     def connection_lost(self, exc) -> None:
-        self._disarm()
+        self._stop()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._receiving = True
-        if self._deadline is None:  # a request on a kept-alive connection
-            self._arm()
+        if not self._receiving:  # a request on a kept-alive connection
+            self._watch()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm()  # now: until the first body chunk (or the end of the request)
+        # now: until the first body chunk (or the end of the request)
+        self._deadline = self.loop.time() + self._deadline_seconds
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()  # the connection is the WebSocket protocol's from here on
+        self._stop()  # the connection is the WebSocket protocol's from here on
         super().handle_websocket_upgrade()
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm()
+        self._deadline = self.loop.time() + self._deadline_seconds
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        # idle from here: uvicorn's keep-alive timeout takes over; the timer, if still
+        # set, finds nothing to watch when it fires and is not set again
         self._receiving = False
-        self._disarm()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
+    def _check(self) -> None:
+        self._timer = None
         if not self._receiving:
-            self._disarm()  # idle now: uvicorn's keep-alive timeout takes over
+            return
+        if self.loop.time() < self._deadline:  # the request moved on since the timer was set
+            self._timer = self.loop.call_at(self._deadline, self._check)
+            return
+        self._too_slow()
 
     def _too_slow(self) -> None:
-        self._deadline = None
         if self.transport is None or self.transport.is_closing():
             return
         if self.flow is not None and self.flow.read_paused:
-            self._arm()  # the server is not reading (its buffer is full): not the client's fault
+            self._watch()  # the server is not reading (its buffer is full): not the client's fault
             return
         if self.cycle is None or not self.cycle.response_started:
             body = json.dumps(
