@@ -1,4 +1,4 @@
-"""``objrec export MODEL --format onnx|torchscript``: a portable model, checked against the original."""
+"""``objrec export MODEL --format onnx|torchscript|executorch``: a portable model, checked against the original."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from objrec.cli_types import opset, positive_float, positive_int
 def register(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained model to ONNX or TorchScript (with a parity check)",
+        help="export a trained model to ONNX, TorchScript or ExecuTorch (with a parity check)",
         description="Export a model with its preprocessing inside: the exported model takes raw "
         "uint8 images at the model's input size and returns class probabilities. Every export "
         "is checked on real test images (max |difference| of probabilities <= 1e-4 and the same "
@@ -20,12 +20,16 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument(
         "--format",
-        choices=("onnx", "torchscript", "archive"),
+        choices=("onnx", "torchscript", "executorch", "archive"),
         default="onnx",
-        help="archive: the objrec model itself as one zip file (every command accepts it)",
+        help="executorch: an XNNPACK-delegated .pte (pip install 'objrec[executorch]'); "
+        "archive: the objrec model itself as one zip file (every command accepts it)",
     )
     p.add_argument(
-        "--output", "-o", default=None, help="file to write (default: MODEL/model.onnx or model.pt)"
+        "--output",
+        "-o",
+        default=None,
+        help="file to write (default: MODEL/model.onnx, model.pt or model.pte)",
     )
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
     p.add_argument("--opset", type=opset, default=17, help="ONNX opset version (default 17)")
@@ -95,7 +99,7 @@ def run(args) -> int:
     import objrec
     from objrec.artifact import resolve
     from objrec.io import write_json
-    from objrec.serving.export import export
+    from objrec.serving.export import export, latency_ms, runner
 
     folder = resolve(args.model)
     if args.format == "archive":
@@ -108,11 +112,8 @@ def run(args) -> int:
     meta = est.objrec_metadata_
     # an archive unpacks into a temporary folder: write beside the archive instead
     home = folder if Path(args.model).is_dir() else Path(args.model).parent
-    out = (
-        Path(args.output)
-        if args.output
-        else home / ("model.onnx" if args.format == "onnx" else "model.pt")
-    )
+    default_name = {"onnx": "model.onnx", "torchscript": "model.pt", "executorch": "model.pte"}
+    out = Path(args.output) if args.output else home / default_name[args.format]
     X = check_images_for(est, meta, args.check_data, args.check_size, args.data_dir)
     result = export(
         est,
@@ -143,4 +144,6 @@ def run(args) -> int:
     print(f"objrec: wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
     for r in result.reports:
         print(f"  parity {r}")
+    ms = latency_ms(runner(out, args.format), X[:1])
+    print(f"  latency of one image: {ms:.3f} ms (median of 50 runs)")
     return 0

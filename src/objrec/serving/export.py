@@ -19,7 +19,10 @@ loaded and run with OpenCV's ``cv2.dnn``, an independent consumer, under the sam
 What can be exported
 --------------------
 * CNNs (``CNNClassifier``): ONNX (legacy TorchScript-based ``torch.onnx.export``, opset
-  17 by default, dynamic batch axis optional) and TorchScript (``torch.jit.trace``).
+  17 by default, dynamic batch axis optional), TorchScript (``torch.jit.trace``) and
+  ExecuTorch (``torch.export`` lowered to an XNNPACK-delegated ``.pte``, batch 1 to
+  :data:`EXECUTORCH_MAX_BATCH`; the optional ``executorch`` package, whose
+  ``executorch.runtime`` runs the parity check).
 * Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
   to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
   a random forest, or kNN (``pixels-logreg``, ``pixels-svm``, ``pixels-rbf``,
@@ -65,7 +68,7 @@ class ExportError(ObjrecError):
 class ParityReport:
     """Result of comparing the original model's outputs with an exported model's."""
 
-    runtime: str  # "onnxruntime", "opencv-dnn", "torchscript"
+    runtime: str  # "onnxruntime", "opencv-dnn", "torchscript", "executorch"
     n_images: int
     max_abs_diff: float
     top1_agreement: float  # fraction of images with the same top-1 class
@@ -269,6 +272,68 @@ def _with_metadata(model_bytes: bytes, est, metadata: dict | None) -> bytes:
 
 def _plain(c):
     return c.item() if hasattr(c, "item") else c
+
+
+# ----------------------------------------------------------------------- ExecuTorch
+
+#: Largest batch an ExecuTorch program takes: its memory plan is sized for this many images
+#: (the runtime refuses larger inputs), so :func:`run_executorch` feeds chunks of it.
+EXECUTORCH_MAX_BATCH = 256
+
+
+def _require_executorch():
+    try:
+        import executorch.exir
+        import executorch.runtime  # noqa: F401
+    except ImportError as e:
+        raise ExportError(
+            f"ExecuTorch export needs the executorch package ({e}); "
+            "pip install 'objrec[executorch]'"
+        ) from e
+
+
+def cnn_to_executorch_bytes(est) -> bytes:
+    """An ExecuTorch program (``.pte`` bytes) of a CNN with its preprocessing and softmax.
+
+    ``torch.export`` of :func:`images_to_proba_module` with a dynamic batch axis (1 to
+    :data:`EXECUTORCH_MAX_BATCH`), lowered with the XNNPACK partitioner: input uint8
+    ``(N, *input_shape)``, output float32 probabilities ``(N, K)``.
+    """
+    _require_executorch()
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    module = images_to_proba_module(est)
+    # the memory plan follows the example's batch: give the largest one
+    example = torch.zeros((EXECUTORCH_MAX_BATCH, *est.input_shape_), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=EXECUTORCH_MAX_BATCH)
+    with _quiet(), torch.no_grad():
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        return bytes(lowered.to_executorch().buffer)
+
+
+def executorch_method(path):
+    """The ``forward`` method of the ExecuTorch program at ``path``, loaded by ``executorch.runtime``."""
+    _require_executorch()
+    from executorch.runtime import Runtime
+
+    return Runtime.get().load_program(str(path)).load_method("forward")
+
+
+def run_executorch(method, X: np.ndarray) -> np.ndarray:
+    """Run an objrec ExecuTorch ``method`` on uint8 images ``(N, ...)``: probabilities ``(N, K)``,
+    in chunks of at most :data:`EXECUTORCH_MAX_BATCH` images."""
+    import torch
+
+    parts = [
+        method.execute([torch.as_tensor(np.ascontiguousarray(X[i : i + EXECUTORCH_MAX_BATCH]))])[
+            0
+        ].numpy()
+        for i in range(0, len(X), EXECUTORCH_MAX_BATCH)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 # ------------------------------------------------------------------- classic pipelines
@@ -622,8 +687,8 @@ def export(
     Parameters
     ----------
     est : fitted objrec estimator (``objrec.load(...)``).
-    out : file to write (``.onnx`` or ``.pt``); written only if every check passes.
-    format : "onnx" or "torchscript" (CNNs only).
+    out : file to write (``.onnx``, ``.pt`` or ``.pte``); written only if every check passes.
+    format : "onnx", "torchscript" (CNNs only) or "executorch" (CNNs only).
     check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
     opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
         the ``ai.onnx.ml`` operators OpenCV does not implement).
@@ -681,9 +746,66 @@ def export(
             reports.append(compare_outputs(expected, got, "torchscript", tolerance))
             _fail_on(reports, out)
             tmp_file.replace(out)
+    elif format == "executorch":
+        if not is_cnn(est):
+            raise ExportError(
+                f"ExecuTorch export is for CNNs; {type(est).__name__} is a scikit-learn "
+                "pipeline: use --format onnx"
+            )
+        data = cnn_to_executorch_bytes(est)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            tmp_file = Path(tmp) / out.name
+            tmp_file.write_bytes(data)
+            got = run_executorch(executorch_method(tmp_file), X)
+            reports.append(compare_outputs(expected, got, "executorch", tolerance))
+            _fail_on(reports, out)
+            tmp_file.replace(out)
     else:
-        raise ExportError(f"unknown export format {format!r}; use onnx or torchscript")
+        raise ExportError(f"unknown export format {format!r}; use onnx, torchscript or executorch")
     return ExportResult(out, format, reports)
+
+
+def runner(path, format: str, *, threads: int | None = None):
+    """A callable uint8 images ``(N, ...)`` -> probabilities ``(N, K)`` for an exported file.
+
+    ``format``: "onnx" (ONNX Runtime, ``threads`` intra-op threads), "torchscript" or
+    "executorch".
+    """
+    path = Path(path)
+    if format == "onnx":
+        session = onnx_session(path.read_bytes(), threads=threads)
+        return lambda X: run_onnx(session, X)
+    if format == "torchscript":
+        import torch
+
+        module = torch.jit.load(str(path))
+
+        def run_ts(X):
+            with torch.no_grad():
+                return module(torch.as_tensor(X)).numpy()
+
+        return run_ts
+    if format == "executorch":
+        method = executorch_method(path)
+        return lambda X: run_executorch(method, X)
+    raise ExportError(f"no runner for format {format!r}")
+
+
+def latency_ms(run, batch: np.ndarray, *, repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time in milliseconds of one call ``run(batch)``; ``batch`` uint8
+    ``(N, ...)`` (``X[:1]`` for the single-image latency)."""
+    import time
+
+    x = np.ascontiguousarray(batch)
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
 
 
 def _fail_on(reports: list[ParityReport], out: Path) -> None:
