@@ -274,6 +274,121 @@ def _plain(c):
     return c.item() if hasattr(c, "item") else c
 
 
+# ---------------------------------------------------------------------- int8 (ONNX)
+
+#: A quantised model is a different model: instead of the 1e-4 parity it must give the
+#: float model's top-1 class on this fraction of the test images, and lose at most this
+#: many points of test accuracy.
+MIN_TOP1_AGREEMENT = 0.99
+MAX_ACCURACY_LOSS_POINTS = 0.5
+QUANT_SCHEME = "onnxruntime-static-qdq"
+
+
+def quantize_onnx_int8(model_bytes: bytes, calibration_images: np.ndarray) -> bytes:
+    """Static int8 quantisation of an objrec ONNX model (ONNX Runtime, QDQ format).
+
+    Weights int8 per output channel, activations int8 with ranges measured (min/max) on
+    ``calibration_images``, uint8 ``(N, *input_shape)`` (training images, not the test
+    split the result is checked on). The uint8 input, preprocessing and softmax stay as
+    they are; Conv, MatMul and Gemm run in int8. The model's metadata is kept.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    X = np.ascontiguousarray(calibration_images)
+    if len(X) == 0:
+        raise ExportError("int8 quantisation needs calibration images, got none")
+
+    original = onnx.load_from_string(model_bytes)
+    dim = original.graph.input[0].type.tensor_type.shape.dim[0]
+    fixed = dim.HasField("dim_value")
+    step = dim.dim_value if fixed else 32  # a fixed batch: exactly that many per run
+    starts = range(0, len(X) - step + 1 if fixed else len(X), step)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([X[i : i + step] for i in starts])
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        src, pre, dst = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(model_bytes)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        quantized = onnx.load(str(dst))
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(original.metadata_props)
+    return quantized.SerializeToString()
+
+
+def quantization_check(
+    float_proba: np.ndarray,
+    int8_proba: np.ndarray,
+    *,
+    labels: np.ndarray | None,
+    classes,
+    calibration_images: int,
+):
+    """:class:`~objrec.metadata.QuantizationRecord` of an int8 model against its float model.
+
+    ``float_proba``/``int8_proba``: ``(N, K)`` probabilities on the same test images;
+    ``labels``: their true classes ``(N,)`` (values of ``classes``), or None (no accuracy).
+    """
+    from objrec.metadata import QuantizationRecord
+
+    f, q = np.asarray(float_proba).argmax(1), np.asarray(int8_proba).argmax(1)
+    acc_f = acc_q = None
+    if labels is not None:
+        truth = np.asarray(labels)
+        cls = np.asarray(classes)
+        acc_f = float(np.mean(cls[f] == truth))
+        acc_q = float(np.mean(cls[q] == truth))
+    return QuantizationRecord(
+        precision="int8",
+        scheme=QUANT_SCHEME,
+        calibration_images=int(calibration_images),
+        test_images=len(f),
+        top1_agreement=float(np.mean(f == q)),
+        accuracy_float=acc_f,
+        accuracy_quantized=acc_q,
+        min_top1_agreement=MIN_TOP1_AGREEMENT,
+        max_accuracy_loss_points=MAX_ACCURACY_LOSS_POINTS,
+    )
+
+
+def _set_metadata(model_bytes: bytes, key: str, value: str) -> bytes:
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = key, value
+    return model.SerializeToString()
+
+
 # ----------------------------------------------------------------------- ExecuTorch
 
 #: Largest batch an ExecuTorch program takes: its memory plan is sized for this many images
@@ -662,13 +777,17 @@ class ExportResult:
     path: Path
     format: str
     reports: list[ParityReport]
+    quantization: object = None  # objrec.metadata.QuantizationRecord of an int8 export
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "path": str(self.path),
             "format": self.format,
             "checks": [r.as_dict() for r in self.reports],
         }
+        if self.quantization is not None:
+            out["quantization"] = self.quantization.to_json()
+        return out
 
 
 def export(
@@ -681,6 +800,9 @@ def export(
     dynamic_batch: bool = True,
     tolerance: float = TOLERANCE,
     opencv: bool | None = None,
+    quantize: str | None = None,
+    calibration_images: np.ndarray | None = None,
+    check_labels: np.ndarray | None = None,
 ) -> ExportResult:
     """Export ``est`` to ``out`` and verify it on ``check_images``.
 
@@ -692,6 +814,13 @@ def export(
     check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
     opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
         the ``ai.onnx.ml`` operators OpenCV does not implement).
+    quantize : None (float) or "int8" (ONNX, CNNs): the float graph passes the parity
+        check, is quantised (:func:`quantize_onnx_int8`) on ``calibration_images`` (uint8
+        training images), and the int8 model must then agree with the float one on the
+        top-1 class of >= 99% of ``check_images`` and lose <= 0.5 points of accuracy
+        against ``check_labels`` (true classes, ``(N,)``; None skips the accuracy limit);
+        the :class:`~objrec.metadata.QuantizationRecord` is stored in the ONNX metadata
+        (``quantization``) and returned.
 
     Raises
     ------
@@ -708,6 +837,14 @@ def export(
         )
     expected = reference_scores(est, X)
     reports: list[ParityReport] = []
+    if quantize not in (None, "int8"):
+        raise ExportError(f"unknown quantisation {quantize!r}; use int8")
+    if quantize and (format != "onnx" or not is_cnn(est)):
+        raise ExportError("--quantize int8 is for CNNs exported to ONNX (--format onnx)")
+    if quantize and calibration_images is None:
+        raise ExportError("int8 quantisation needs calibration images (training images)")
+    if check_labels is not None and len(check_labels) != len(X):
+        raise ExportError(f"{len(check_labels)} check labels for {len(X)} check images")
     if format == "onnx":
         data = to_onnx_bytes(est, opset=opset, dynamic_batch=dynamic_batch)
         session = onnx_session(data)
@@ -721,9 +858,27 @@ def export(
                 raise ExportError(f"opencv-dnn could not run the exported model: {e}") from e
             reports.append(compare_outputs(expected, got, "opencv-dnn", tolerance))
         _fail_on(reports, out)
+        record = None
+        if quantize:
+            calib = _check(calibration_images, what="calibration images")
+            data = quantize_onnx_int8(data, calib)
+            got = run_onnx(onnx_session(data), X)
+            record = quantization_check(
+                expected,
+                got,
+                labels=check_labels,
+                classes=est.classes_,
+                calibration_images=len(calib),
+            )
+            if not record.passed:
+                raise ExportError(f"int8 check failed, {out} not written: {record}")
+            import json
+
+            data = _set_metadata(data, "quantization", json.dumps(record.to_json()))
         from objrec.io import atomic_write_bytes
 
         atomic_write_bytes(out, data)
+        return ExportResult(out, format, reports, record)
     elif format == "torchscript":
         if not is_cnn(est):
             raise ExportError(
