@@ -20,16 +20,18 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument(
         "--format",
-        choices=("onnx", "torchscript", "executorch", "archive"),
+        choices=("onnx", "torchscript", "executorch", "triton", "archive"),
         default="onnx",
         help="executorch: an XNNPACK-delegated .pte (pip install 'objrec[executorch]'); "
+        "triton: a Triton model repository (NAME/1/model.onnx, NAME/config.pbtxt); "
         "archive: the objrec model itself as one zip file (every command accepts it)",
     )
     p.add_argument(
         "--output",
         "-o",
         default=None,
-        help="file to write (default: MODEL/model.onnx, model.pt or model.pte)",
+        help="file to write (default: MODEL/model.onnx, model.pt or model.pte; triton: the "
+        "repository folder, default MODEL/triton)",
     )
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
     p.add_argument("--opset", type=opset, default=17, help="ONNX opset version (default 17)")
@@ -167,7 +169,12 @@ def run(args) -> int:
     meta = est.objrec_metadata_
     # an archive unpacks into a temporary folder: write beside the archive instead
     home = folder if Path(args.model).is_dir() else Path(args.model).parent
-    default_name = {"onnx": "model.onnx", "torchscript": "model.pt", "executorch": "model.pte"}
+    default_name = {
+        "onnx": "model.onnx",
+        "torchscript": "model.pt",
+        "executorch": "model.pte",
+        "triton": "triton",
+    }
     out = Path(args.output) if args.output else home / default_name[args.format]
     labels = calib = None
     if args.quantize:
@@ -204,12 +211,18 @@ def run(args) -> int:
         "method": meta.method,
         "preprocessing": "inside the graph",
     }
-    write_json(out.with_name(out.name + ".json"), side)
-    print(f"objrec: wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
+    written = result.path
+    if args.format == "triton":  # the ONNX file inside the repository
+        written = result.path / "1" / "model.onnx"
+        side["triton"] = {"repository": str(out), "model": result.path.name}
+        print(f"objrec: wrote {result.path / 'config.pbtxt'}")
+    write_json(written.with_name(written.name + ".json"), side)
+    print(f"objrec: wrote {written} ({written.stat().st_size / 1024:.1f} KiB)")
     for r in result.reports:
         print(f"  parity {r}")
     if result.quantization is not None:
         print(f"  {result.quantization}")
-    ms = latency_ms(runner(out, args.format), X[:1])
+    run_as = "onnx" if args.format == "triton" else args.format
+    ms = latency_ms(runner(written, run_as), X[:1])
     print(f"  latency of one image: {ms:.3f} ms (median of 50 runs)")
     return 0

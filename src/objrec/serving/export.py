@@ -23,6 +23,8 @@ What can be exported
   ExecuTorch (``torch.export`` lowered to an XNNPACK-delegated ``.pte``, batch 1 to
   :data:`EXECUTORCH_MAX_BATCH`; the optional ``executorch`` package, whose
   ``executorch.runtime`` runs the parity check).
+* Any ONNX-exportable model as a Triton model repository (``NAME/1/model.onnx`` and
+  ``NAME/config.pbtxt``, ONNX Runtime backend, dynamic batching).
 * Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
   to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
   a random forest, or kNN (``pixels-logreg``, ``pixels-svm``, ``pixels-rbf``,
@@ -810,7 +812,8 @@ def export(
     ----------
     est : fitted objrec estimator (``objrec.load(...)``).
     out : file to write (``.onnx``, ``.pt`` or ``.pte``); written only if every check passes.
-    format : "onnx", "torchscript" (CNNs only) or "executorch" (CNNs only).
+    format : "onnx", "torchscript" (CNNs only), "executorch" (CNNs only) or "triton"
+        (``out`` a folder: a Triton model repository, :func:`export_triton`).
     check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
     opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
         the ``ai.onnx.ml`` operators OpenCV does not implement).
@@ -839,8 +842,20 @@ def export(
     reports: list[ParityReport] = []
     if quantize not in (None, "int8"):
         raise ExportError(f"unknown quantisation {quantize!r}; use int8")
+    if format == "triton":
+        return export_triton(
+            est,
+            out,
+            check_images=check_images,
+            opset=opset,
+            tolerance=tolerance,
+            opencv=opencv,
+            quantize=quantize,
+            calibration_images=calibration_images,
+            check_labels=check_labels,
+        )
     if quantize and (format != "onnx" or not is_cnn(est)):
-        raise ExportError("--quantize int8 is for CNNs exported to ONNX (--format onnx)")
+        raise ExportError("--quantize int8 is for CNNs exported to ONNX (--format onnx or triton)")
     if quantize and calibration_images is None:
         raise ExportError("int8 quantisation needs calibration images (training images)")
     if check_labels is not None and len(check_labels) != len(X):
@@ -961,6 +976,64 @@ def latency_ms(run, batch: np.ndarray, *, repeats: int = 50, warmup: int = 5) ->
         run(x)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
+
+
+# ------------------------------------------------------------------------- Triton
+
+#: The largest batch Triton's dynamic batcher forms for an objrec model.
+TRITON_MAX_BATCH = 256
+
+
+def triton_model_name(est) -> str:
+    """A Triton model name for ``est``: its method name, letters, digits, ``-`` and ``_`` only."""
+    import re
+
+    meta = getattr(est, "objrec_metadata_", None) or {}
+    raw = str(meta.get("method") or getattr(est, "method_name", "") or "model")
+    return re.sub(r"[^A-Za-z0-9_-]", "_", raw) or "model"
+
+
+def triton_config(
+    name: str, input_shape, n_classes: int, *, max_batch_size: int = TRITON_MAX_BATCH
+) -> str:
+    """``config.pbtxt`` text of an objrec ONNX model in a Triton model repository.
+
+    ONNX Runtime backend; input ``images`` TYPE_UINT8 with dims ``input_shape`` (the batch
+    dimension is Triton's, up to ``max_batch_size``), output ``probabilities`` TYPE_FP32
+    dims ``[n_classes]``; dynamic batching on, one CPU instance.
+    """
+    dims = ", ".join(str(int(d)) for d in input_shape)
+    return (
+        f'name: "{name}"\n'
+        'platform: "onnxruntime_onnx"\n'
+        'backend: "onnxruntime"\n'
+        f"max_batch_size: {int(max_batch_size)}\n"
+        "input [\n"
+        f'  {{ name: "{INPUT_NAME}" data_type: TYPE_UINT8 dims: [ {dims} ] }}\n'
+        "]\n"
+        "output [\n"
+        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ {int(n_classes)} ] }}\n'
+        "]\n"
+        "dynamic_batching {\n"
+        f"  preferred_batch_size: [ {min(32, int(max_batch_size))} ]\n"
+        "  max_queue_delay_microseconds: 2000\n"
+        "}\n"
+        "instance_group [ { count: 1 kind: KIND_CPU } ]\n"
+    )
+
+
+def export_triton(est, repository, **kw) -> ExportResult:
+    """A Triton model repository in ``repository``: ``NAME/1/model.onnx`` (dynamic batch,
+    checked as :func:`export` checks ONNX; ``kw`` go to it) and ``NAME/config.pbtxt``.
+    Returns the result with ``path`` the model's folder ``repository/NAME``."""
+    from objrec.io import atomic_write_bytes
+
+    name = triton_model_name(est)
+    folder = Path(repository) / name
+    res = export(est, folder / "1" / "model.onnx", format="onnx", dynamic_batch=True, **kw)
+    config = triton_config(name, est.input_shape_, len(est.classes_))
+    atomic_write_bytes(folder / "config.pbtxt", config.encode())
+    return ExportResult(folder, "triton", res.reports, res.quantization)
 
 
 def _fail_on(reports: list[ParityReport], out: Path) -> None:

@@ -21,7 +21,6 @@ length in the ``Inference-Header-Content-Length`` header, raw bytes after it), w
 status.
 """
 
-
 import json
 
 import numpy as np
