@@ -1,5 +1,5 @@
 """Size, batch-1 latency, batch-256 throughput and test accuracy of a model's exports, per
-format and precision (ONNX float and int8, TorchScript, ExecuTorch when installed).
+format and precision (ONNX and ExecuTorch float and int8, TorchScript).
 
     python benchmarks/export_formats.py MODEL [--data-dir DIR] [--json OUT]
 
@@ -52,7 +52,7 @@ def main() -> None:
     try:
         import executorch.runtime  # noqa: F401
 
-        formats.append(("executorch", None, "model.pte"))
+        formats += [("executorch", None, "model.pte"), ("executorch", "int8", "model-int8.pte")]
     except ImportError:
         print("executorch not installed: its row is left out")
     rows = []

@@ -82,3 +82,27 @@ def test_export_cli_executorch(cnn_model_dir, digits_16, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and out.is_file() and "executorch: ok" in text
     assert "KiB" in text and "latency of one image" in text
+
+
+def test_int8_executorch_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
+    Xtr, _, X, y = digits_16
+    out = tmp_path / "q.pte"
+    res = export(
+        cnn,
+        out,
+        format="executorch",
+        check_images=X,
+        quantize="int8",
+        calibration_images=Xtr,
+        check_labels=y,
+    )
+    q = res.quantization
+    assert q.scheme == "xnnpack-pt2e-static-symmetric" and q.passed
+    got = runner(out, "executorch")(X)  # recomputed from the written file
+    ref = cnn.predict_proba(X)
+    assert q.top1_agreement == pytest.approx(float(np.mean(got.argmax(1) == ref.argmax(1))))
+    assert q.accuracy_quantized == pytest.approx(float(np.mean(got.argmax(1) == y)))
+    assert np.abs(got - ref).max() > 1e-6  # really a different (quantised) model
+    fl = tmp_path / "f.pte"
+    export(cnn, fl, format="executorch", check_images=X[:4])
+    assert out.stat().st_size < fl.stat().st_size / 2  # int8 weights

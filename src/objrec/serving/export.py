@@ -351,6 +351,7 @@ def quantization_check(
     labels: np.ndarray | None,
     classes,
     calibration_images: int,
+    scheme: str = QUANT_SCHEME,
 ):
     """:class:`~objrec.metadata.QuantizationRecord` of an int8 model against its float model.
 
@@ -368,7 +369,7 @@ def quantization_check(
         acc_q = float(np.mean(cls[q] == truth))
     return QuantizationRecord(
         precision="int8",
-        scheme=QUANT_SCHEME,
+        scheme=scheme,
         calibration_images=int(calibration_images),
         test_images=len(f),
         top1_agreement=float(np.mean(f == q)),
@@ -409,12 +410,18 @@ def _require_executorch():
         ) from e
 
 
-def cnn_to_executorch_bytes(est) -> bytes:
+EXECUTORCH_QUANT_SCHEME = "xnnpack-pt2e-static-symmetric"
+
+
+def cnn_to_executorch_bytes(est, *, calibration_images: np.ndarray | None = None) -> bytes:
     """An ExecuTorch program (``.pte`` bytes) of a CNN with its preprocessing and softmax.
 
     ``torch.export`` of :func:`images_to_proba_module` with a dynamic batch axis (1 to
     :data:`EXECUTORCH_MAX_BATCH`), lowered with the XNNPACK partitioner: input uint8
-    ``(N, *input_shape)``, output float32 probabilities ``(N, K)``.
+    ``(N, *input_shape)``, output float32 probabilities ``(N, K)``. With
+    ``calibration_images`` (uint8 training images) the network is quantised to int8 first
+    (PT2E with XNNPACK's quantiser: symmetric per-channel int8 weights, int8 activations
+    whose ranges are measured on those images).
     """
     _require_executorch()
     import torch
@@ -426,6 +433,22 @@ def cnn_to_executorch_bytes(est) -> bytes:
     example = torch.zeros((EXECUTORCH_MAX_BATCH, *est.input_shape_), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=EXECUTORCH_MAX_BATCH)
     with _quiet(), torch.no_grad():
+        if calibration_images is not None:
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+            graph = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+            quantizer = XNNPACKQuantizer().set_global(
+                get_symmetric_quantization_config(is_per_channel=True)
+            )
+            prepared = prepare_pt2e(graph.module(), quantizer)
+            C = np.ascontiguousarray(calibration_images)
+            for i in range(0, len(C), 64):
+                prepared(torch.as_tensor(C[i : i + 64]))
+            module = convert_pt2e(prepared)
         program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
         lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
         return bytes(lowered.to_executorch().buffer)
@@ -854,8 +877,11 @@ def export(
             calibration_images=calibration_images,
             check_labels=check_labels,
         )
-    if quantize and (format != "onnx" or not is_cnn(est)):
-        raise ExportError("--quantize int8 is for CNNs exported to ONNX (--format onnx or triton)")
+    if quantize and (format not in ("onnx", "executorch") or not is_cnn(est)):
+        raise ExportError(
+            "--quantize int8 is for CNNs exported to ONNX, Triton or ExecuTorch "
+            "(--format onnx, triton or executorch)"
+        )
     if quantize and calibration_images is None:
         raise ExportError("int8 quantisation needs calibration images (training images)")
     if check_labels is not None and len(check_labels) != len(X):
@@ -922,15 +948,30 @@ def export(
                 f"ExecuTorch export is for CNNs; {type(est).__name__} is a scikit-learn "
                 "pipeline: use --format onnx"
             )
-        data = cnn_to_executorch_bytes(est)
+        calib = _check(calibration_images, what="calibration images") if quantize else None
+        data = cnn_to_executorch_bytes(est, calibration_images=calib)
+        record = None
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_file = Path(tmp) / out.name
             tmp_file.write_bytes(data)
             got = run_executorch(executorch_method(tmp_file), X)
-            reports.append(compare_outputs(expected, got, "executorch", tolerance))
-            _fail_on(reports, out)
+            if quantize:  # the float network is the reference: expected = PyTorch float
+                record = quantization_check(
+                    expected,
+                    got,
+                    labels=check_labels,
+                    classes=est.classes_,
+                    calibration_images=len(calib),
+                    scheme=EXECUTORCH_QUANT_SCHEME,
+                )
+                if not record.passed:
+                    raise ExportError(f"int8 check failed, {out} not written: {record}")
+            else:
+                reports.append(compare_outputs(expected, got, "executorch", tolerance))
+                _fail_on(reports, out)
             tmp_file.replace(out)
+        return ExportResult(out, format, reports, record)
     else:
         raise ExportError(f"unknown export format {format!r}; use onnx, torchscript or executorch")
     return ExportResult(out, format, reports)
