@@ -1,11 +1,15 @@
 """ExecuTorch export: an XNNPACK-delegated .pte, run by executorch.runtime, against PyTorch."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
-pytest.importorskip(
-    "executorch.runtime", reason="executorch not installed (pip install 'objrec[executorch]')"
-)
+# find_spec, not an import: executorch (and torchao) load only when these tests run
+if importlib.util.find_spec("executorch") is None:
+    pytest.skip(
+        "executorch not installed (pip install 'objrec[executorch]')", allow_module_level=True
+    )
 
 from objrec.serving.export import (
     EXECUTORCH_MAX_BATCH,
