@@ -1,13 +1,16 @@
 """Size, batch-1 latency, batch-256 throughput and test accuracy of a model's exports, per
 format and precision (ONNX and ExecuTorch float and int8, TorchScript).
 
-    python benchmarks/export_formats.py MODEL [--data-dir DIR] [--json OUT]
+    python benchmarks/export_formats.py MODEL [--data-dir DIR] [--json OUT] [--files DIR]
+        [--export-only]
 
 MODEL: a trained CNN's run or model folder; its dataset's test split is the accuracy set,
 512 of its training images calibrate int8. Every export goes through ``objrec``'s own
 checks (parity, or the int8 limits) before it is timed. Latency: median of 200 calls on one
 image; throughput: images/s of the median of 15 calls on 256 images. Prints a Markdown
-table.
+table. ``--files DIR`` keeps the exported files there and reuses those already there
+(each was checked when written), so ``--export-only`` can make them outside the benchmark
+lock and a second run time them under it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--files", default=None, help="folder keeping the exported files")
+    ap.add_argument("--export-only", action="store_true", help="export, do not time")
     args = ap.parse_args()
 
     import objrec
@@ -57,13 +62,19 @@ def main() -> None:
         print("executorch not installed: its row is left out")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.files or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         float_top1 = None
         for fmt, quant, name in formats:
-            out = Path(tmp) / name
+            out = folder / name
             kw = (
                 {"quantize": quant, "calibration_images": calib, "check_labels": y} if quant else {}
             )
-            export(est, out, format=fmt, check_images=X, dynamic_batch=True, **kw)
+            if not out.exists():
+                res = export(est, out, format=fmt, check_images=X, dynamic_batch=True, **kw)
+                print(f"exported {out}: {[str(r) for r in res.reports]} {res.quantization or ''}")
+            if args.export_only:
+                continue
             run = runner(out, fmt)
             proba = np.concatenate([run(X[i : i + 256]) for i in range(0, len(X), 256)])
             top1 = proba.argmax(1)
@@ -82,6 +93,8 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
+    if args.export_only:
+        return
     print()
     print(
         "| format | precision | size KiB | 1-image ms | img/s at batch 256 | test acc % | same top-1 as float % |"
