@@ -25,6 +25,10 @@ What can be exported
   ``executorch.runtime`` runs the parity check).
 * Any ONNX-exportable model as a Triton model repository (``NAME/1/model.onnx`` and
   ``NAME/config.pbtxt``, ONNX Runtime backend, dynamic batching).
+* int8 (CNNs; ONNX, Triton, ExecuTorch): static quantisation calibrated on training
+  images. A quantised model is a different model, so the 1e-4 parity is replaced by
+  :data:`MIN_TOP1_AGREEMENT` with the float model and :data:`MAX_ACCURACY_LOSS_POINTS` of
+  test accuracy (:class:`objrec.metadata.QuantizationRecord`).
 * Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
   to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
   a random forest, or kNN (``pixels-logreg``, ``pixels-svm``, ``pixels-rbf``,
