@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test system-deps lint format clean
+.PHONY: demo test install install-test system-deps lint format clean litert-env
 
 demo: install  ## install objrec with every extra, then run the main job on the embedded dataset
 	$(BIN)/objrec compare digits
@@ -40,3 +40,12 @@ format:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# LiteRT (TFLite) export: litert-torch pins typing-extensions<4.13, which pulls pydantic
+# (and so the server) back, so it gets its own environment beside the main one.
+LITERT_VENV ?= .venv-litert
+litert-env: $(LITERT_VENV)/.installed  ## an environment for `objrec export --format tflite`
+$(LITERT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install --quiet -e '.[torch]' 'litert-torch==0.10.0' ai-edge-litert pytest pytest-timeout
+	touch $@

@@ -20,10 +20,11 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument(
         "--format",
-        choices=("onnx", "torchscript", "executorch", "triton", "archive"),
+        choices=("onnx", "torchscript", "executorch", "triton", "tflite", "archive"),
         default="onnx",
         help="executorch: an XNNPACK-delegated .pte (pip install 'objrec[executorch]'); "
         "triton: a Triton model repository (NAME/1/model.onnx, NAME/config.pbtxt); "
+        "tflite: LiteRT, batch 1 (from the environment `make litert-env` builds); "
         "archive: the objrec model itself as one zip file (every command accepts it)",
     )
     p.add_argument(
@@ -174,6 +175,7 @@ def run(args) -> int:
         "torchscript": "model.pt",
         "executorch": "model.pte",
         "triton": "triton",
+        "tflite": "model.tflite",
     }
     out = Path(args.output) if args.output else home / default_name[args.format]
     labels = calib = None

@@ -976,8 +976,22 @@ def export(
                 _fail_on(reports, out)
             tmp_file.replace(out)
         return ExportResult(out, format, reports, record)
+    elif format == "tflite":
+        if not is_cnn(est):
+            raise ExportError(
+                f"LiteRT export is for CNNs; {type(est).__name__} is a scikit-learn "
+                "pipeline: use --format onnx"
+            )
+        data = cnn_to_tflite_bytes(est)
+        reports.append(compare_outputs(expected, run_tflite(data, X), "litert", tolerance))
+        _fail_on(reports, out)
+        from objrec.io import atomic_write_bytes
+
+        atomic_write_bytes(out, data)
     else:
-        raise ExportError(f"unknown export format {format!r}; use onnx, torchscript or executorch")
+        raise ExportError(
+            f"unknown export format {format!r}; use onnx, torchscript, executorch, triton or tflite"
+        )
     return ExportResult(out, format, reports)
 
 
@@ -1004,6 +1018,9 @@ def runner(path, format: str, *, threads: int | None = None):
     if format == "executorch":
         method = executorch_method(path)
         return lambda X: run_executorch(method, X)
+    if format == "tflite":
+        data = path.read_bytes()
+        return lambda X: run_tflite(data, X)
     raise ExportError(f"no runner for format {format!r}")
 
 
@@ -1021,6 +1038,55 @@ def latency_ms(run, batch: np.ndarray, *, repeats: int = 50, warmup: int = 5) ->
         run(x)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
+
+
+# ----------------------------------------------------------------- LiteRT (TFLite)
+
+
+def cnn_to_tflite_bytes(est, *, batch: int = 1) -> bytes:
+    """A LiteRT (TensorFlow Lite) flatbuffer of a CNN with its preprocessing and softmax.
+
+    ``litert_torch.convert`` of :func:`images_to_proba_module` at a fixed batch ``batch``:
+    input uint8 ``(batch, *input_shape)``, output float32 probabilities ``(batch, K)``.
+    Needs ``litert-torch`` (it pins ``typing-extensions<4.13``, so it lives in its own
+    environment: ``make litert-env``).
+    """
+    try:
+        import litert_torch
+    except ImportError as e:
+        raise ExportError(
+            f"LiteRT export needs litert-torch ({e}); it cannot share objrec's main "
+            "environment (typing-extensions<4.13): run it from the one `make litert-env` builds"
+        ) from e
+    import torch
+
+    module = images_to_proba_module(est)
+    example = torch.zeros((batch, *est.input_shape_), dtype=torch.uint8)
+    with _quiet(), torch.no_grad():
+        edge = litert_torch.convert(module, (example,))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.tflite"
+            edge.export(str(path))
+            return path.read_bytes()
+
+
+def run_tflite(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
+    """Run a LiteRT model (``ai_edge_litert``'s interpreter) on uint8 images ``(N, ...)``,
+    in batches of the model's fixed batch size (N must be a multiple of it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    b = int(inp["shape"][0])
+    if len(X) % b:
+        raise ExportError(f"{len(X)} images do not split into batches of {b}")
+    parts = []
+    for i in range(0, len(X), b):
+        interp.set_tensor(inp["index"], np.ascontiguousarray(X[i : i + b]))
+        interp.invoke()
+        parts.append(interp.get_tensor(out["index"]).copy())
+    return np.concatenate(parts)
 
 
 # ------------------------------------------------------------------------- Triton
