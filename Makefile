@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-frameworks install install-test system-deps lint format clean
+.PHONY: demo test test-frameworks test-litert install install-test system-deps lint format clean litert-env
 
 demo: install  ## install objrec with every extra, then run the main job on the embedded dataset
 	$(BIN)/objrec compare digits
@@ -20,7 +20,7 @@ FW_BIN  := $(FW_VENV)/bin
 $(FW_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FW_VENV)
 	$(FW_BIN)/python -m pip install --quiet --upgrade pip
-	$(FW_BIN)/pip install --quiet -e '.[frameworks,test]'
+	$(FW_BIN)/pip install --quiet -e '.[frameworks]' 'pytest>=8' 'pytest-timeout>=2.3'
 	$(FW_BIN)/pip check
 	touch $@
 
@@ -54,4 +54,16 @@ format:
 	$(BIN)/ruff format src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(FW_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(FW_VENV) $(LITERT_VENV) build *.egg-info .pytest_cache
+
+# LiteRT (TFLite) export: litert-torch pins typing-extensions<4.13, which pulls pydantic
+# (and so the server) back, so it gets its own environment beside the main one.
+LITERT_VENV ?= .venv-litert
+litert-env: $(LITERT_VENV)/.installed  ## an environment for `objrec export --format tflite`
+$(LITERT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install --quiet -e '.[torch]' 'litert-torch==0.10.0' ai-edge-litert pytest pytest-timeout
+	touch $@
+
+test-litert: $(LITERT_VENV)/.installed  ## the .tflite export and its parity check, in that environment
+	$(LITERT_VENV)/bin/pytest tests/serving/test_export_tflite.py

@@ -36,6 +36,20 @@ Format 2, field by field (``objrec.json`` is one JSON object)::
     ...             any other top-level key (e.g. an estimator's own ``augmentation``) is
                     kept verbatim in ``extra`` and written back unchanged
 
+An exported model's quantisation record (:class:`QuantizationRecord`, key ``quantization``
+in the ONNX metadata and in the export's side file ``<file>.json``)::
+
+    precision           "int8"
+    scheme              str: how it was quantised ("onnxruntime-static-qdq")
+    calibration_images  int >= 1: training images the activation ranges were measured on
+    test_images         int >= 1: images of the test split the checks ran on
+    top1_agreement      number 0..1: fraction of test images where the quantised and the
+                        float model give the same top-1 class
+    accuracy_float      number 0..1 | null: test accuracy of the float model (null: no labels)
+    accuracy_quantized  number 0..1 | null: test accuracy of the quantised model
+    accuracy_loss_points number | null: 100 * (accuracy_float - accuracy_quantized)
+    min_top1_agreement, max_accuracy_loss_points: the limits the export was held to
+
 A :class:`ModelMetadata` is also a read-only mapping over its JSON form, so
 ``meta["method"]`` and ``meta.get("training")`` work as on the parsed file.
 """
@@ -600,6 +614,83 @@ class _Validator:
         return image
 
 
+@dataclass(frozen=True)
+class QuantizationRecord:
+    """How a quantised export compares with its float model; see the module docstring."""
+
+    precision: str
+    scheme: str
+    calibration_images: int
+    test_images: int
+    top1_agreement: float
+    accuracy_float: float | None
+    accuracy_quantized: float | None
+    min_top1_agreement: float = 0.99
+    max_accuracy_loss_points: float = 0.5
+
+    def __post_init__(self):
+        v = _Validator("quantization record", hint="the export's metadata is corrupt")
+        if self.precision not in ("int8",):
+            v.fail("precision", f"is {_show(self.precision)}, expected 'int8'")
+        if not isinstance(self.scheme, str) or not self.scheme:
+            v.fail("scheme", "must be a non-empty string")
+        for name in ("calibration_images", "test_images"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                v.fail(name, f"is {_show(value)}, expected an integer >= 1")
+        for name in ("top1_agreement", "accuracy_float", "accuracy_quantized"):
+            value = getattr(self, name)
+            if value is None and name != "top1_agreement":
+                continue
+            if not _is_real(value) or not 0 <= value <= 1:
+                v.fail(name, f"is {_show(value)}, expected a number in 0..1")
+        if (self.accuracy_float is None) != (self.accuracy_quantized is None):
+            v.fail("accuracy_quantized", "accuracies are both given or both null")
+
+    @property
+    def accuracy_loss_points(self) -> float | None:
+        """Test accuracy lost by quantising, in percentage points (negative: gained)."""
+        if self.accuracy_float is None:
+            return None
+        return 100 * (self.accuracy_float - self.accuracy_quantized)
+
+    @property
+    def passed(self) -> bool:
+        """Top-1 agreement and accuracy loss within the limits."""
+        loss = self.accuracy_loss_points
+        return self.top1_agreement >= self.min_top1_agreement and (
+            loss is None or loss <= self.max_accuracy_loss_points + 1e-9
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "accuracy_loss_points": self.accuracy_loss_points}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> QuantizationRecord:
+        """Parse :meth:`to_json`'s output; :class:`ModelFileError` names a wrong field."""
+        if not isinstance(raw, dict):
+            raise ModelFileError(f"quantization record: expected an object, got {_show(raw)}")
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = set(raw) - names - {"accuracy_loss_points"}
+        if unknown:
+            raise ModelFileError(f"quantization record: unknown fields {sorted(unknown)}")
+        missing = names - set(raw) - {"min_top1_agreement", "max_accuracy_loss_points"}
+        if missing:
+            raise ModelFileError(f"quantization record: missing fields {sorted(missing)}")
+        return cls(**{k: raw[k] for k in names if k in raw})
+
+    def __str__(self) -> str:
+        text = f"int8 ({self.scheme}, {self.calibration_images} calibration images): same top-1 as float for {self.top1_agreement:.2%} of {self.test_images} test images (limit {self.min_top1_agreement:.0%})"
+        if self.accuracy_float is not None:
+            text += (
+                f", test accuracy {self.accuracy_float:.2%} float -> {self.accuracy_quantized:.2%} "
+                f"int8 ({self.accuracy_loss_points:+.2f} points lost, limit {self.max_accuracy_loss_points})"
+            )
+        return text
+
+
 def _tuple(types) -> tuple:
     return types if isinstance(types, tuple) else (types,)
 
@@ -616,6 +707,7 @@ __all__ = [
     "MAX_SIDE",
     "META_NAME",
     "ModelMetadata",
+    "QuantizationRecord",
     "aligned_class_names",
     "build",
     "class_names_for",

@@ -200,6 +200,7 @@ def create_app(
 
     from objrec import __version__
     from objrec.cpu import usable_cores
+    from objrec.serving.v2 import v2_router
 
     info = predictor.info()
     # Swagger UI and ReDoc from fastapi-offline's bundled files: /docs works without internet
@@ -473,6 +474,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi
+    app.include_router(v2_router(predictor, dependencies=[check_key], max_images=max_images, max_total_pixels=max_total_pixels))  # fmt: skip
 
     @app.get("/v1/health", summary="Liveness and the model being served")
     async def health():

@@ -19,7 +19,16 @@ loaded and run with OpenCV's ``cv2.dnn``, an independent consumer, under the sam
 What can be exported
 --------------------
 * CNNs (``CNNClassifier``): ONNX (legacy TorchScript-based ``torch.onnx.export``, opset
-  17 by default, dynamic batch axis optional) and TorchScript (``torch.jit.trace``).
+  17 by default, dynamic batch axis optional), TorchScript (``torch.jit.trace``) and
+  ExecuTorch (``torch.export`` lowered to an XNNPACK-delegated ``.pte``, batch 1 to
+  :data:`EXECUTORCH_MAX_BATCH`; the optional ``executorch`` package, whose
+  ``executorch.runtime`` runs the parity check).
+* Any ONNX-exportable model as a Triton model repository (``NAME/1/model.onnx`` and
+  ``NAME/config.pbtxt``, ONNX Runtime backend, dynamic batching).
+* int8 (CNNs; ONNX, Triton, ExecuTorch): static quantisation calibrated on training
+  images. A quantised model is a different model, so the 1e-4 parity is replaced by
+  :data:`MIN_TOP1_AGREEMENT` with the float model and :data:`MAX_ACCURACY_LOSS_POINTS` of
+  test accuracy (:class:`objrec.metadata.QuantizationRecord`).
 * Classic pipelines whose every step skl2onnx can convert: raw pixels (flatten, scale
   to 0..1) followed by logistic regression, a multi-class linear SVM, an exact RBF SVM,
   a random forest, or kNN (``pixels-logreg``, ``pixels-svm``, ``pixels-rbf``,
@@ -65,7 +74,7 @@ class ExportError(ObjrecError):
 class ParityReport:
     """Result of comparing the original model's outputs with an exported model's."""
 
-    runtime: str  # "onnxruntime", "opencv-dnn", "torchscript"
+    runtime: str  # "onnxruntime", "opencv-dnn", "torchscript", "executorch"
     n_images: int
     max_abs_diff: float
     top1_agreement: float  # fraction of images with the same top-1 class
@@ -269,6 +278,206 @@ def _with_metadata(model_bytes: bytes, est, metadata: dict | None) -> bytes:
 
 def _plain(c):
     return c.item() if hasattr(c, "item") else c
+
+
+# ---------------------------------------------------------------------- int8 (ONNX)
+
+#: A quantised model is a different model: instead of the 1e-4 parity it must give the
+#: float model's top-1 class on this fraction of the test images, and lose at most this
+#: many points of test accuracy.
+MIN_TOP1_AGREEMENT = 0.99
+MAX_ACCURACY_LOSS_POINTS = 0.5
+QUANT_SCHEME = "onnxruntime-static-qdq"
+
+
+def quantize_onnx_int8(model_bytes: bytes, calibration_images: np.ndarray) -> bytes:
+    """Static int8 quantisation of an objrec ONNX model (ONNX Runtime, QDQ format).
+
+    Weights int8 per output channel, activations int8 with ranges measured (min/max) on
+    ``calibration_images``, uint8 ``(N, *input_shape)`` (training images, not the test
+    split the result is checked on). The uint8 input, preprocessing and softmax stay as
+    they are; Conv, MatMul and Gemm run in int8. The model's metadata is kept.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    X = np.ascontiguousarray(calibration_images)
+    if len(X) == 0:
+        raise ExportError("int8 quantisation needs calibration images, got none")
+
+    original = onnx.load_from_string(model_bytes)
+    dim = original.graph.input[0].type.tensor_type.shape.dim[0]
+    fixed = dim.HasField("dim_value")
+    step = dim.dim_value if fixed else 32  # a fixed batch: exactly that many per run
+    starts = range(0, len(X) - step + 1 if fixed else len(X), step)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([X[i : i + step] for i in starts])
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        src, pre, dst = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(model_bytes)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        quantized = onnx.load(str(dst))
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(original.metadata_props)
+    return quantized.SerializeToString()
+
+
+def quantization_check(
+    float_proba: np.ndarray,
+    int8_proba: np.ndarray,
+    *,
+    labels: np.ndarray | None,
+    classes,
+    calibration_images: int,
+    scheme: str = QUANT_SCHEME,
+):
+    """:class:`~objrec.metadata.QuantizationRecord` of an int8 model against its float model.
+
+    ``float_proba``/``int8_proba``: ``(N, K)`` probabilities on the same test images;
+    ``labels``: their true classes ``(N,)`` (values of ``classes``), or None (no accuracy).
+    """
+    from objrec.metadata import QuantizationRecord
+
+    f, q = np.asarray(float_proba).argmax(1), np.asarray(int8_proba).argmax(1)
+    acc_f = acc_q = None
+    if labels is not None:
+        truth = np.asarray(labels)
+        cls = np.asarray(classes)
+        acc_f = float(np.mean(cls[f] == truth))
+        acc_q = float(np.mean(cls[q] == truth))
+    return QuantizationRecord(
+        precision="int8",
+        scheme=scheme,
+        calibration_images=int(calibration_images),
+        test_images=len(f),
+        top1_agreement=float(np.mean(f == q)),
+        accuracy_float=acc_f,
+        accuracy_quantized=acc_q,
+        min_top1_agreement=MIN_TOP1_AGREEMENT,
+        max_accuracy_loss_points=MAX_ACCURACY_LOSS_POINTS,
+    )
+
+
+def _set_metadata(model_bytes: bytes, key: str, value: str) -> bytes:
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = key, value
+    return model.SerializeToString()
+
+
+# ----------------------------------------------------------------------- ExecuTorch
+
+#: Largest batch an ExecuTorch program takes: its memory plan is sized for this many images
+#: (the runtime refuses larger inputs), so :func:`run_executorch` feeds chunks of it.
+EXECUTORCH_MAX_BATCH = 256
+
+
+def _require_executorch():
+    try:
+        import executorch.exir
+        import executorch.runtime  # noqa: F401
+    except ImportError as e:
+        raise ExportError(
+            f"ExecuTorch export needs the executorch package ({e}); "
+            "pip install 'objrec[executorch]'"
+        ) from e
+
+
+EXECUTORCH_QUANT_SCHEME = "xnnpack-pt2e-static-symmetric"
+
+
+def cnn_to_executorch_bytes(est, *, calibration_images: np.ndarray | None = None) -> bytes:
+    """An ExecuTorch program (``.pte`` bytes) of a CNN with its preprocessing and softmax.
+
+    ``torch.export`` of :func:`images_to_proba_module` with a dynamic batch axis (1 to
+    :data:`EXECUTORCH_MAX_BATCH`), lowered with the XNNPACK partitioner: input uint8
+    ``(N, *input_shape)``, output float32 probabilities ``(N, K)``. With
+    ``calibration_images`` (uint8 training images) the network is quantised to int8 first
+    (PT2E with XNNPACK's quantiser: symmetric per-channel int8 weights, int8 activations
+    whose ranges are measured on those images).
+    """
+    _require_executorch()
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    module = images_to_proba_module(est)
+    # the memory plan follows the example's batch: give the largest one
+    example = torch.zeros((EXECUTORCH_MAX_BATCH, *est.input_shape_), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=EXECUTORCH_MAX_BATCH)
+    with _quiet(), torch.no_grad():
+        if calibration_images is not None:
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+            graph = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+            quantizer = XNNPACKQuantizer().set_global(
+                get_symmetric_quantization_config(is_per_channel=True)
+            )
+            prepared = prepare_pt2e(graph.module(), quantizer)
+            C = np.ascontiguousarray(calibration_images)
+            for i in range(0, len(C), 64):
+                prepared(torch.as_tensor(C[i : i + 64]))
+            module = convert_pt2e(prepared)
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        return bytes(lowered.to_executorch().buffer)
+
+
+def executorch_method(path):
+    """The ``forward`` method of the ExecuTorch program at ``path``, loaded by ``executorch.runtime``."""
+    _require_executorch()
+    from executorch.runtime import Runtime
+
+    return Runtime.get().load_program(str(path)).load_method("forward")
+
+
+def run_executorch(method, X: np.ndarray) -> np.ndarray:
+    """Run an objrec ExecuTorch ``method`` on uint8 images ``(N, ...)``: probabilities ``(N, K)``,
+    in chunks of at most :data:`EXECUTORCH_MAX_BATCH` images."""
+    import torch
+
+    parts = [
+        method.execute([torch.as_tensor(np.ascontiguousarray(X[i : i + EXECUTORCH_MAX_BATCH]))])[
+            0
+        ].numpy()
+        for i in range(0, len(X), EXECUTORCH_MAX_BATCH)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 # ------------------------------------------------------------------- classic pipelines
@@ -597,13 +806,17 @@ class ExportResult:
     path: Path
     format: str
     reports: list[ParityReport]
+    quantization: object = None  # objrec.metadata.QuantizationRecord of an int8 export
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "path": str(self.path),
             "format": self.format,
             "checks": [r.as_dict() for r in self.reports],
         }
+        if self.quantization is not None:
+            out["quantization"] = self.quantization.to_json()
+        return out
 
 
 def export(
@@ -616,17 +829,28 @@ def export(
     dynamic_batch: bool = True,
     tolerance: float = TOLERANCE,
     opencv: bool | None = None,
+    quantize: str | None = None,
+    calibration_images: np.ndarray | None = None,
+    check_labels: np.ndarray | None = None,
 ) -> ExportResult:
     """Export ``est`` to ``out`` and verify it on ``check_images``.
 
     Parameters
     ----------
     est : fitted objrec estimator (``objrec.load(...)``).
-    out : file to write (``.onnx`` or ``.pt``); written only if every check passes.
-    format : "onnx" or "torchscript" (CNNs only).
+    out : file to write (``.onnx``, ``.pt`` or ``.pte``); written only if every check passes.
+    format : "onnx", "torchscript" (CNNs only), "executorch" (CNNs only) or "triton"
+        (``out`` a folder: a Triton model repository, :func:`export_triton`).
     check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
     opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
         the ``ai.onnx.ml`` operators OpenCV does not implement).
+    quantize : None (float) or "int8" (ONNX, CNNs): the float graph passes the parity
+        check, is quantised (:func:`quantize_onnx_int8`) on ``calibration_images`` (uint8
+        training images), and the int8 model must then agree with the float one on the
+        top-1 class of >= 99% of ``check_images`` and lose <= 0.5 points of accuracy
+        against ``check_labels`` (true classes, ``(N,)``; None skips the accuracy limit);
+        the :class:`~objrec.metadata.QuantizationRecord` is stored in the ONNX metadata
+        (``quantization``) and returned.
 
     Raises
     ------
@@ -643,6 +867,29 @@ def export(
         )
     expected = reference_scores(est, X)
     reports: list[ParityReport] = []
+    if quantize not in (None, "int8"):
+        raise ExportError(f"unknown quantisation {quantize!r}; use int8")
+    if format == "triton":
+        return export_triton(
+            est,
+            out,
+            check_images=check_images,
+            opset=opset,
+            tolerance=tolerance,
+            opencv=opencv,
+            quantize=quantize,
+            calibration_images=calibration_images,
+            check_labels=check_labels,
+        )
+    if quantize and (format not in ("onnx", "executorch") or not is_cnn(est)):
+        raise ExportError(
+            "--quantize int8 is for CNNs exported to ONNX, Triton or ExecuTorch "
+            "(--format onnx, triton or executorch)"
+        )
+    if quantize and calibration_images is None:
+        raise ExportError("int8 quantisation needs calibration images (training images)")
+    if check_labels is not None and len(check_labels) != len(X):
+        raise ExportError(f"{len(check_labels)} check labels for {len(X)} check images")
     if format == "onnx":
         data = to_onnx_bytes(est, opset=opset, dynamic_batch=dynamic_batch)
         session = onnx_session(data)
@@ -656,9 +903,27 @@ def export(
                 raise ExportError(f"opencv-dnn could not run the exported model: {e}") from e
             reports.append(compare_outputs(expected, got, "opencv-dnn", tolerance))
         _fail_on(reports, out)
+        record = None
+        if quantize:
+            calib = _check(calibration_images, what="calibration images")
+            data = quantize_onnx_int8(data, calib)
+            got = run_onnx(onnx_session(data), X)
+            record = quantization_check(
+                expected,
+                got,
+                labels=check_labels,
+                classes=est.classes_,
+                calibration_images=len(calib),
+            )
+            if not record.passed:
+                raise ExportError(f"int8 check failed, {out} not written: {record}")
+            import json
+
+            data = _set_metadata(data, "quantization", json.dumps(record.to_json()))
         from objrec.io import atomic_write_bytes
 
         atomic_write_bytes(out, data)
+        return ExportResult(out, format, reports, record)
     elif format == "torchscript":
         if not is_cnn(est):
             raise ExportError(
@@ -681,9 +946,205 @@ def export(
             reports.append(compare_outputs(expected, got, "torchscript", tolerance))
             _fail_on(reports, out)
             tmp_file.replace(out)
+    elif format == "executorch":
+        if not is_cnn(est):
+            raise ExportError(
+                f"ExecuTorch export is for CNNs; {type(est).__name__} is a scikit-learn "
+                "pipeline: use --format onnx"
+            )
+        calib = _check(calibration_images, what="calibration images") if quantize else None
+        data = cnn_to_executorch_bytes(est, calibration_images=calib)
+        record = None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            tmp_file = Path(tmp) / out.name
+            tmp_file.write_bytes(data)
+            got = run_executorch(executorch_method(tmp_file), X)
+            if quantize:  # the float network is the reference: expected = PyTorch float
+                record = quantization_check(
+                    expected,
+                    got,
+                    labels=check_labels,
+                    classes=est.classes_,
+                    calibration_images=len(calib),
+                    scheme=EXECUTORCH_QUANT_SCHEME,
+                )
+                if not record.passed:
+                    raise ExportError(f"int8 check failed, {out} not written: {record}")
+            else:
+                reports.append(compare_outputs(expected, got, "executorch", tolerance))
+                _fail_on(reports, out)
+            tmp_file.replace(out)
+        return ExportResult(out, format, reports, record)
+    elif format == "tflite":
+        if not is_cnn(est):
+            raise ExportError(
+                f"LiteRT export is for CNNs; {type(est).__name__} is a scikit-learn "
+                "pipeline: use --format onnx"
+            )
+        data = cnn_to_tflite_bytes(est)
+        reports.append(compare_outputs(expected, run_tflite(data, X), "litert", tolerance))
+        _fail_on(reports, out)
+        from objrec.io import atomic_write_bytes
+
+        atomic_write_bytes(out, data)
     else:
-        raise ExportError(f"unknown export format {format!r}; use onnx or torchscript")
+        raise ExportError(
+            f"unknown export format {format!r}; use onnx, torchscript, executorch, triton or tflite"
+        )
     return ExportResult(out, format, reports)
+
+
+def runner(path, format: str, *, threads: int | None = None):
+    """A callable uint8 images ``(N, ...)`` -> probabilities ``(N, K)`` for an exported file.
+
+    ``format``: "onnx" (ONNX Runtime, ``threads`` intra-op threads), "torchscript" or
+    "executorch".
+    """
+    path = Path(path)
+    if format == "onnx":
+        session = onnx_session(path.read_bytes(), threads=threads)
+        return lambda X: run_onnx(session, X)
+    if format == "torchscript":
+        import torch
+
+        module = torch.jit.load(str(path))
+
+        def run_ts(X):
+            with torch.no_grad():
+                return module(torch.as_tensor(X)).numpy()
+
+        return run_ts
+    if format == "executorch":
+        method = executorch_method(path)
+        return lambda X: run_executorch(method, X)
+    if format == "tflite":
+        data = path.read_bytes()
+        return lambda X: run_tflite(data, X)
+    raise ExportError(f"no runner for format {format!r}")
+
+
+def latency_ms(run, batch: np.ndarray, *, repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time in milliseconds of one call ``run(batch)``; ``batch`` uint8
+    ``(N, ...)`` (``X[:1]`` for the single-image latency)."""
+    import time
+
+    x = np.ascontiguousarray(batch)
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+# ----------------------------------------------------------------- LiteRT (TFLite)
+
+
+def cnn_to_tflite_bytes(est, *, batch: int = 1) -> bytes:
+    """A LiteRT (TensorFlow Lite) flatbuffer of a CNN with its preprocessing and softmax.
+
+    ``litert_torch.convert`` of :func:`images_to_proba_module` at a fixed batch ``batch``:
+    input uint8 ``(batch, *input_shape)``, output float32 probabilities ``(batch, K)``.
+    Needs ``litert-torch`` (it pins ``typing-extensions<4.13``, so it lives in its own
+    environment: ``make litert-env``).
+    """
+    try:
+        import litert_torch
+    except ImportError as e:
+        raise ExportError(
+            f"LiteRT export needs litert-torch ({e}); it cannot share objrec's main "
+            "environment (typing-extensions<4.13): run it from the one `make litert-env` builds"
+        ) from e
+    import torch
+
+    module = images_to_proba_module(est)
+    example = torch.zeros((batch, *est.input_shape_), dtype=torch.uint8)
+    with _quiet(), torch.no_grad():
+        edge = litert_torch.convert(module, (example,))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.tflite"
+            edge.export(str(path))
+            return path.read_bytes()
+
+
+def run_tflite(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
+    """Run a LiteRT model (``ai_edge_litert``'s interpreter) on uint8 images ``(N, ...)``,
+    in batches of the model's fixed batch size (N must be a multiple of it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    b = int(inp["shape"][0])
+    if len(X) % b:
+        raise ExportError(f"{len(X)} images do not split into batches of {b}")
+    parts = []
+    for i in range(0, len(X), b):
+        interp.set_tensor(inp["index"], np.ascontiguousarray(X[i : i + b]))
+        interp.invoke()
+        parts.append(interp.get_tensor(out["index"]).copy())
+    return np.concatenate(parts)
+
+
+# ------------------------------------------------------------------------- Triton
+
+#: The largest batch Triton's dynamic batcher forms for an objrec model.
+TRITON_MAX_BATCH = 256
+
+
+def triton_model_name(est) -> str:
+    """A Triton model name for ``est``: its method name, letters, digits, ``-`` and ``_`` only."""
+    import re
+
+    meta = getattr(est, "objrec_metadata_", None) or {}
+    raw = str(meta.get("method") or getattr(est, "method_name", "") or "model")
+    return re.sub(r"[^A-Za-z0-9_-]", "_", raw) or "model"
+
+
+def triton_config(
+    name: str, input_shape, n_classes: int, *, max_batch_size: int = TRITON_MAX_BATCH
+) -> str:
+    """``config.pbtxt`` text of an objrec ONNX model in a Triton model repository.
+
+    ONNX Runtime backend; input ``images`` TYPE_UINT8 with dims ``input_shape`` (the batch
+    dimension is Triton's, up to ``max_batch_size``), output ``probabilities`` TYPE_FP32
+    dims ``[n_classes]``; dynamic batching on, one CPU instance.
+    """
+    dims = ", ".join(str(int(d)) for d in input_shape)
+    return (
+        f'name: "{name}"\n'
+        'platform: "onnxruntime_onnx"\n'
+        'backend: "onnxruntime"\n'
+        f"max_batch_size: {int(max_batch_size)}\n"
+        "input [\n"
+        f'  {{ name: "{INPUT_NAME}" data_type: TYPE_UINT8 dims: [ {dims} ] }}\n'
+        "]\n"
+        "output [\n"
+        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ {int(n_classes)} ] }}\n'
+        "]\n"
+        "dynamic_batching {\n"
+        f"  preferred_batch_size: [ {min(32, int(max_batch_size))} ]\n"
+        "  max_queue_delay_microseconds: 2000\n"
+        "}\n"
+        "instance_group [ { count: 1 kind: KIND_CPU } ]\n"
+    )
+
+
+def export_triton(est, repository, **kw) -> ExportResult:
+    """A Triton model repository in ``repository``: ``NAME/1/model.onnx`` (dynamic batch,
+    checked as :func:`export` checks ONNX; ``kw`` go to it) and ``NAME/config.pbtxt``.
+    Returns the result with ``path`` the model's folder ``repository/NAME``."""
+    from objrec.io import atomic_write_bytes
+
+    name = triton_model_name(est)
+    folder = Path(repository) / name
+    res = export(est, folder / "1" / "model.onnx", format="onnx", dynamic_batch=True, **kw)
+    config = triton_config(name, est.input_shape_, len(est.classes_))
+    atomic_write_bytes(folder / "config.pbtxt", config.encode())
+    return ExportResult(folder, "triton", res.reports, res.quantization)
 
 
 def _fail_on(reports: list[ParityReport], out: Path) -> None:
