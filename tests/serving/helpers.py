@@ -1,4 +1,5 @@
-"""Image bytes for the serving tests, encoded with Pillow or built by hand."""
+"""Image bytes for the serving tests, encoded with Pillow or built by hand, and a live
+server for the tests that talk HTTP."""
 
 from __future__ import annotations
 
@@ -41,3 +42,28 @@ def json_error(r, status: int) -> str:
     assert body["status"] == status and isinstance(body["error"], str) and body["error"]
     assert "Traceback" not in r.text
     return body["error"]
+
+
+def serve_in_thread(app, **config):
+    """Start ``app`` on uvicorn in a daemon thread, on a free port of 127.0.0.1.
+
+    ``config``: more ``uvicorn.Config`` arguments (e.g. ``http=`` a protocol class).
+    Returns ``(server, thread, sock)``; stop it with ``server.should_exit = True``.
+    Fails the test when the server has not started within 20 s.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    return srv, thread, sock

@@ -11,11 +11,12 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httptools")
 import httpx
-import uvicorn
 
 from objrec.serving.app import create_app
 from objrec.serving.predictor import Predictor
 from objrec.serving.protocol import TimeoutHttpToolsProtocol
+
+from .helpers import serve_in_thread
 
 TIMEOUT = 1.0  # seconds a client gets for its headers, and between two body chunks
 
@@ -29,16 +30,7 @@ def server(pixels_logreg):
     """A live server (one uvicorn in a thread) with a pixel budget fit for huge images."""
     predictor = Predictor(pixels_logreg, metadata={"method": "pixels-logreg"}, backend="native")
     app = create_app(predictor, max_pixels=40_000_000, max_total_pixels=300_000_000)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=_Protocol, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
+    srv, thread, sock = serve_in_thread(app, http=_Protocol)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}", sock.getsockname()
     srv.should_exit = True
     thread.join(10)

@@ -1,10 +1,6 @@
 """The Open Inference Protocol v2 routes, driven by Triton's own client (``tritonclient[http]``)
 against a live uvicorn on 127.0.0.1, as a Triton or KServe user would call them."""
 
-import socket
-import threading
-import time
-
 import numpy as np
 import pytest
 
@@ -13,25 +9,18 @@ pytest.importorskip("httptools")
 httpclient = pytest.importorskip(
     "tritonclient.http", reason="tritonclient not installed (pip install 'tritonclient[http]')"
 )
-import uvicorn  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 from objrec.serving.app import create_app  # noqa: E402
 from objrec.serving.predictor import Predictor  # noqa: E402
 
+from .helpers import serve_in_thread  # noqa: E402
+
 KEY = "s3cret-key"
 
 
 def _serve(app):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
+    srv, thread, sock = serve_in_thread(app)
     return srv, thread, f"127.0.0.1:{sock.getsockname()[1]}"
 
 
