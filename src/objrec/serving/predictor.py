@@ -181,14 +181,21 @@ class Predictor:
         return self.format_top_k(self.predict_proba(images), k)
 
     def assess(
-        self, X: np.ndarray, proba: np.ndarray, reject_below: float | None = None
+        self,
+        X: np.ndarray,
+        proba: np.ndarray,
+        reject_below: float | None = None,
+        top_k: list[list[dict]] | None = None,
     ) -> list[dict]:
         """Per image of ``X`` (uint8 at ``input_shape``) with probabilities ``proba``: its
         out-of-distribution score and polarity warning (:func:`objrec.serving.ood.assess`,
-        against the training images' ``input_stats`` in the metadata, when recorded)."""
+        against the training images' ``input_stats`` in the metadata, when recorded).
+        ``top_k``: :meth:`format_top_k` of ``proba``, whose first entries are the top
+        probabilities (not recomputed then)."""
         from objrec.serving.ood import INPUT_STATS_KEY, assess
 
-        return assess(proba, X, self.metadata.get(INPUT_STATS_KEY), reject_below)
+        top = None if top_k is None else [tk[0]["probability"] for tk in top_k]
+        return assess(proba, X, self.metadata.get(INPUT_STATS_KEY), reject_below, top)
 
     def format_top_k(self, proba: np.ndarray, k: int) -> list[list[dict]]:
         if k < 1:
@@ -216,8 +223,9 @@ class Predictor:
         def flush():
             X = to_model_input([a for _, a in batch], self.input_shape, self.image_spec)
             proba = self.scores(X)
-            checks = self.assess(X, proba, reject_below)
-            for (name, _), tk, ood in zip(batch, self.format_top_k(proba, k), checks, strict=True):
+            tops = self.format_top_k(proba, k)
+            checks = self.assess(X, proba, reject_below, tops)
+            for (name, _), tk, ood in zip(batch, tops, checks, strict=True):
                 yield FileResult(name, top_k=tk, ood=ood)
             batch.clear()
 
