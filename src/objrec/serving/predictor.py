@@ -201,10 +201,12 @@ class Predictor:
         if k < 1:
             raise InputError(f"top_k must be at least 1, got {k}")
         k = min(int(k), self.n_classes)
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k].tolist()
+        names = self.classes
+        # Python ints and floats at once (tolist): the same values as int(j), float(p[j])
         return [
-            [{"label": self.classes[j], "index": int(j), "probability": float(p[j])} for j in row]
-            for p, row in zip(proba, order, strict=True)
+            [{"label": names[j], "index": j, "probability": p[j]} for j in row]
+            for p, row in zip(np.asarray(proba).tolist(), order, strict=True)
         ]
 
     def predict_files(
