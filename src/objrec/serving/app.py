@@ -321,8 +321,8 @@ def create_app(
     def decode_and_predict(
         opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
-        """Decode every opened image and classify them: per image its ``top_k``, ``label``,
-        ``ood`` and (``with_input``) ``input_image``."""
+        """Decode every opened image and classify them: per image its ``file`` (name),
+        ``top_k``, ``label``, ``ood`` and (``with_input``) ``input_image``."""
         arrays = []
         for im in opened:
             try:
@@ -337,8 +337,9 @@ def create_app(
         except ObjrecError as e:
             raise RequestError(422, str(e)) from e
         out = []
-        for i, (tk, ood) in enumerate(zip(tops, checks, strict=True)):
+        for i, (im, tk, ood) in enumerate(zip(opened, tops, checks, strict=True)):
             rec = {
+                "file": im.name,
                 "top_k": tk,
                 "label": "unknown" if ood["unknown"] else tk[0]["label"],
                 "ood": ood,
@@ -401,9 +402,7 @@ def create_app(
         # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
         return JSONResponse(
             {
-                "predictions": [
-                    {"file": name, **rec} for (name, _), rec in zip(items, result, strict=True)
-                ],
+                "predictions": result,
                 "model": info.get("method"),
                 "backend": predictor.backend,
                 "reject_below": reject_below,
