@@ -23,6 +23,7 @@ import numpy as np
 
 from objrec.cpu import usable_cores
 from objrec.errors import InputError, ObjrecError
+from objrec.serving import ood
 from objrec.serving.preprocess import (
     DEFAULT_MAX_PIXELS,
     decode_image,
@@ -192,10 +193,8 @@ class Predictor:
         against the training images' ``input_stats`` in the metadata, when recorded).
         ``top_k``: :meth:`format_top_k` of ``proba``, whose first entries are the top
         probabilities (not recomputed then)."""
-        from objrec.serving.ood import INPUT_STATS_KEY, assess
-
         top = None if top_k is None else [tk[0]["probability"] for tk in top_k]
-        return assess(proba, X, self.metadata.get(INPUT_STATS_KEY), reject_below, top)
+        return ood.assess(proba, X, self.metadata.get(ood.INPUT_STATS_KEY), reject_below, top)
 
     def format_top_k(self, proba: np.ndarray, k: int) -> list[list[dict]]:
         if k < 1:
@@ -227,8 +226,8 @@ class Predictor:
             proba = self.scores(X)
             tops = self.format_top_k(proba, k)
             checks = self.assess(X, proba, reject_below, tops)
-            for (name, _), tk, ood in zip(batch, tops, checks, strict=True):
-                yield FileResult(name, top_k=tk, ood=ood)
+            for (name, _), tk, check in zip(batch, tops, checks, strict=True):
+                yield FileResult(name, top_k=tk, ood=check)
             batch.clear()
 
         for p in paths:
