@@ -168,6 +168,30 @@ def test_one_pixel_limit_without_pillow_warning(tmp_path):
         Image.MAX_IMAGE_PIXELS = old
 
 
+def test_bomb_warning_ignored_nests_and_restores(tmp_path):
+    p = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(p)
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 100_000  # 120,000 pixels: Pillow warns; 2x: it refuses
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            before = list(warnings.filters)
+            with im.bomb_warning_ignored():
+                with im.bomb_warning_ignored():  # nested: the outer block's filter holds
+                    assert im.decode(p, max_pixels=None).shape == (300, 400)
+                assert im.decode(p, max_pixels=None).shape == (300, 400)
+                Image.MAX_IMAGE_PIXELS = 50_000  # Pillow's own error still raises
+                with pytest.raises(im.ImageTooLargeError, match=r"big\.png: image too large"):
+                    im.decode(p, max_pixels=None)
+                Image.MAX_IMAGE_PIXELS = 100_000
+            assert warnings.filters == before  # restored on the way out
+            with pytest.raises(Image.DecompressionBombWarning):  # outside: not ignored
+                warnings.warn("bomb", Image.DecompressionBombWarning, stacklevel=1)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 # ----------------------------------------------------------------------------- resize, fit
 
 

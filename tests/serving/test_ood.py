@@ -49,6 +49,11 @@ def test_assess_and_threshold():
     out = assess(proba, np.zeros((2, 4, 4), np.uint8), None, reject_below=0.6)
     assert [o["max_probability"] for o in out] == [0.9, 0.55]
     assert [o["unknown"] for o in out] == [False, True]
+    # top probabilities given (e.g. from the top-k): used as they are, one per image
+    given = assess(proba, np.zeros((2, 4, 4), np.uint8), None, 0.6, top=[0.5, 0.7])
+    assert [(o["max_probability"], o["unknown"]) for o in given] == [(0.5, True), (0.7, False)]
+    with pytest.raises(ValueError, match="1 top probabilities for 2 images"):
+        assess(proba, np.zeros((2, 4, 4), np.uint8), None, top=[0.5])
     assert check_threshold(None) is None and check_threshold("0.5") == 0.5
     for bad in (-0.1, 1.5, "x"):
         with pytest.raises(ValueError, match="between 0 and 1"):

@@ -79,6 +79,27 @@ def test_to_model_input_colour_and_size():
         to_model_input([np.zeros((4, 4, 2), np.uint8)], (8, 8))
 
 
+def test_to_model_input_images_already_at_the_input():
+    from objrec.data.images import ImageSpec, prepare
+
+    rng = np.random.default_rng(2)
+    for shape in ((8, 8), (8, 8, 1), (8, 8, 3)):
+        spec = ImageSpec.from_shape(shape)
+        imgs = [
+            rng.integers(0, 256, (8, 8), dtype=np.uint8),
+            rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+            rng.integers(0, 256, (5, 9), dtype=np.uint8),
+        ]
+        out = to_model_input(imgs, shape, spec)
+        for o, img in zip(out, imgs, strict=True):  # oracle: prepare, image by image
+            np.testing.assert_array_equal(o.reshape(spec.shape), prepare(img, spec))
+    # the right shape but not uint8: still validated (whole floats pass, others are refused)
+    grey = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    np.testing.assert_array_equal(to_model_input([grey.astype(float)], (8, 8))[0], grey)
+    with pytest.raises(InputError, match=r"0\.\.255"):
+        to_model_input([grey + 0.5], (8, 8))
+
+
 def test_find_images_files_folders_globs(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     for p in ("a/1.png", "a/b/2.jpg", "a/b/notes.txt", "3.PNG"):

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -348,6 +349,40 @@ def _guarded(fn, source, name: str, max_pixels: int):
         return opened.apply(fn)
 
 
+_GUARD = threading.local()  # .on: this thread is inside a bomb_warning_ignored block
+
+
+class bomb_warning_ignored:
+    """Context manager: Pillow's ``DecompressionBombWarning`` ignored inside (objrec checks
+    its own, lower, pixel limit; Pillow's ``DecompressionBombError`` still raises).
+
+    ``warnings.catch_warnings`` copies the whole filter list on entry, so a caller handling
+    several images (a server request) enters one block around all of them; the blocks that
+    :func:`open_image` and :meth:`OpenedImage.apply` enter inside it then cost nothing.
+    Like ``catch_warnings`` it changes process-wide state; nested blocks in one thread are
+    free.
+    """
+
+    __slots__ = ("_cw",)
+
+    def __enter__(self) -> bomb_warning_ignored:
+        self._cw = None
+        if getattr(_GUARD, "on", False):
+            return self
+        from PIL import Image
+
+        self._cw = warnings.catch_warnings()
+        self._cw.__enter__()
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        _GUARD.on = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._cw is not None:
+            _GUARD.on = False
+            self._cw.__exit__(*exc)
+
+
 class OpenedImage:
     """An image file opened by Pillow: its header read and checked, no pixel decoded yet.
 
@@ -370,13 +405,11 @@ class OpenedImage:
 
     def apply(self, fn):
         """``fn(img)`` on the Pillow image, its failures as :class:`ImageDecodeError`."""
-        from PIL import Image
 
         if self._img is None:
             raise ValueError(f"{self.name or 'the image'} is closed (decoded already?)")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with bomb_warning_ignored():
                 return fn(self._img)
         except (ImageDecodeError, MemoryError):
             raise
@@ -415,16 +448,14 @@ def open_image(
     ``max_pixels`` (None: no limit of objrec's own; Pillow's decompression-bomb guard,
     twice ``PIL.Image.MAX_IMAGE_PIXELS``, still applies).
     """
-    from PIL import Image
 
     source, name = _source_name(source, name)
     if isinstance(source, bytes | bytearray | memoryview) and not len(source):
         why = "empty file (0 bytes); send an image file (PNG, JPEG, ...)"
         raise ImageDecodeError(_label(name) + why, path=name, reason=why)
     try:
-        with warnings.catch_warnings():
-            # the pixel limit below is checked first; Pillow's own (higher) one is not a warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # the pixel limit below is checked first; Pillow's own (higher) one is not a warning
+        with bomb_warning_ignored():
             img = _open(source, name)
     except MemoryError:
         raise
@@ -745,6 +776,7 @@ __all__ = [
     "ImageSpec",
     "ImageTooLargeError",
     "OpenedImage",
+    "bomb_warning_ignored",
     "convert_color",
     "decode",
     "describe_working_size",

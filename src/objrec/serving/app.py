@@ -51,6 +51,7 @@ from objrec.serving.preprocess import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
     OpenedImage,
+    bomb_warning_ignored,
     open_image,
 )
 
@@ -321,8 +322,8 @@ def create_app(
     def decode_and_predict(
         opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
-        """Decode every opened image and classify them: per image its ``top_k``, ``label``,
-        ``ood`` and (``with_input``) ``input_image``."""
+        """Decode every opened image and classify them: per image its ``file`` (name),
+        ``top_k``, ``label``, ``ood`` and (``with_input``) ``input_image``."""
         arrays = []
         for im in opened:
             try:
@@ -333,12 +334,13 @@ def create_app(
             X = to_model_input(arrays, predictor.input_shape, predictor.image_spec)
             proba = predictor.scores(X)
             tops = predictor.format_top_k(proba, k)
-            checks = predictor.assess(X, proba, reject_below)
+            checks = predictor.assess(X, proba, reject_below, tops)
         except ObjrecError as e:
             raise RequestError(422, str(e)) from e
         out = []
-        for i, (tk, ood) in enumerate(zip(tops, checks, strict=True)):
+        for i, (im, tk, ood) in enumerate(zip(opened, tops, checks, strict=True)):
             rec = {
+                "file": im.name,
                 "top_k": tk,
                 "label": "unknown" if ood["unknown"] else tk[0]["label"],
                 "ood": ood,
@@ -369,27 +371,29 @@ def create_app(
         # the handle that read its header decodes it.
         opened: list[OpenedImage] = []
         try:
-            known = 0
-            for name, data in items:
-                try:
-                    im = open_image(data, max_pixels=None, name=name)
-                except ImageTooLargeError as e:  # over Pillow's decompression-bomb guard
-                    raise RequestError(413, str(e)) from e
-                except InputError as e:
-                    raise RequestError(422, str(e)) from e
-                opened.append(im)
-                if im.pixels > max_pixels:
-                    raise RequestError(
-                        413,
-                        f"{name}: image too large: {im.pixels:,} pixels, over the limit of "
-                        f"{max_pixels:,}; resize it before sending",
-                    )
-                known += im.pixels
-            if known > max_total_pixels:
-                raise RequestError(413, _too_many_pixels(known, max_total_pixels))
-            if len(opened) <= INLINE_IMAGES and known <= INLINE_PIXELS:
-                result = decode_and_predict(opened, k, with_input)
-            else:
+            known, result = 0, None
+            # one warnings block for the whole request (entering one copies the filter list)
+            with bomb_warning_ignored():
+                for name, data in items:
+                    try:
+                        im = open_image(data, max_pixels=None, name=name)
+                    except ImageTooLargeError as e:  # over Pillow's decompression-bomb guard
+                        raise RequestError(413, str(e)) from e
+                    except InputError as e:
+                        raise RequestError(422, str(e)) from e
+                    opened.append(im)
+                    if im.pixels > max_pixels:
+                        raise RequestError(
+                            413,
+                            f"{name}: image too large: {im.pixels:,} pixels, over the limit of "
+                            f"{max_pixels:,}; resize it before sending",
+                        )
+                    known += im.pixels
+                if known > max_total_pixels:
+                    raise RequestError(413, _too_many_pixels(known, max_total_pixels))
+                if len(opened) <= INLINE_IMAGES and known <= INLINE_PIXELS:
+                    result = decode_and_predict(opened, k, with_input)
+            if result is None:  # decoded on a worker thread (its own warnings block)
                 result = await anyio.to_thread.run_sync(
                     decode_and_predict, opened, k, with_input, limiter=workers
                 )
@@ -399,9 +403,7 @@ def create_app(
         # a JSONResponse directly: plain JSON types already, no jsonable_encoder pass needed
         return JSONResponse(
             {
-                "predictions": [
-                    {"file": name, **rec} for (name, _), rec in zip(items, result, strict=True)
-                ],
+                "predictions": result,
                 "model": info.get("method"),
                 "backend": predictor.backend,
                 "reject_below": reject_below,

@@ -122,16 +122,23 @@ def check_threshold(p: float | None, what: str = "--reject-below") -> float | No
 
 
 def assess(
-    proba: np.ndarray, X: np.ndarray, stats: dict | None, reject_below: float | None = None
+    proba: np.ndarray,
+    X: np.ndarray,
+    stats: dict | None,
+    reject_below: float | None = None,
+    top: list[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Per image: ``max_probability``, ``unknown`` (below ``reject_below``), ``warning``
-    (the polarity check, or None)."""
-    mp = max_probability(proba)
-    warns = polarity_warning(stats, X)
+    (the polarity check, or None). ``top``: the (N,) top probabilities when the caller has
+    them already (e.g. the first of each top-k), else the maxima of ``proba`` (N, K)."""
+    mp = max_probability(proba).tolist() if top is None else top
+    if len(mp) != len(X):
+        raise ValueError(f"{len(mp)} top probabilities for {len(X)} images")
+    warns = polarity_warning(stats, X) if stats is not None else [None] * len(X)
     return [
         {
-            "max_probability": float(p),
-            "unknown": reject_below is not None and float(p) < reject_below,
+            "max_probability": p,
+            "unknown": reject_below is not None and p < reject_below,
             "warning": w,
         }
         for p, w in zip(mp, warns, strict=True)

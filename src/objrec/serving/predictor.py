@@ -23,6 +23,7 @@ import numpy as np
 
 from objrec.cpu import usable_cores
 from objrec.errors import InputError, ObjrecError
+from objrec.serving import ood
 from objrec.serving.preprocess import (
     DEFAULT_MAX_PIXELS,
     decode_image,
@@ -181,23 +182,30 @@ class Predictor:
         return self.format_top_k(self.predict_proba(images), k)
 
     def assess(
-        self, X: np.ndarray, proba: np.ndarray, reject_below: float | None = None
+        self,
+        X: np.ndarray,
+        proba: np.ndarray,
+        reject_below: float | None = None,
+        top_k: list[list[dict]] | None = None,
     ) -> list[dict]:
         """Per image of ``X`` (uint8 at ``input_shape``) with probabilities ``proba``: its
         out-of-distribution score and polarity warning (:func:`objrec.serving.ood.assess`,
-        against the training images' ``input_stats`` in the metadata, when recorded)."""
-        from objrec.serving.ood import INPUT_STATS_KEY, assess
-
-        return assess(proba, X, self.metadata.get(INPUT_STATS_KEY), reject_below)
+        against the training images' ``input_stats`` in the metadata, when recorded).
+        ``top_k``: :meth:`format_top_k` of ``proba``, whose first entries are the top
+        probabilities (not recomputed then)."""
+        top = None if top_k is None else [tk[0]["probability"] for tk in top_k]
+        return ood.assess(proba, X, self.metadata.get(ood.INPUT_STATS_KEY), reject_below, top)
 
     def format_top_k(self, proba: np.ndarray, k: int) -> list[list[dict]]:
         if k < 1:
             raise InputError(f"top_k must be at least 1, got {k}")
         k = min(int(k), self.n_classes)
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k].tolist()
+        names = self.classes
+        # Python ints and floats at once (tolist): the same values as int(j), float(p[j])
         return [
-            [{"label": self.classes[j], "index": int(j), "probability": float(p[j])} for j in row]
-            for p, row in zip(proba, order, strict=True)
+            [{"label": names[j], "index": j, "probability": p[j]} for j in row]
+            for p, row in zip(np.asarray(proba).tolist(), order, strict=True)
         ]
 
     def predict_files(
@@ -216,9 +224,10 @@ class Predictor:
         def flush():
             X = to_model_input([a for _, a in batch], self.input_shape, self.image_spec)
             proba = self.scores(X)
-            checks = self.assess(X, proba, reject_below)
-            for (name, _), tk, ood in zip(batch, self.format_top_k(proba, k), checks, strict=True):
-                yield FileResult(name, top_k=tk, ood=ood)
+            tops = self.format_top_k(proba, k)
+            checks = self.assess(X, proba, reject_below, tops)
+            for (name, _), tk, check in zip(batch, tops, checks, strict=True):
+                yield FileResult(name, top_k=tk, ood=check)
             batch.clear()
 
         for p in paths:

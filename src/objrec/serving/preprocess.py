@@ -25,6 +25,7 @@ from objrec.data.images import (
     ImageSpec,
     ImageTooLargeError,
     OpenedImage,
+    bomb_warning_ignored,
     decode,
     open_image,
     prepare,
@@ -38,6 +39,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageTooLargeError",
     "OpenedImage",
+    "bomb_warning_ignored",
     "decode_image",
     "find_images",
     "open_image",
@@ -94,10 +96,15 @@ def to_model_input(images, input_shape, spec: ImageSpec | None = None) -> np.nda
             return images
     items = list(images)
     out = np.empty((len(items), *shape), np.uint8)
+    ready = spec.shape  # an image already in this shape and colour needs no conversion
+    expand = len(shape) == 3 and shape[2] == 1
     for i, img in enumerate(items):
-        a = check_images(np.asarray(img)[None], what=f"image {i}")[0]
-        a = prepare(a, spec)
-        out[i] = a[..., None] if len(shape) == 3 and shape[2] == 1 else a
+        if type(img) is np.ndarray and img.dtype == np.uint8 and img.shape == ready:
+            a = img  # what check_images and prepare would give back unchanged
+        else:
+            a = check_images(np.asarray(img)[None], what=f"image {i}")[0]
+            a = prepare(a, spec)
+        out[i] = a[..., None] if expand else a
     return out
 
 
