@@ -1,7 +1,7 @@
 """CIFAR-10 with the scratch CNN recipe (``airbench``): time to accuracy, time per epoch,
 throughput as a share of the machine's peak.
 
-    flock /work/wt/notes/bench.lock python benchmarks/cifar_cnn.py --budget 1200
+    python benchmarks/cifar_cnn.py --budget 1200
 
 Data: the JPEG re-encoding of CIFAR-10 (``../shared/data/cifar10-jpg.tar.gz``, decoded once
 into ``~/.cache/objrec/cifar_cnn``), split as the named dataset is: 45,000 training and
@@ -52,8 +52,7 @@ def load_cifar() -> tuple:
 
         root = CACHE / "cifar10-jpg"
         if not root.exists():
-            shared = SHARED if SHARED.exists() else Path("/work/shared/data")
-            with tarfile.open(shared / "cifar10-jpg.tar.gz") as tar:
+            with tarfile.open(SHARED / "cifar10-jpg.tar.gz") as tar:
                 tar.extractall(CACHE, filter="data")
         out = {}
         classes = sorted(p.name for p in (root / "train").iterdir())

@@ -1,7 +1,7 @@
 """Segmentation methods side by side on a scene set: mIoU, PQ, mask AP, fit time,
 predict speed and peak memory.
 
-    flock /work/wt/notes/bench.lock python benchmarks/segmentation.py \
+    python benchmarks/segmentation.py \
         --data-dir ../shared/data/mnist --sizes 1500,100,300 --forest-train 800 \
         --unet-width 8 --unet-epochs 4 --unet-seconds 420
 
