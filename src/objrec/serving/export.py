@@ -819,6 +819,15 @@ class ExportResult:
         return out
 
 
+def _require_cnn(est, fmt: str) -> None:
+    """Refuse a scikit-learn pipeline for ``fmt``, a format only networks export to."""
+    if not is_cnn(est):
+        raise ExportError(
+            f"{fmt} export is for CNNs; {type(est).__name__} is a scikit-learn "
+            "pipeline: use --format onnx"
+        )
+
+
 def export(
     est,
     out,
@@ -925,11 +934,7 @@ def export(
         atomic_write_bytes(out, data)
         return ExportResult(out, format, reports, record)
     elif format == "torchscript":
-        if not is_cnn(est):
-            raise ExportError(
-                f"TorchScript export is for CNNs; {type(est).__name__} is a scikit-learn "
-                "pipeline: use --format onnx"
-            )
+        _require_cnn(est, "TorchScript")
         import torch
 
         module = images_to_proba_module(est)
@@ -947,11 +952,7 @@ def export(
             _fail_on(reports, out)
             tmp_file.replace(out)
     elif format == "executorch":
-        if not is_cnn(est):
-            raise ExportError(
-                f"ExecuTorch export is for CNNs; {type(est).__name__} is a scikit-learn "
-                "pipeline: use --format onnx"
-            )
+        _require_cnn(est, "ExecuTorch")
         calib = _check(calibration_images, what="calibration images") if quantize else None
         data = cnn_to_executorch_bytes(est, calibration_images=calib)
         record = None
@@ -977,11 +978,7 @@ def export(
             tmp_file.replace(out)
         return ExportResult(out, format, reports, record)
     elif format == "tflite":
-        if not is_cnn(est):
-            raise ExportError(
-                f"LiteRT export is for CNNs; {type(est).__name__} is a scikit-learn "
-                "pipeline: use --format onnx"
-            )
+        _require_cnn(est, "LiteRT")
         data = cnn_to_tflite_bytes(est)
         reports.append(compare_outputs(expected, run_tflite(data, X), "litert", tolerance))
         _fail_on(reports, out)
