@@ -425,7 +425,7 @@ def load(path):
         if hasattr(cls, "_load_artifact"):
             est = cls._load_artifact(folder, meta)
         else:
-            est = _load_skops(model_file(folder, meta.weights or SKOPS_NAME))
+            est = load_skops(model_file(folder, meta.weights or SKOPS_NAME))
             if not isinstance(est, cls):
                 raise ModelFileError(
                     f"{folder}: holds a {type(est).__name__}, metadata says {meta.estimator}"
@@ -460,7 +460,12 @@ def _check_classes(est, meta: ModelMetadata, folder: Path) -> None:
 SKOPS_MAX_SCHEMA_BYTES = 256 << 20
 
 
-def _load_skops(file: Path):
+def load_skops(file: Path):
+    """The object in the skops file ``file``, after checking its unpacked size and that every
+    type it holds is skops' default or in :data:`objrec.skops_types.TRUSTED_TYPES`.
+
+    Raises ``ModelFileError`` for a corrupt, oversized or untrusted file.
+    """
     import zipfile
 
     import skops.io as sio

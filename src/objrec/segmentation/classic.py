@@ -161,14 +161,14 @@ class FilterBankForest(Segmenter):
 
     @classmethod
     def load(cls, folder) -> FilterBankForest:
-        import skops.io as sio
+        from objrec.artifact import load_skops  # size limits and the one type allow-list
 
         folder = Path(folder)
         try:
             meta = json.loads((folder / "segmenter.json").read_text())
-            forest = sio.load(folder / "forest.skops", trusted=["sklearn.tree._tree.Tree"])
         except Exception as e:
             raise ModelFileError(f"{folder}: cannot load the forest segmenter ({e})") from e
+        forest = load_skops(folder / "forest.skops")
         est = cls(**meta["params"])
         est.forest_, est.n_labels_ = forest, int(meta["n_labels"])
         est.prior_ratio_ = np.asarray(meta["prior_ratio"], np.float32)
