@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     import warnings
 
+    if args.command != "serve":  # a server's memory should shrink back between requests
+        from objrec.cpu import keep_freed_memory
+
+        keep_freed_memory()
     try:
         from objrec.progress import silenced
 
