@@ -28,11 +28,11 @@ def keep_freed_memory() -> bool:
 
     A network's activations are large blocks freed after every layer (inference) or step
     (training). By default glibc hands them back to the system and the next block is
-    faulted in page by page again, zero-filled; EfficientNet-Lite0 at 224x224 then spends
-    more than half of a batch's forward pass on page faults (BENCHMARKS.md, "Your own
-    photos"). With :data:`KEEP_FREED` the same forward pass runs 2.4x faster and a
-    training step about 15% faster, for a few hundred MiB more resident memory (the
-    effect PyTorch's CPU tuning guide gets from jemalloc or tcmalloc).
+    faulted in page by page again, zero-filled. With :data:`KEEP_FREED`, on 2 cores
+    (``benchmarks/allocator.py``, BENCHMARKS.md "Your own photos"), EfficientNet-Lite0's
+    forward pass of a batch of 32 runs 2.3x faster at 224x224 and 1.8x at 160x160, and a
+    fine-tuning step 10-25% faster, for about 8% more peak resident memory: the effect
+    PyTorch's CPU tuning guide gets from jemalloc or tcmalloc.
 
     Applied by the ``objrec`` command (not by ``import objrec``); does nothing where the C
     library is not glibc, or where the user set any of ``MALLOC_TRIM_THRESHOLD_``,
