@@ -309,5 +309,13 @@ def test_quick_budget_caps_the_pretrained_feature_side():
     assert C.budget_params("effnet-logreg", "full", est, 700, (64, 64, 3)) == {}
     est.set_params(image_size=224)  # the user's choice stays
     assert C.budget_params("effnet-logreg", "quick", est, 700, (64, 64, 3)) == {}
-    ft = objrec.make_method("efficientnet_lite0")  # fine-tuning keeps its side and steps
+    ft = objrec.make_method("efficientnet_lite0")  # fine-tuning: the same side, its steps
+    assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {
+        "model_args": {"image_size": (160, 160)}
+    }
+    assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (8, 8)) == {
+        "model_args": {"image_size": (40, 40)}
+    }
+    assert C.budget_params("efficientnet_lite0", "full", ft, 180, (64, 53)) == {}
+    ft.set_params(model_args={"image_size": (224, 224)})  # the user's choice stays
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {}

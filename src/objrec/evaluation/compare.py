@@ -94,8 +94,9 @@ SMALL_DATA: dict[str, dict[str, Any]] = {}
 #   Data large enough to need no floor (epochs x batches above it) is unchanged;
 # - the pretrained feature extractor (effnet-logreg) runs at most at QUICK_PRETRAINED_SIDE
 #   pixels (its native 224 in the full budget): half the computation of 224 per image, the
-#   same accuracy on CIFAR-10 (``nets.registry.pretrained_input_side``). Fine-tuning keeps
-#   its side: the ORL target (>= 97%) was met at 224 and 160 is not measured there.
+#   same accuracy on CIFAR-10 (``nets.registry.pretrained_input_side``); so is a
+#   pretrained network that is fine-tuned (a training step at 160 costs half of one at
+#   224, BENCHMARKS.md "Your own photos").
 QUICK_TRAIN_PIXELS = 80e6
 QUICK_PRETRAINED_SIDE = 160
 
@@ -207,7 +208,14 @@ def quick_network_params(
     from objrec.nets.registry import model_info
     from objrec.training.recipes import GLOBAL_DEFAULTS, plan_training
 
-    if estimator._fine_tunes_pretrained() or model_info(params["model"]).pretrained:
+    info = model_info(params["model"])
+    if estimator._fine_tunes_pretrained():  # fine-tuned at most at QUICK_PRETRAINED_SIDE
+        args = dict(params.get("model_args") or {})
+        if info.native_input and "image_size" not in args:
+            side = _quick_side(params["model"], h, w)
+            out["model_args"] = {**args, "image_size": (side, side)}
+        return out
+    if info.pretrained:
         return out
     est = estimator.__class__(**{**params, **preset})
     rec = est.resolved_recipe()
