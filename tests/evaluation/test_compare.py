@@ -310,12 +310,18 @@ def test_quick_budget_caps_the_pretrained_feature_side():
     est.set_params(image_size=224)  # the user's choice stays
     assert C.budget_params("effnet-logreg", "quick", est, 700, (64, 64, 3)) == {}
     ft = objrec.make_method("efficientnet_lite0")  # fine-tuning: the same side, its steps
+    rec = ft.resolved_recipe()
+    small = {"batch_size": 16, "lr": pytest.approx(rec["lr"] * (16 / rec["batch_size"]) ** 0.5)}
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {
-        "model_args": {"image_size": (160, 160)}
+        "model_args": {"image_size": (160, 160)},
+        **small,
     }
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (8, 8)) == {
-        "model_args": {"image_size": (40, 40)}
+        "model_args": {"image_size": (40, 40)},
+        **small,
     }
     assert C.budget_params("efficientnet_lite0", "full", ft, 180, (64, 53)) == {}
-    ft.set_params(model_args={"image_size": (224, 224)})  # the user's choice stays
+    ft.set_params(model_args={"image_size": (224, 224)}, batch_size=32)  # the user's choice
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {}
+    ft.set_params(batch_size=None, lr=1e-3)  # a rate of the user's own stays too
+    assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {"batch_size": 16}
