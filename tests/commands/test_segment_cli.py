@@ -27,13 +27,22 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     )
     from PIL import Image
 
-    assert Image.open(png).size == (5 * 96, 2 * 96)  # image, 2 true masks, 2 predicted
+    assert Image.open(png).size == (7 * 96, 2 * 96)  # image, 3 true overlays, 3 predicted
+    # evaluate wrote its report next to the model, with the fit time the run recorded
+    page = (run / "report-test.html").read_text()
+    assert 'id="m-forest"' in page and f"{m['fit_seconds']:,.1f} s" in page
     cmp_dir = tmp_path / "cmp"
     args = ["segment", "compare", "forest", "unet", "--trees", "2", "--epochs", "1",
             "--width", "4", *common, "--out", str(cmp_dir)]  # fmt: skip
     assert main(args) == 0
     both = json.loads((cmp_dir / "metrics.json").read_text())
     assert set(both) == {"forest", "unet"}
+    page = (cmp_dir / "report.html").read_text()
+    for part in ('id="m-forest"', 'id="m-unet"', "Side by side", "Per-class IoU", "classic",
+                 "CNN", "Right cases", "Wrong cases"):  # fmt: skip
+        assert part in page
+    assert page.count("<img ") == 3 + 2 * 2 and (cmp_dir / "plots" / "unet-wrong.png").is_file()
+    assert f"report: {cmp_dir / 'report.html'}" in capsys.readouterr().out
     assert (cmp_dir / "unet" / "weights.pt").is_file()
     onnx = tmp_path / "u.onnx"
     assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0

@@ -3,7 +3,9 @@ of scene sets (``mnist-scenes``, ``fashion-scenes``) with the classic forest and
 
 Each verb writes a run folder (``runs/NAME``): ``config.json``, ``versions.json``,
 ``metrics.json`` (mIoU, per-class IoU, Dice, PQ/SQ/RQ per class, mask AP) and, for
-``train``, the fitted segmenter in ``model/``.
+``train``, the fitted segmenter in ``model/``. ``compare`` also writes ``report.html``
+(and ``evaluate`` ``report-SPLIT.html``): right and wrong scenes as colour overlays, per-class
+IoU bars, the PQ/SQ/RQ table, the methods side by side (:mod:`objrec.report.segmentation`).
 """
 
 from __future__ import annotations
@@ -71,15 +73,18 @@ def register(sub) -> None:
     _data_options(e)
     e.add_argument("--split", choices=("test", "val"), default="test")
     _out_options(e)
+    e.add_argument("--no-report", action="store_true",
+                   help="skip report-SPLIT.html and its plots")  # fmt: skip
     e.set_defaults(func=run_evaluate)
     c = verbs.add_parser("compare", help="fit several methods on the same scenes, side by side")
     c.add_argument("methods", nargs="+", choices=("forest", "unet"))
     _data_options(c)
     _method_options(c)
     _out_options(c)
+    c.add_argument("--no-report", action="store_true", help="skip report.html and the plots")
     c.set_defaults(func=run_compare)
     s = verbs.add_parser(
-        "show", help="draw scenes: image, semantic mask, instance map side by side"
+        "show", help="draw scenes: image and its semantic, instance and panoptic overlays"
     )
     _data_options(s)
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
@@ -114,8 +119,9 @@ def _make(args, method: str):
     return make_segmenter("forest", n_estimators=args.trees)
 
 
-def measure(seg, split, n_labels: int) -> dict:
-    """Every metric of ``seg`` on a scene split, with predict time (seconds, per image)."""
+def predict_and_measure(seg, split, n_labels: int) -> tuple[dict, tuple]:
+    """Every metric of ``seg`` on a scene split, with predict time (seconds, per image),
+    and its predictions (semantic uint8 (N, H, W), instances uint16 (N, H, W))."""
     import time
 
     from objrec.evaluation.segmentation import segmentation_scores
@@ -126,7 +132,12 @@ def measure(seg, split, n_labels: int) -> dict:
     out = segmentation_scores(split.semantic, split.instances, sem, inst, n_labels, scores=scores)
     out["predict_seconds"] = seconds
     out["predict_ms_per_image"] = 1000 * seconds / max(len(split), 1)
-    return out
+    return out, (sem, inst)
+
+
+def measure(seg, split, n_labels: int) -> dict:
+    """Every metric of ``seg`` on a scene split, with predict time (seconds, per image)."""
+    return predict_and_measure(seg, split, n_labels)[0]
 
 
 def _summary(name: str, m: dict) -> str:
@@ -139,7 +150,8 @@ def _summary(name: str, m: dict) -> str:
 HEADER = "method     mIoU  pixacc     PQ  PQthg     SQ     RQ mask-AP  fit (s)"
 
 
-def _fit_and_measure(args, method: str, data, folder=None) -> dict:
+def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]:
+    """(metrics on the test scenes, with fit time; the test predictions)."""
     import time
 
     seg = _make(args, method)
@@ -150,9 +162,27 @@ def _fit_and_measure(args, method: str, data, folder=None) -> dict:
     fit_seconds = time.perf_counter() - start
     if folder is not None:
         seg.save(folder)
-    m = measure(seg, data.test, data.n_labels)
+    m, pred = predict_and_measure(seg, data.test, data.n_labels)
     m.update(fit_seconds=fit_seconds, train_scenes=n, method=method)
-    return m
+    return m, pred
+
+
+def _write_report(folder, data, split_name: str, results: dict, *, file_name="report.html",
+                  plot_prefix=""):  # fmt: skip
+    """Write the HTML report (:mod:`objrec.report.segmentation`) of ``results`` ({method:
+    (metrics, (semantic, instances))}) on ``data``'s ``split_name`` scenes; its path."""
+    from objrec.report.segmentation import SegmentationResult, write_segmentation_report
+
+    items = [SegmentationResult(name, m, sem, inst) for name, (m, (sem, inst)) in results.items()]
+    fits = {m.get("train_scenes") for m, _ in results.values()} - {None}
+    info = {"backgrounds": data.backgrounds}
+    if len(fits) == 1:
+        info["training scenes"] = f"{fits.pop():,}"
+    path = write_segmentation_report(
+        folder, getattr(data, split_name), data.classes, items, dataset=data.name,
+        split_name=split_name, info=info, file_name=file_name, plot_prefix=plot_prefix,
+    )  # fmt: skip
+    return path
 
 
 def _config(args, data) -> dict:
@@ -170,7 +200,7 @@ def run_train(args) -> int:
     with open_run(args.out, prefix=f"segment-{args.method}", overwrite=args.overwrite,
                   command="segment train") as folder:  # fmt: skip
         write_run_info(folder, _config(args, data))
-        m = _fit_and_measure(args, args.method, data, folder / "model")
+        m, _ = _fit_and_measure(args, args.method, data, folder / "model")
         write_json(folder / "metrics.json", m)
     print(HEADER)
     print(_summary(args.method, m))
@@ -184,40 +214,43 @@ def run_compare(args) -> int:
 
     data = _load(args)
     results = {}
+    report = None
     with open_run(args.out, prefix="segment-compare", overwrite=args.overwrite,
                   command="segment compare") as folder:  # fmt: skip
         write_run_info(folder, _config(args, data))
         for method in dict.fromkeys(args.methods):
             results[method] = _fit_and_measure(args, method, data, folder / method)
-        write_json(folder / "metrics.json", results)
+        write_json(folder / "metrics.json", {k: m for k, (m, _) in results.items()})
+        if not args.no_report:
+            report = _write_report(folder, data, "test", results)
     print(HEADER)
-    for method, m in results.items():
+    for method, (m, _) in results.items():
         print(_summary(method, m))
     print(f"run folder: {folder}")
+    if report:
+        print(f"report: {report}")
     return 0
 
 
 def run_show(args) -> int:
-    import numpy as np
     from PIL import Image
 
-    from objrec.data.scenes import draw_scenes
+    from objrec.segmentation.overlay import scene_picture
 
     data = _load(args)
     split = getattr(data, args.split)
     k = min(args.n, len(split))
-    pic = draw_scenes(split.images[:k], split.semantic[:k], split.instances[:k],
-                      n_labels=data.n_labels)  # fmt: skip
+    sem = inst = None
     if args.model:
         seg, _ = _load_model(args.model)
         sem, inst, _ = seg.predict_panoptic(split.images[:k])
-        pred = draw_scenes(split.images[:k], sem, inst, n_labels=data.n_labels)
-        pic = np.concatenate([pic, pred[:, split.images.shape[2] :]], axis=1)
+    pic = scene_picture(split.images[:k], split.semantic[:k], split.instances[:k],
+                        data.n_labels, sem, inst)  # fmt: skip
     Image.fromarray(pic).save(args.out)
-    cols = "image | true semantic | true instances" + (
-        " | predicted semantic | predicted instances" if args.model else ""
+    cols = "image | true semantic | true instances | true panoptic" + (
+        " | predicted semantic | predicted instances | predicted panoptic" if args.model else ""
     )
-    print(f"wrote {args.out} ({k} scenes; columns: {cols})")
+    print(f"wrote {args.out} ({k} scenes; columns: {cols}; colours: objrec.segmentation.overlay)")
     return 0
 
 
@@ -235,6 +268,23 @@ def _load_model(model: str):
     return load_segmenter(path), path
 
 
+def _recorded_fit(path, method: str) -> dict:
+    """``fit_seconds`` and ``train_scenes`` that the run which saved the model in ``path``
+    recorded (``segment train``: ``RUN/metrics.json``; ``segment compare``: the method's
+    entry of ``RUN/metrics.json``), or nothing."""
+    import json
+
+    try:
+        m = json.loads((path.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if isinstance(m, dict) and "fit_seconds" not in m:
+        m = m.get(method)
+    if not isinstance(m, dict) or m.get("method", method) != method:
+        return {}
+    return {k: m[k] for k in ("fit_seconds", "train_scenes") if k in m}
+
+
 def run_evaluate(args) -> int:
     from pathlib import Path
 
@@ -246,12 +296,20 @@ def run_evaluate(args) -> int:
     if seg.n_labels_ != data.n_labels:
         raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {args.dataset} has "
                           f"{data.n_labels}")  # fmt: skip
-    m = measure(seg, getattr(data, args.split), data.n_labels)
+    m, pred = predict_and_measure(seg, getattr(data, args.split), data.n_labels)
     out = Path(args.out) if args.out else path.parent if path.name == "model" else path
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"segmentation-{args.split}.json", m)
+    report = None
+    if not args.no_report:
+        m = {**m, **_recorded_fit(path, seg.method)}
+        report = _write_report(out, data, args.split, {seg.method: (m, pred)},
+                               file_name=f"report-{args.split}.html",
+                               plot_prefix=f"{args.split}-")  # fmt: skip
     print(HEADER)
     print(_summary(seg.method, m))
+    if report:
+        print(f"report: {report}")
     return 0
 
 

@@ -373,21 +373,20 @@ def load_scene_set(
 # ----------------------------------------------------------------------------- drawing
 
 
-def palette(n: int, seed: int = 0) -> np.ndarray:
-    """uint8 (n, 3) colours: index 0 black, the rest bright and distinct (golden-ratio hues)."""
-    import colorsys
+def palette(n: int) -> np.ndarray:
+    """uint8 (n, 3) colours of semantic labels 0..n-1 (0 black): the one palette of
+    :func:`objrec.segmentation.overlay.class_palette`, named here for older callers."""
+    from objrec.segmentation.overlay import class_palette
 
-    out = np.zeros((max(n, 1), 3), np.uint8)
-    for i in range(1, n):
-        h = (seed * 0.13 + i * 0.618033988749895) % 1.0
-        out[i] = np.round(np.array(colorsys.hsv_to_rgb(h, 0.75, 1.0)) * 255)
-    return out
+    return class_palette(n)
 
 
 def draw_scenes(images, semantic, instances, *, n_labels: int = 11) -> np.ndarray:
     """One picture uint8 (N * H, 3 * W, 3): per row the image, its semantic mask (one
     colour per label: two objects of a class share it) and its instance map (one colour
-    per object)."""
+    per object), in the colours of :mod:`objrec.segmentation.overlay`."""
+    from objrec.segmentation.overlay import instance_colours, semantic_colours
+
     images = np.asarray(images)
     semantic = np.asarray(semantic)
     instances = np.asarray(instances)
@@ -396,10 +395,9 @@ def draw_scenes(images, semantic, instances, *, n_labels: int = 11) -> np.ndarra
             f"images {images.shape}, semantic {semantic.shape}, instances {instances.shape}: "
             "expected (N, H, W, 3) and two (N, H, W)"
         )
-    sem_colours = palette(max(n_labels, int(semantic.max(initial=0)) + 1))
-    inst_colours = palette(int(instances.max(initial=0)) + 1, seed=7)
+    n = max(n_labels, int(semantic.max(initial=0)) + 1)
     rows = [
-        np.concatenate([im, sem_colours[s], inst_colours[k]], axis=1)
+        np.concatenate([im, semantic_colours(s, n), instance_colours(k)], axis=1)
         for im, s, k in zip(images, semantic, instances, strict=True)
     ]
     return np.concatenate(rows, axis=0)

@@ -292,8 +292,10 @@ def _robustness_table(robustness) -> dict[str, Any] | None:
     return {"head": head, "body": body}
 
 
-def render(context: dict[str, Any]) -> str:
-    """The HTML page for ``context`` (see :func:`write_report`) from the Jinja2 template."""
+def render(context: dict[str, Any], template: str = "report.html.j2") -> str:
+    """The HTML page for ``context`` from a Jinja2 template of ``templates/`` (default the
+    comparison report, see :func:`write_report`; ``segmentation.html.j2``: see
+    :mod:`objrec.report.segmentation`). Both share the style sheet ``_style.html.j2``."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
@@ -303,7 +305,7 @@ def render(context: dict[str, Any]) -> str:
         lstrip_blocks=True,
     )
     env.filters["thousands"] = lambda n: f"{int(n):,}"
-    return env.get_template("report.html.j2").render(**context)
+    return env.get_template(template).render(**context)
 
 
 def write_report(
