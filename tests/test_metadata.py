@@ -80,7 +80,7 @@ _DELETE = _Delete()
 # ------------------------------------------------------------------ the writer and reader
 def test_one_writer_one_reader_round_trip(logreg_folder, digits_120):
     raw = json.loads((logreg_folder / "objrec.json").read_text())
-    assert raw["format_version"] == md.FORMAT_VERSION == 2
+    assert raw["format_version"] == md.FORMAT_VERSION == 3 and raw["task"] == "classify"
     assert raw["training"] == {"dataset": "digits", "seed": 3}
     assert raw["class_names"] == [f"digit-{i}" for i in range(10)]
     meta = objrec.load(logreg_folder).objrec_metadata_
@@ -129,10 +129,26 @@ def test_forward_compatible_fields_are_kept(logreg_folder, tmp_path):
     assert net.model_args["image_size"] == 224 and net.preprocessing["fit"] == "crop"
 
 
+def test_format_2_classifier_still_loads(logreg_folder, tmp_path, digits_120):
+    """Format 2 (before ``task``) is a classifier; ``task`` in a format-2 file is refused."""
+
+    def v2(meta):
+        meta["format_version"] = 2
+        del meta["task"]
+
+    folder = _tampered(logreg_folder, tmp_path, v2)
+    est = objrec.load(folder)
+    assert est.objrec_metadata_.task == "classify"
+    X, _ = digits_120
+    assert (est.predict(X) == objrec.load(logreg_folder).predict(X)).all()
+    with pytest.raises(ModelFileError, match="'task'"):
+        objrec.load(_tampered(logreg_folder, tmp_path / "b", lambda m: m.update(format_version=2)))
+
+
 # ------------------------------------------------------------------ format 1 (objrec before)
 def _v1(meta: dict, **top) -> dict:
     """A format-1 objrec.json as objrec wrote it before this schema."""
-    out = {k: v for k, v in meta.items() if k not in ("class_names", "training")}
+    out = {k: v for k, v in meta.items() if k not in ("class_names", "training", "task")}
     out.update(format_version=1, **top)
     return out
 
@@ -148,7 +164,7 @@ def test_format_1_train_run_reads_dataset_and_seed_from_the_run(logreg_folder, t
     (run / "config.json").write_text(json.dumps({"dataset": "data/my-photos", "seed": 7}))
     back = objrec.load(run).objrec_metadata_
     assert (back.dataset, back.split_seed) == ("data/my-photos", 7)
-    assert back.display_names == names and back.format_version == 2
+    assert back.display_names == names and back.format_version == 3 and back.task == "classify"
     (run / "config.json").unlink()
     back = objrec.load(run).objrec_metadata_
     assert (back.dataset, back.split_seed) == ("digits", 0)
@@ -187,6 +203,9 @@ TAMPERED = [
     ("format_version", True, "format_version"),
     ("format_version", _DELETE, "format_version"),
     ("format", "other", "not an objrec model"),
+    ("task", "bogus", "task"),
+    ("task", 5, "task"),
+    ("task", "segment", "input_shape"),  # a segmenter takes [H, W, 3] images
     ("classes", _DELETE, "classes"),
     ("classes", "abc", "classes"),
     ("classes", [], "classes"),

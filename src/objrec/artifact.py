@@ -8,6 +8,10 @@ Layout::
       estimator.skops      scikit-learn pipelines (skops: no pickle, allow-listed types)
       weights.safetensors  networks (written by the estimator's own ``_save_artifact``)
 
+Segmenters (:mod:`objrec.segmentation`, metadata ``task: "segment"``) use the same folder:
+``objrec.json`` with ``classes`` the mask values 0..L-1, and their own weight file
+(``forest.skops`` for the forest, ``weights.safetensors`` for the U-Net).
+
 Loading never executes code from the file: skops refuses every type that is neither one
 of its own safe defaults nor named exactly in :data:`objrec.skops_types.TRUSTED_TYPES`,
 safetensors holds only tensors, the metadata is validated field by field, the estimator
@@ -95,7 +99,8 @@ def save(estimator, path, *, method: str | None = None, **metadata) -> Path:
     leaves ``path`` as it was.
     """
     if not hasattr(estimator, "classes_"):
-        raise ModelFileError("cannot save an unfitted estimator: call fit(X, y) first")
+        fit = "fit(images, masks)" if getattr(estimator, "task", None) == "segment" else "fit(X, y)"
+        raise ModelFileError(f"cannot save an unfitted estimator: call {fit} first")
     given = Path(path)
     folder = Path(os.path.abspath(given))
     if folder.exists() and not _replaceable(folder):
@@ -335,6 +340,12 @@ def resolve(path) -> Path:
     for cand in (p, p / "model"):
         if (cand / META_NAME).is_file():
             return cand
+    for cand in (p, p / "model"):
+        if (cand / "segmenter.json").is_file():
+            raise ModelFileError(
+                f"{cand}: a segmenter saved by an earlier objrec (segmenter.json), before "
+                "segmenters were saved as objrec models; train it again with objrec segment train"
+            )
     if not p.exists():
         raise ModelFileError(
             f"{p}: no such file or folder; give a run folder (runs/NAME) or its model/ folder"
@@ -365,12 +376,12 @@ def recorded_dataset(path, meta: ModelMetadata) -> tuple[str | None, int]:
 
 # Packages an estimator class may be imported from (importing nothing else, e.g. not
 # objrec.__main__, whose import runs the CLI).
-_ESTIMATOR_PACKAGES = ("objrec.methods", "objrec.evaluation", "sklearn")
+_ESTIMATOR_PACKAGES = ("objrec.methods", "objrec.evaluation", "objrec.segmentation", "sklearn")
 
 
 def _estimator_class(spec: str, folder: Path):
     """The scikit-learn estimator class named ``module:Name`` in the metadata, imported only
-    from objrec's methods and evaluation packages or from scikit-learn."""
+    from objrec's methods, evaluation and segmentation packages or from scikit-learn."""
     from sklearn.base import BaseEstimator
 
     mod, _, name = spec.partition(":")
@@ -400,6 +411,22 @@ def _estimator_class(spec: str, folder: Path):
     return obj
 
 
+def _check_task(cls, meta: ModelMetadata, folder: Path) -> None:
+    """The estimator class fits the metadata's ``task`` (and, for a segmenter, ``method``)."""
+    task = getattr(cls, "task", "classify")
+    if task != meta.task:
+        raise ModelFileError(
+            f"{folder / META_NAME}: field 'task' is {meta.task!r}, but {meta.estimator} is a "
+            f"{task!r} model; the model file was edited"
+        )
+    method = getattr(cls, "method", None)
+    if task == "segment" and meta.method != method:
+        raise ModelFileError(
+            f"{folder / META_NAME}: field 'method' is {meta.method!r}, but {meta.estimator} is "
+            f"the {method!r} segmenter; the model file was edited"
+        )
+
+
 def _check_params(cls, meta: ModelMetadata, folder: Path) -> None:
     known = set(cls._get_param_names())
     unknown = sorted(set(meta.params) - known)
@@ -412,7 +439,8 @@ def _check_params(cls, meta: ModelMetadata, folder: Path) -> None:
 
 
 def load(path):
-    """Load the fitted estimator saved at ``path`` (a run folder, model folder or archive).
+    """Load the fitted estimator saved at ``path`` (a run folder, model folder or archive):
+    a classifier, or a segmenter (metadata ``task: "segment"``) for segmentation models.
 
     The returned estimator carries the metadata (a :class:`~objrec.metadata.ModelMetadata`)
     as ``objrec_metadata_``. Anything wrong with the files raises :class:`ModelFileError`.
@@ -421,6 +449,7 @@ def load(path):
     meta = read_metadata(folder)
     cls = _estimator_class(meta.estimator, folder)
     try:
+        _check_task(cls, meta, folder)
         _check_params(cls, meta, folder)
         if hasattr(cls, "_load_artifact"):
             est = cls._load_artifact(folder, meta)

@@ -6,17 +6,22 @@
 :class:`~objrec.errors.ModelFileError` naming the field that is wrong. Format 1 (objrec
 before this schema) is read through :func:`_migrate_v1`.
 
-Format 2, field by field (``objrec.json`` is one JSON object)::
+Format 3, field by field (``objrec.json`` is one JSON object)::
 
     format          "objrec-model"
-    format_version  2
-    method          str: the method's registered name ("hog-svm", "simple_cnn")
+    format_version  3 (formats 1 and 2, classifiers only, are read too)
+    task            "classify" (one label per image) | "segment" (a label per pixel); a
+                    file without it (format 1, 2) is a classifier
+    method          str: the method's registered name ("hog-svm", "simple_cnn"; segmenters:
+                    "forest", "unet", ...)
     estimator       "module:Qualname" of the estimator class (objrec or scikit-learn)
     params          {str: JSON}: the estimator's constructor arguments
-    classes         [int | str, ...]: estimator.classes_, unique, 1..MAX_CLASSES
+    classes         [int | str, ...]: estimator.classes_, unique, 1..MAX_CLASSES;
+                    segmenters: the mask values [0, 1, ..., L - 1] (0 = background, L >= 2)
     class_names     [str, ...] | null: human-readable names, class_names[i] names classes[i]
     input_shape     [H, W] | [H, W, C] (C in 1, 3, 4) | []: the image shape the model takes;
-                    H, W <= MAX_SIDE and H * W <= MAX_PIXELS
+                    H, W <= MAX_SIDE and H * W <= MAX_PIXELS; segmenters: [H, W, 3], the
+                    size of the training scenes (images are brought to it when served)
     weights         str | null: the weight file, a path inside the model folder (null: the
                     estimator's own files, e.g. a wrapped model's folder)
     created         str | null (ISO 8601), versions {str: str}
@@ -67,8 +72,9 @@ from objrec.errors import ModelFileError
 
 META_NAME = "objrec.json"
 FORMAT = "objrec-model"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+TASKS = ("classify", "segment")
 MAX_SIDE = 8192  # pixels per side of a model's input
 MAX_PIXELS = 4096 * 4096  # H * W of a model's input
 MAX_CLASSES = 100_000
@@ -78,6 +84,7 @@ _ESTIMATOR_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za
 _KNOWN = {
     "format",
     "format_version",
+    "task",
     "method",
     "estimator",
     "params",
@@ -98,7 +105,7 @@ _KNOWN = {
 
 @dataclass(frozen=True)
 class ModelMetadata(Mapping):
-    """A model's validated metadata (format 2); see the module docstring for each field."""
+    """A model's validated metadata (format 3); see the module docstring for each field."""
 
     method: str
     estimator: str
@@ -116,6 +123,7 @@ class ModelMetadata(Mapping):
     history: list = field(default_factory=list)
     image: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    task: str = "classify"
     format_version: int = FORMAT_VERSION
 
     # ------------------------------------------------------------- derived facts
@@ -147,10 +155,11 @@ class ModelMetadata(Mapping):
 
     # ------------------------------------------------------------- the writer
     def to_json(self) -> dict[str, Any]:
-        """The JSON object written to ``objrec.json`` (format 2)."""
+        """The JSON object written to ``objrec.json`` (format 3)."""
         out: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "task": self.task,
             "method": self.method,
             "estimator": self.estimator,
             "params": dict(self.params),
@@ -252,6 +261,7 @@ def build(
     raw = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "task": getattr(cls, "task", "classify"),
         "method": method or getattr(estimator, "method_name", None) or cls.__name__,
         "estimator": f"{cls.__module__}:{cls.__qualname__}",
         "params": _jsonable_params(estimator),
@@ -323,7 +333,7 @@ def read(folder: str | Path) -> ModelMetadata:
 
 
 def parse(raw: Any, *, source: str = META_NAME, folder: Path | None = None) -> ModelMetadata:
-    """Validate a parsed ``objrec.json`` (format 1 or 2) and return its :class:`ModelMetadata`.
+    """Validate a parsed ``objrec.json`` (format 1, 2 or 3) and return its :class:`ModelMetadata`.
 
     ``folder`` (the model folder) lets format 1 find the split seed in the run's
     ``config.json``, where ``objrec train`` recorded it then.
@@ -343,6 +353,10 @@ def parse(raw: Any, *, source: str = META_NAME, folder: Path | None = None) -> M
         )
     if version == 1:
         raw = _migrate_v1(raw, folder)
+    if version < 3 and "task" in raw:  # formats 1 and 2 knew only classifiers
+        raise ModelFileError(
+            f"{source}: field 'task' is not part of format {version}; the model file was edited"
+        )
     return _Validator(source).metadata(raw)
 
 
@@ -441,6 +455,9 @@ class _Validator:
         return value
 
     def metadata(self, raw: dict) -> ModelMetadata:
+        task = self.typed(raw, "task", str, default="classify")
+        if task not in TASKS:
+            self.fail("task", f"is {_show(task)}; objrec knows {', '.join(map(repr, TASKS))}")
         method = self.typed(raw, "method", str, optional=False)
         estimator = self.typed(raw, "estimator", str, optional=False)
         if not _ESTIMATOR_RE.match(estimator):
@@ -453,6 +470,8 @@ class _Validator:
                 self.fail("class_names", f"must be {len(classes)} strings, one per class")
             names = tuple(names)
         input_shape = self.input_shape(raw.get("input_shape"), "input_shape")
+        if task == "segment":
+            self.segmenter(classes, input_shape)
         weights = self.relative_path(raw, "weights")
         created = self.typed(raw, "created", str)
         versions = self.typed(raw, "versions", dict, default={})
@@ -482,7 +501,23 @@ class _Validator:
             history=history,
             image=image,
             extra=extra,
+            task=task,
         )
+
+    def segmenter(self, classes: tuple, input_shape: tuple) -> None:
+        """A segmenter's labels are the mask values 0..L-1 and it takes RGB images."""
+        if len(classes) < 2 or list(classes) != list(range(len(classes))):
+            self.fail(
+                "classes",
+                f"must be the mask values 0, 1, ..., L - 1 (L >= 2) of a segmenter, got "
+                f"{_show(list(classes))}",
+            )
+        if len(input_shape) != 3 or input_shape[2] != 3:
+            self.fail(
+                "input_shape",
+                f"must be [H, W, 3] for a segmenter (it takes RGB images), got "
+                f"{_show(list(input_shape))}",
+            )
 
     def classes(self, raw) -> tuple:
         classes = self.typed(raw, "classes", list, optional=False)
@@ -706,6 +741,7 @@ __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
     "META_NAME",
+    "TASKS",
     "ModelMetadata",
     "QuantizationRecord",
     "aligned_class_names",

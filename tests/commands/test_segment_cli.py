@@ -15,7 +15,11 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     m = json.loads((run / "metrics.json").read_text())
     assert 0 <= m["semantic"]["miou"] <= 1 and m["train_scenes"] == 6
     assert len(m["panoptic"]["per_class"]) == 11 and "ap" in m["mask_ap"]
-    assert (run / "model" / "segmenter.json").is_file() and (run / "config.json").is_file()
+    assert (run / "model" / "forest.skops").is_file() and (run / "config.json").is_file()
+    meta = json.loads((run / "model" / "objrec.json").read_text())
+    assert (meta["task"], meta["method"], meta["classes"]) == ("segment", "forest", list(range(11)))
+    assert meta["class_names"][:2] == ["background", "0"] and meta["input_shape"] == [96, 96, 3]
+    assert meta["metrics"]["miou"] == pytest.approx(m["semantic"]["miou"])
     assert main(["segment", "evaluate", str(run), *common]) == 0
     again = json.loads((run / "segmentation-test.json").read_text())
     assert again["semantic"]["miou"] == pytest.approx(m["semantic"]["miou"])
@@ -43,7 +47,7 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
         assert part in page
     assert page.count("<img ") == 3 + 2 * 2 and (cmp_dir / "plots" / "unet-wrong.png").is_file()
     assert f"report: {cmp_dir / 'report.html'}" in capsys.readouterr().out
-    assert (cmp_dir / "unet" / "weights.pt").is_file()
+    assert (cmp_dir / "unet" / "weights.safetensors").is_file()
     onnx = tmp_path / "u.onnx"
     assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0
     assert onnx.stat().st_size > 0 and "argmax agreement" in capsys.readouterr().out

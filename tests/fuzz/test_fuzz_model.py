@@ -39,6 +39,7 @@ X_CHECK: np.ndarray | None = None
 FIELDS = [
     "format",
     "format_version",
+    "task",
     "method",
     "estimator",
     "params",

@@ -64,6 +64,7 @@ def show_one(model, args) -> int:
     shape = list(meta.input_shape)
     rows = [
         ("model", str(folder)),
+        ("task", meta.task),
         ("method", meta.get("method", "?")),
         ("estimator", meta.get("estimator", "?")),
         ("classes", f"{len(classes)}: {_fmt(classes[:20])}{', ...' if len(classes) > 20 else ''}"),

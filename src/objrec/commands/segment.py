@@ -160,10 +160,15 @@ def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]
     start = time.perf_counter()
     seg.fit(tr.images[:n], tr.semantic[:n])
     fit_seconds = time.perf_counter() - start
-    if folder is not None:
-        seg.save(folder)
     m, pred = predict_and_measure(seg, data.test, data.n_labels)
     m.update(fit_seconds=fit_seconds, train_scenes=n, method=method)
+    if folder is not None:
+        seg.save(
+            folder, dataset=args.dataset, split_seed=args.seed,
+            class_names=["background", *data.classes],
+            training={"n_train": n, "fit_seconds": fit_seconds, "sizes": args.sizes},
+            metrics=_headline(m),
+        )  # fmt: skip
     return m, pred
 
 
@@ -183,6 +188,15 @@ def _write_report(folder, data, split_name: str, results: dict, *, file_name="re
         split_name=split_name, info=info, file_name=file_name, plot_prefix=plot_prefix,
     )  # fmt: skip
     return path
+
+
+def _headline(m: dict) -> dict:
+    """The test metrics a model file records: mIoU, pixel accuracy, PQ, mask AP (None: NaN)."""
+    import math
+
+    out = {"miou": m["semantic"]["miou"], "pixel_accuracy": m["semantic"]["pixel_accuracy"],
+           "pq": m["panoptic"]["pq"], "mask_ap": m["mask_ap"]["ap"]}  # fmt: skip
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in out.items()}
 
 
 def _config(args, data) -> dict:
@@ -255,16 +269,11 @@ def run_show(args) -> int:
 
 
 def _load_model(model: str):
-    from pathlib import Path
-
-    from objrec.errors import ObjrecError
+    """(the segmenter, its model folder) of a run folder, model folder or archive."""
+    from objrec.artifact import resolve
     from objrec.segmentation import load_segmenter
 
-    path = Path(model)
-    if (path / "model" / "segmenter.json").is_file():
-        path = path / "model"
-    if not (path / "segmenter.json").is_file():
-        raise ObjrecError(f"{model}: no saved segmenter here (segmenter.json or model/)")
+    path = resolve(model)
     return load_segmenter(path), path
 
 
@@ -297,7 +306,13 @@ def run_evaluate(args) -> int:
         raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {args.dataset} has "
                           f"{data.n_labels}")  # fmt: skip
     m, pred = predict_and_measure(seg, getattr(data, args.split), data.n_labels)
-    out = Path(args.out) if args.out else path.parent if path.name == "model" else path
+    given = Path(args.model)
+    if args.out:
+        out = Path(args.out)
+    elif given.is_file():  # an archive: beside it
+        out = given.parent
+    else:  # the run folder (the model folder's parent when given model/)
+        out = path.parent if path.name == "model" else path
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"segmentation-{args.split}.json", m)
     report = None

@@ -8,7 +8,7 @@ Every method is an estimator with one contract::
     masks = seg.predict(images)              # uint8 (N, H, W)
     proba = seg.predict_proba(images)        # float32 (N, L, H, W), sums to 1 over L
     sem, inst, scores = seg.predict_panoptic(images)  # + uint16 ids, per-image {id: score}
-    seg.save(folder); seg = load_segmenter(folder)
+    seg.save(folder); seg = objrec.load(folder)  # an objrec model folder, task "segment"
 
 Methods: ``forest`` (:mod:`objrec.segmentation.classic`, a per-pixel random forest on a
 filter bank, the TextonBoost idea) and ``unet`` (:mod:`objrec.segmentation.unet`, a
@@ -19,9 +19,6 @@ transform.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 from objrec.errors import ModelFileError, ObjrecError
 
@@ -42,20 +39,15 @@ def make_segmenter(name: str, **params):
     raise ObjrecError(f"unknown segmentation method {name!r} (known: {', '.join(METHODS)})")
 
 
-def load_segmenter(folder):
-    """A fitted segmenter from the folder its ``save`` wrote (``segmenter.json`` names it)."""
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "segmenter.json").read_text())
-        kind = meta["method"]
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelFileError(f"{folder}: not a saved segmenter (segmenter.json: {e})") from e
-    if kind == "forest":
-        from objrec.segmentation.classic import FilterBankForest
+def load_segmenter(path):
+    """The fitted segmenter saved at ``path`` (model folder, run folder or archive), through
+    :func:`objrec.artifact.load`; a classification model there is refused."""
+    from objrec.artifact import load
 
-        return FilterBankForest.load(folder)
-    if kind == "unet":
-        from objrec.segmentation.unet import UNetSegmenter
-
-        return UNetSegmenter.load(folder)
-    raise ModelFileError(f"{folder}: unknown segmentation method {kind!r}")
+    est = load(path)
+    if getattr(est, "task", "classify") != "segment":
+        raise ModelFileError(
+            f"{path}: a classification model ({est.objrec_metadata_.method}), not a segmenter; "
+            "train one with objrec segment train"
+        )
+    return est

@@ -1,11 +1,16 @@
-"""What every segmenter shares: input checks, ``predict`` from ``predict_proba`` and the
-panoptic output."""
+"""What every segmenter shares: input checks, ``predict`` from ``predict_proba``, the
+panoptic output, and saving as an objrec model folder (:mod:`objrec.artifact`)."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from pathlib import Path
+from typing import ClassVar
 
-from objrec.errors import InputError
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from objrec.errors import InputError, ModelFileError
 
 
 def check_images(images) -> np.ndarray:
@@ -37,14 +42,96 @@ def check_masks(images: np.ndarray, masks, n_labels: int | None) -> tuple[np.nda
     return Y.astype(np.uint8), n
 
 
-class Segmenter:
-    """Base class: subclasses define ``fit`` and ``predict_proba``."""
+def _whole(lo: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
+
+def _number(lo: float, *, strict: bool = False):
+    def ok(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return False
+        try:
+            x = float(v)
+        except OverflowError:
+            return False
+        return math.isfinite(x) and (x > lo if strict else x >= lo)
+
+    return ok
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+class Segmenter(BaseEstimator):
+    """Base class: subclasses define ``fit`` (setting ``n_labels_`` and ``input_shape_``),
+    ``predict_proba``, ``_save_artifact`` and ``_load_artifact``.
+
+    A fitted segmenter is an objrec model (``task`` "segment"): :meth:`save` writes the
+    model folder through :func:`objrec.artifact.save`, ``objrec.load(folder)`` reads it.
+    """
+
+    task = "segment"
+    method = ""  # the registered name ("forest", "unet"), recorded as the metadata's method
+    #: constructor argument -> (what it must be, check), applied to a model file's params
+    _param_rules: ClassVar[dict] = {}
     n_labels_: int
+    input_shape_: tuple[int, int, int]
+
+    @property
+    def method_name(self) -> str:
+        """The name the metadata records (``method``)."""
+        return self.method
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels int64 (L,): 0 (background), 1, ..., L - 1 (the objects' classes)."""
+        n = self.__dict__.get("n_labels_")
+        if n is None:
+            raise AttributeError(f"{type(self).__name__} is not fitted: no classes_")
+        return np.arange(n)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_labels_"):
             raise InputError(f"{type(self).__name__} is not fitted: call fit(images, masks) first")
+
+    def _fitted_on(self, X: np.ndarray) -> None:
+        """Record the image shape (H, W, 3) of the training images ``X`` (N, H, W, 3)."""
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+
+    def save(self, folder, **metadata) -> Path:
+        """Save as an objrec model folder (:func:`objrec.artifact.save`: ``objrec.json`` and
+        the weights, all or nothing); ``metadata``: ``dataset``, ``class_names`` (one per
+        label, background first), ``training``, ``metrics``, ... Returns the folder."""
+        from objrec.artifact import save
+
+        self._check_fitted()
+        return save(self, folder, **metadata)
+
+    @classmethod
+    def _from_metadata(cls, folder, meta):
+        """A segmenter built from the validated metadata ``meta`` of model folder ``folder``:
+        its checked ``params``, ``n_labels_`` and ``input_shape_`` (weights not yet set)."""
+        from objrec.metadata import META_NAME
+
+        where = Path(folder) / META_NAME
+        params = dict(meta.params)
+        for name, (want, ok) in cls._param_rules.items():
+            if name in params and not ok(params[name]):
+                raise ModelFileError(
+                    f"{where}: field 'params.{name}' must be {want}, got {params[name]!r}; "
+                    "the model file was edited"
+                )
+        n = params.get("n_labels")
+        if n is not None and n != len(meta.classes):
+            raise ModelFileError(
+                f"{where}: field 'classes' holds {len(meta.classes)} labels but params.n_labels "
+                f"is {n}; the model file was edited"
+            )
+        est = cls(**params)
+        est.n_labels_ = len(meta.classes)
+        est.input_shape_ = tuple(meta.input_shape)
+        return est
 
     def predict(self, images) -> np.ndarray:
         """Semantic masks uint8 (N, H, W): the most probable label of every pixel."""

@@ -12,13 +12,24 @@ the forest over-predict them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from objrec.errors import ModelFileError
-from objrec.segmentation.base import Segmenter, check_images, check_masks
+from objrec.segmentation.base import (
+    Segmenter,
+    _number,
+    _optional,
+    _whole,
+    check_images,
+    check_masks,
+)
+
+#: the forest's file in the model folder: skops, {"forest": RandomForestClassifier,
+#: "prior_ratio": float32 (L,)}
+FOREST_NAME = "forest.skops"
 
 
 def filter_bank(images: np.ndarray, scales=(1.0, 2.0, 4.0, 8.0)) -> np.ndarray:
@@ -48,6 +59,19 @@ class FilterBankForest(Segmenter):
     """Random forest over :func:`filter_bank` features, one prediction per pixel."""
 
     method = "forest"
+    _param_rules: ClassVar[dict] = {
+        "n_estimators": ("a whole number >= 1", _whole(1)),
+        "max_depth": ("a whole number >= 1 or null", _optional(_whole(1))),
+        "min_samples_leaf": ("a whole number >= 1", _whole(1)),
+        "pixels_per_image": ("a whole number >= 2", _whole(2)),
+        "scales": (
+            "a list of positive numbers (pixels)",
+            lambda v: isinstance(v, list) and bool(v) and all(map(_number(0, strict=True), v)),
+        ),
+        "n_labels": ("a whole number >= 2 or null", _optional(_whole(2))),
+        "n_jobs": ("a whole number", _whole(-(2**31))),
+        "seed": ("a whole number >= 0", _whole(0)),
+    }
 
     def __init__(
         self,
@@ -103,6 +127,7 @@ class FilterBankForest(Segmenter):
 
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
+        self._fitted_on(X)
         rng = np.random.default_rng(self.seed)
         idx = self._sample(rng, Y)
         feats = []
@@ -142,34 +167,58 @@ class FilterBankForest(Segmenter):
         out /= np.maximum(out.sum(1, keepdims=True), 1e-12)
         return out
 
-    def save(self, folder) -> Path:
-        """Write ``segmenter.json`` and ``forest.skops`` into ``folder``."""
+    # ----------------------------------------------------------------- model file
+    def _save_artifact(self, folder) -> dict:
+        """Write the forest and its prior correction to ``forest.skops`` in ``folder``."""
         import skops.io as sio
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        sio.dump(self.forest_, folder / "forest.skops")
-        meta = {
-            "method": self.method,
-            "params": self.params(),
-            "n_labels": self.n_labels_,
-            "prior_ratio": self.prior_ratio_.tolist(),
-        }
-        (folder / "segmenter.json").write_text(json.dumps(meta, indent=1) + "\n")
-        return folder
+        state = {"forest": self.forest_, "prior_ratio": np.asarray(self.prior_ratio_, np.float32)}
+        sio.dump(state, Path(folder) / FOREST_NAME)
+        return {"weights": FOREST_NAME}
 
     @classmethod
-    def load(cls, folder) -> FilterBankForest:
-        from objrec.artifact import load_skops  # size limits and the one type allow-list
+    def _load_artifact(cls, folder, meta) -> FilterBankForest:
+        """The forest segmenter of model folder ``folder`` (``meta``: its validated
+        metadata); the forest's labels, features and prior are checked against it."""
+        from sklearn.ensemble import RandomForestClassifier
 
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / "segmenter.json").read_text())
-        except Exception as e:
-            raise ModelFileError(f"{folder}: cannot load the forest segmenter ({e})") from e
-        forest = load_skops(folder / "forest.skops")
-        est = cls(**meta["params"])
-        est.forest_, est.n_labels_ = forest, int(meta["n_labels"])
-        est.prior_ratio_ = np.asarray(meta["prior_ratio"], np.float32)
+        from objrec.artifact import load_skops, model_file
+        from objrec.metadata import META_NAME
+
+        est = cls._from_metadata(folder, meta)
+        where = Path(folder) / META_NAME
+        file = model_file(folder, meta.weights or FOREST_NAME)
+        state = load_skops(file)
+        if not (
+            isinstance(state, dict)
+            and set(state) == {"forest", "prior_ratio"}
+            and isinstance(state["forest"], RandomForestClassifier)
+            and isinstance(state["prior_ratio"], np.ndarray)
+        ):
+            raise ModelFileError(f"{file}: not a forest segmenter's file (forest, prior_ratio)")
+        forest, ratio = state["forest"], state["prior_ratio"]
+        L = est.n_labels_
+        labels = np.asarray(getattr(forest, "classes_", []))
+        if (
+            labels.ndim != 1
+            or not np.issubdtype(labels.dtype, np.integer)
+            or labels.min(initial=0) < 0
+            or labels.max(initial=0) >= L
+            or ratio.shape != (L,)
+        ):
+            top = int(labels.max(initial=0)) if np.issubdtype(labels.dtype, np.integer) else "?"
+            raise ModelFileError(
+                f"{where}: field 'classes' holds {L} labels, but the forest in {file.name} "
+                f"predicts labels up to {top} with {ratio.shape[0] if ratio.ndim else 0} "
+                "prior weights; the model file was edited"
+            )
+        if not (np.isfinite(ratio).all() and (ratio >= 0).all()):
+            raise ModelFileError(f"{file}: prior_ratio must be finite and >= 0")
+        features = 3 + 6 * len(est.scales)
+        if getattr(forest, "n_features_in_", None) != features:
+            raise ModelFileError(
+                f"{where}: field 'params.scales' gives {features} features per pixel, the "
+                f"forest takes {getattr(forest, 'n_features_in_', '?')}; the model file was edited"
+            )
+        est.forest_, est.prior_ratio_ = forest, ratio.astype(np.float32)
         return est

@@ -13,11 +13,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from objrec.errors import InputError, ModelFileError
-from objrec.segmentation.base import Segmenter, check_images, check_masks
+from objrec.segmentation.base import (
+    Segmenter,
+    _number,
+    _optional,
+    _whole,
+    check_images,
+    check_masks,
+)
+
+WEIGHTS_NAME = "weights.safetensors"
+MAX_DEPTH = 8
+MAX_WIDTH = 1024
 
 
 def build_unet(n_labels: int, width: int = 16, depth: int = 3):
@@ -86,6 +98,18 @@ class UNetSegmenter(Segmenter):
     """U-Net estimator: ``fit(images, masks)``, ``predict_proba``, ``predict``."""
 
     method = "unet"
+    _param_rules: ClassVar[dict] = {
+        "width": (f"a whole number 1..{MAX_WIDTH}", lambda v: _whole(1)(v) and v <= MAX_WIDTH),
+        "depth": (f"a whole number 1..{MAX_DEPTH}", lambda v: _whole(1)(v) and v <= MAX_DEPTH),
+        "epochs": ("a whole number >= 1", _whole(1)),
+        "batch_size": ("a whole number >= 1", _whole(1)),
+        "lr": ("a number > 0", _number(0, strict=True)),
+        "dice_weight": ("a number >= 0", _number(0)),
+        "n_labels": ("a whole number >= 2 or null", _optional(_whole(2))),
+        "max_seconds": ("a number > 0 or null", _optional(_number(0, strict=True))),
+        "seed": ("a whole number >= 0", _whole(0)),
+        "progress": ("true or false", lambda v: isinstance(v, bool)),
+    }
 
     def __init__(
         self,
@@ -156,6 +180,7 @@ class UNetSegmenter(Segmenter):
 
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
+        self._fitted_on(X)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.net_ = build_unet(self.n_labels_, self.width, self.depth)
@@ -219,33 +244,75 @@ class UNetSegmenter(Segmenter):
             return np.zeros((0, self.n_labels_, *X.shape[1:3]), np.float32)
         return np.concatenate(out).astype(np.float32)
 
-    def save(self, folder) -> Path:
-        """Write ``segmenter.json`` and ``weights.pt`` (a state dict) into ``folder``."""
-        import torch
+    # ----------------------------------------------------------------- model file
+    def _save_artifact(self, folder) -> dict:
+        """Write the network's state to ``weights.safetensors`` in ``folder``; the training
+        history goes to the metadata."""
+        from safetensors import SafetensorError
+        from safetensors.torch import save
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.net_.state_dict(), folder / "weights.pt")
-        meta = {"method": self.method, "params": self.params(), "n_labels": self.n_labels_,
-                "history": getattr(self, "history_", [])}  # fmt: skip
-        (folder / "segmenter.json").write_text(json.dumps(meta, indent=1) + "\n")
-        return folder
+        from objrec.io import atomic_write_bytes
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        file = Path(folder) / WEIGHTS_NAME
+        try:
+            atomic_write_bytes(file, save(state))
+        except SafetensorError as e:
+            raise ModelFileError(f"{file}: could not write the weights ({e})") from e
+        return {"weights": WEIGHTS_NAME, "history": list(getattr(self, "history_", []))}
 
     @classmethod
-    def load(cls, folder) -> UNetSegmenter:
+    def _load_artifact(cls, folder, meta) -> UNetSegmenter:
+        """The U-Net segmenter of model folder ``folder`` (``meta``: its validated metadata).
+        The stored tensors' names and shapes are checked against the network that
+        ``params`` (width, depth) and ``classes`` describe before anything is loaded."""
         import torch
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
 
-        folder = Path(folder)
+        from objrec.artifact import model_file
+        from objrec.metadata import META_NAME
+
+        est = cls._from_metadata(folder, meta)
+        where = Path(folder) / META_NAME
+        side = 2**est.depth
+        H, W = est.input_shape_[:2]
+        if H % side or W % side:
+            raise ModelFileError(
+                f"{where}: field 'input_shape' {list(est.input_shape_)} does not fit a depth-"
+                f"{est.depth} U-Net (sides multiples of {side}); the model file was edited"
+            )
+        file = model_file(folder, meta.weights or WEIGHTS_NAME)
+        if not file.is_file():
+            raise ModelFileError(f"{file}: missing; the model folder is incomplete")
         try:
-            meta = json.loads((folder / "segmenter.json").read_text())
-            est = cls(**meta["params"])
-            est.n_labels_ = int(meta["n_labels"])
-            est.net_ = build_unet(est.n_labels_, est.width, est.depth)
-            state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-            est.net_.load_state_dict(state)
-        except Exception as e:
-            raise ModelFileError(f"{folder}: cannot load the U-Net segmenter ({e})") from e
+            with safe_open(str(file), framework="pt") as f:
+                stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelFileError(f"{file}: corrupt weights file ({e})") from e
+        with torch.device("meta"):
+            wanted = {
+                k: tuple(v.shape)
+                for k, v in build_unet(est.n_labels_, est.width, est.depth).state_dict().items()
+            }
+        head = stored.get("head.weight")
+        if head is not None and head[0] != est.n_labels_:
+            raise ModelFileError(
+                f"{where}: field 'classes' holds {est.n_labels_} labels but the network in "
+                f"{file.name} has {head[0]} outputs; the model file was edited"
+            )
+        if stored != wanted:
+            bad = sorted(set(stored) ^ set(wanted)) or [k for k in wanted if stored[k] != wanted[k]]
+            raise ModelFileError(
+                f"{where}: field 'params' (width {est.width}, depth {est.depth}) does not fit "
+                f"the weights in {file.name} (first difference: {bad[0]}); the model file was "
+                "edited"
+            )
+        est.net_ = build_unet(est.n_labels_, est.width, est.depth)
+        try:
+            est.net_.load_state_dict(load_file(str(file)))
+        except (SafetensorError, RuntimeError, OSError, ValueError) as e:
+            raise ModelFileError(f"{file}: weights do not fit the U-Net ({e})") from e
         est.net_.eval()
-        est.history_ = meta.get("history", [])
+        est.history_ = list(meta.history)
         return est
