@@ -53,3 +53,32 @@ def logreg_model_dir(pixels_logreg, tmp_path_factory):
     import objrec
 
     return objrec.save(pixels_logreg, tmp_path_factory.mktemp("logreg") / "model")
+
+
+SEGMENT_NAMES = ["background", "square", "ring"]
+
+
+@pytest.fixture(scope="session")
+def toy_scenes():
+    """32x32 scenes of 8x8 objects (label 1 a full square, 2 a ring): 8 to fit, 3 to test."""
+    from objrec.data.scenes import render_scenes
+
+    X = np.zeros((2, 8, 8), np.uint8)
+    X[:, 1:7, 1:7] = 255
+    X[1, 3:5, 3:5] = 0
+    tr = render_scenes(X, np.array([0, 1]), 8, seed=0, size=32, max_objects=3)
+    te = render_scenes(X, np.array([0, 1]), 3, seed=1, size=32, max_objects=3)
+    return tr, te
+
+
+@pytest.fixture(scope="session")
+def forest_segmenter_dir(toy_scenes, tmp_path_factory):
+    """A forest segmenter (5 trees) fit on the 8 toy scenes, saved as an objrec model."""
+    from objrec.segmentation import make_segmenter
+
+    tr, _ = toy_scenes
+    seg = make_segmenter(
+        "forest", n_estimators=5, pixels_per_image=150, scales=(1.0, 2.0), n_jobs=1
+    )
+    seg.fit(tr.images, tr.semantic)
+    return seg.save(tmp_path_factory.mktemp("seg") / "model", class_names=SEGMENT_NAMES)

@@ -32,6 +32,7 @@ def test_health_model_docs_and_page(client, predictor):
     r = client.get("/v1/health")
     assert r.json() == {
         "status": "ok",
+        "task": "classify",
         "model": "simple_cnn",
         "backend": "onnxruntime",
         "auth": False,

@@ -91,10 +91,7 @@ class _ApiKey:
         case.headers = {**(case.headers or {}), "X-API-Key": data}
 
 
-@schema.parametrize()
-# derandomized: the same examples on every run, so CI fails only on a change of the server
-@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api(case):
+def _check(case):
     from schemathesis.generation.meta import TestPhase
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -102,3 +99,41 @@ def test_api(case):
     # valid to the schema, never an image: 422 there is right, every other check still runs
     boundary = case.meta is not None and case.meta.phase.name == TestPhase.COVERAGE
     case.call_and_validate(excluded_checks=[positive_data_acceptance] if boundary else None)
+
+
+@schema.parametrize()
+# derandomized: the same examples on every run, so CI fails only on a change of the server
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api(case):
+    _check(case)
+
+
+def _segment_app(api_key=None):
+    """A forest segmenter fit on 8 small scenes (a second in all), served."""
+    from objrec.data.scenes import render_scenes
+    from objrec.segmentation import make_segmenter
+    from objrec.serving.app import create_app
+    from objrec.serving.segment import SegmentPredictor
+
+    X = np.zeros((2, 8, 8), np.uint8)
+    X[:, 1:7, 1:7] = 255
+    X[1, 3:5, 3:5] = 0
+    tr = render_scenes(X, np.array([0, 1]), 8, seed=0, size=32, max_objects=3)
+    seg = make_segmenter("forest", n_estimators=3, pixels_per_image=100, scales=(1.0,), n_jobs=1)
+    predictor = SegmentPredictor(seg.fit(tr.images, tr.semantic), metadata={"method": "forest"})
+    return create_app(predictor, api_key=api_key, max_body_bytes=200_000)
+
+
+segment_schema = schemathesis.openapi.from_asgi("/openapi.json", _segment_app(api_key=KEY))
+segment_schema.config.generation.update(modes=list(schemathesis.GenerationMode))
+
+
+@segment_schema.auth()
+class _SegmentApiKey(_ApiKey):
+    pass
+
+
+@segment_schema.parametrize()
+@settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+def test_segment_api(case):
+    _check(case)

@@ -11,11 +11,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a trained model over HTTP (REST API and a web page)",
-        description="Serve a model: POST /v1/predict, GET /v1/health, GET /v1/model, OpenAPI "
+        description="Serve a model: POST /v1/predict (a classifier) or POST /v1/segment (a "
+        "segmenter: masks as PNG, objects as JSON), GET /v1/health, GET /v1/model, OpenAPI "
         "docs at /docs and a web page at / to upload or draw an image. Binds to 127.0.0.1 "
         "unless --host says otherwise. With an API key (environment variable "
-        "OBJREC_SERVE_API_KEY, --api-key-file or --api-key), /v1/predict and /v1/model need "
-        "it; /v1/health, /, /docs and /openapi.json stay open.",
+        "OBJREC_SERVE_API_KEY, --api-key-file or --api-key), /v1/predict, /v1/segment and "
+        "/v1/model need it; /v1/health, /, /docs and /openapi.json stay open.",
     )
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")

@@ -5,12 +5,20 @@ Endpoints::
     POST /v1/predict   images as multipart form field ``file`` (repeat it for several), or
                        JSON ``{"images": ["<base64>", ...], "top_k": 5}``; returns the
                        top-k labels with probabilities per image
-    GET  /v1/health    liveness: {"status": "ok", ...}
+    POST /v1/segment   segmentation models only: one image as multipart form field ``file``
+                       (or JSON ``{"image": "<base64>"}``); returns the semantic mask and
+                       the instance map as PNGs (base64) and the objects (id, label, score,
+                       area, bbox) as JSON, or with ``Accept: image/png`` the mask PNG
+                       alone (see :mod:`objrec.serving.segment`)
+    GET  /v1/health    liveness: {"status": "ok", "task": "classify" | "segment", ...}
     GET  /v1/model     the model's metadata (classes, input shape, metrics, backend)
     GET  /docs         OpenAPI documentation (Swagger UI served from the package, no CDN;
                        ReDoc at /redoc, schema at /openapi.json)
     GET  /             a web page: upload an image or draw one, see the top-k as bars
     GET  /favicon.ico  the page's icon
+
+A server runs one model: a classifier answers /v1/predict (and the /v2 protocol), a
+segmenter /v1/segment; the other route answers 400 saying which one to use.
 
 Each prediction also carries ``label`` (the top class, or ``"unknown"`` when its
 probability is below the server's ``reject_below``), ``ood`` (``max_probability``, the
@@ -170,6 +178,81 @@ def _predict_body(max_images: int) -> dict:
     }
 
 
+def _segment_body() -> dict:
+    """The OpenAPI ``requestBody`` of ``POST /v1/segment``."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": 1,
+                            "description": "one image file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "byte",
+                            "description": "a base64-encoded image file (data: URL accepted)",
+                        }
+                    },
+                    "required": ["image"],
+                }
+            },
+        },
+    }
+
+
+def _segment_operation(errors: dict) -> dict:
+    """The OpenAPI entry of ``POST /v1/segment``."""
+    errors = {**errors, "400": "no image, more than one, or a classification model's server"}
+    return {
+        "post": {
+            "summary": "Semantic mask, instance map and objects of one image",
+            "operationId": "segment",
+            "parameters": [
+                {
+                    "name": "input_image",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                    "description": "1: also return the image as the model sees it "
+                    "(input_image, a PNG data URL)",
+                }
+            ],
+            "requestBody": _segment_body(),
+            "responses": {
+                "200": {
+                    "description": "JSON: segmentation (file, width and height of the masks, "
+                    "image_width and image_height of the upload, mask: the semantic mask as a "
+                    "base64 palette PNG whose pixel values are label indices into classes, "
+                    "instance_mask: object ids as a base64 PNG, instances: id, label, index, "
+                    "score, area and bbox [x, y, width, height] in mask pixels), classes, "
+                    "colors (the palette, one per class). With 'Accept: image/png': the "
+                    "semantic mask PNG alone.",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                **{c: {"description": d} for c, d in errors.items()},
+            },
+        }
+    }
+
+
 def create_app(
     predictor: Predictor,
     *,
@@ -181,7 +264,8 @@ def create_app(
     default_top_k: int = DEFAULT_TOP_K,
     reject_below: float | None = None,
 ):
-    """The FastAPI application serving ``predictor``.
+    """The FastAPI application serving ``predictor``: a :class:`Predictor` (classifier) or a
+    :class:`~objrec.serving.segment.SegmentPredictor` (segmenter).
 
     ``reject_below`` (0..1): a prediction whose top probability is below it is answered
     with label ``"unknown"`` (its top-k are still given).
@@ -204,11 +288,13 @@ def create_app(
     from objrec.serving.v2 import v2_router
 
     info = predictor.info()
+    task = getattr(predictor, "task", "classify")
+    what = "Semantic and instance segmentation" if task == "segment" else "Image classification"
     # Swagger UI and ReDoc from fastapi-offline's bundled files: /docs works without internet
     app = FastAPIOffline(
         title="objrec model server",
         version=__version__,
-        description=f"Image classification with an objrec model ({info.get('method', '?')}, "
+        description=f"{what} with an objrec model ({info.get('method', '?')}, "
         f"{predictor.n_classes} classes, input {'x'.join(map(str, predictor.input_shape))}).",
         static_url="/docs-assets",
     )
@@ -319,6 +405,43 @@ def create_app(
 
     reject_below = check_threshold(reject_below, "reject_below")
 
+    def open_checked(items: list[tuple[str, bytes]], opened: list[OpenedImage]) -> int:
+        """Open every image of ``items`` (appended to ``opened``, which the caller closes),
+        checking each one's pixels and their sum against the limits from the headers alone;
+        returns the sum. Call it inside ``bomb_warning_ignored()``."""
+        known = 0
+        for name, data in items:
+            try:
+                im = open_image(data, max_pixels=None, name=name)
+            except ImageTooLargeError as e:  # over Pillow's decompression-bomb guard
+                raise RequestError(413, str(e)) from e
+            except InputError as e:
+                raise RequestError(422, str(e)) from e
+            opened.append(im)
+            if im.pixels > max_pixels:
+                raise RequestError(
+                    413,
+                    f"{name}: image too large: {im.pixels:,} pixels, over the limit of "
+                    f"{max_pixels:,}; resize it before sending",
+                )
+            known += im.pixels
+        if known > max_total_pixels:
+            raise RequestError(413, _too_many_pixels(known, max_total_pixels))
+        return known
+
+    def wrong_route(route: str) -> RequestError:
+        if task == "segment":
+            return RequestError(
+                400,
+                f"this server serves a segmentation model ({info.get('method', '?')}), which "
+                f"has no {route}; POST the image to /v1/segment (multipart field 'file')",
+            )
+        return RequestError(
+            400,
+            f"this server serves a classification model ({info.get('method', '?')}), which "
+            f"has no {route}; POST images to /v1/predict (multipart field 'file')",
+        )
+
     def decode_and_predict(
         opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
@@ -356,6 +479,8 @@ def create_app(
         top_k = _top_k(request.query_params.get("top_k"), "query parameter")
         with_input = _flag(request.query_params.get("input_image"), "input_image")
         await check_key(request)
+        if task != "classify":
+            raise wrong_route("/v1/predict")
         items, body_k = await read_images(request)
         if not items:
             raise RequestError(
@@ -371,26 +496,10 @@ def create_app(
         # the handle that read its header decodes it.
         opened: list[OpenedImage] = []
         try:
-            known, result = 0, None
+            result = None
             # one warnings block for the whole request (entering one copies the filter list)
             with bomb_warning_ignored():
-                for name, data in items:
-                    try:
-                        im = open_image(data, max_pixels=None, name=name)
-                    except ImageTooLargeError as e:  # over Pillow's decompression-bomb guard
-                        raise RequestError(413, str(e)) from e
-                    except InputError as e:
-                        raise RequestError(422, str(e)) from e
-                    opened.append(im)
-                    if im.pixels > max_pixels:
-                        raise RequestError(
-                            413,
-                            f"{name}: image too large: {im.pixels:,} pixels, over the limit of "
-                            f"{max_pixels:,}; resize it before sending",
-                        )
-                    known += im.pixels
-                if known > max_total_pixels:
-                    raise RequestError(413, _too_many_pixels(known, max_total_pixels))
+                known = open_checked(items, opened)
                 if len(opened) <= INLINE_IMAGES and known <= INLINE_PIXELS:
                     result = decode_and_predict(opened, k, with_input)
             if result is None:  # decoded on a worker thread (its own warnings block)
@@ -410,9 +519,67 @@ def create_app(
             }
         )
 
+    def decode_and_segment(im: OpenedImage, with_input: bool) -> dict:
+        """Decode one opened image, bring it to the model's input and segment it."""
+        try:
+            X = to_model_input([im.decode()], predictor.input_shape, predictor.image_spec)
+            rec = predictor.segment(X)[0]
+        except ObjrecError as e:
+            raise RequestError(422, str(e)) from e
+        rec.update(file=im.name, image_width=im.width, image_height=im.height)
+        if with_input:
+            rec["input_image"] = _png_data_url(X[0])
+        return rec
+
+    async def segment(request: Request):
+        """POST /v1/segment: one image in; its masks (PNG) and objects out."""
+        from fastapi.responses import Response
+
+        with_input = _flag(request.query_params.get("input_image"), "input_image")
+        await check_key(request)
+        if task != "segment":
+            raise wrong_route("/v1/segment")
+        items, _ = await read_images(request)
+        if not items:
+            raise RequestError(
+                400,
+                "no image in the request: send one file in the multipart field 'file' "
+                "(or JSON 'image')",
+            )
+        if len(items) > 1:
+            raise RequestError(
+                400, f"{len(items)} images in one request; /v1/segment takes one per request"
+            )
+        opened: list[OpenedImage] = []
+        try:
+            with bomb_warning_ignored():
+                open_checked(items, opened)
+            rec = await anyio.to_thread.run_sync(
+                decode_and_segment, opened[0], with_input, limiter=workers
+            )
+        finally:
+            for im in opened:
+                im.close()
+        accept = request.headers.get("accept", "").lower()
+        if "image/png" in accept and "application/json" not in accept:
+            return Response(rec["mask"], media_type="image/png")
+        rec["mask"] = base64.b64encode(rec["mask"]).decode("ascii")
+        rec["instance_mask"] = base64.b64encode(rec["instance_mask"]).decode("ascii")
+        return JSONResponse(
+            {
+                "segmentation": rec,
+                "classes": predictor.classes,
+                "colors": predictor.colors,
+                "model": info.get("method"),
+                "backend": predictor.backend,
+            }
+        )
+
     app.add_route("/v1/predict", predict, methods=["POST"])
     # first in the router: a prediction is matched before the docs' and assets' routes
     app.router.routes.insert(0, app.router.routes.pop())
+    app.add_route("/v1/segment", segment, methods=["POST"])
+    app.router.routes.insert(1, app.router.routes.pop())
 
     errors = {
         "400": "no image, or more than the image limit",
@@ -431,57 +598,63 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            schema["paths"]["/v1/predict"] = {
-                "post": {
-                    "summary": "Top-k classes for one or several images",
-                    "operationId": "predict",
-                    "parameters": [
-                        {
-                            "name": "top_k",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
-                            "description": "classes per image (capped at the class count)",
+            served = "/v1/segment" if task == "segment" else "/v1/predict"
+            if task == "segment":
+                schema["paths"][served] = _segment_operation(errors)
+            else:
+                schema["paths"][served] = {
+                    "post": {
+                        "summary": "Top-k classes for one or several images",
+                        "operationId": "predict",
+                        "parameters": [
+                            {
+                                "name": "top_k",
+                                "in": "query",
+                                "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
+                                "description": "classes per image (capped at the class count)",
+                            },
+                            {
+                                "name": "input_image",
+                                "in": "query",
+                                "required": False,
+                                "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                                "description": "1: return each image as the model sees it "
+                                "(input_image, a PNG data URL)",
+                            },
+                        ],
+                        "requestBody": _predict_body(max_images),
+                        "responses": {
+                            "200": {
+                                "description": "per image: file name, the top-k classes "
+                                "(label, index, probability) best first, label (the top class "
+                                "or 'unknown' below the server's reject_below) and ood "
+                                "(max_probability, unknown, warning)"
+                            },
+                            **{c: {"description": d} for c, d in errors.items()},
                         },
-                        {
-                            "name": "input_image",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
-                            "description": "1: return each image as the model sees it "
-                            "(input_image, a PNG data URL)",
-                        },
-                    ],
-                    "requestBody": _predict_body(max_images),
-                    "responses": {
-                        "200": {
-                            "description": "per image: file name, the top-k classes "
-                            "(label, index, probability) best first, label (the top class "
-                            "or 'unknown' below the server's reject_below) and ood "
-                            "(max_probability, unknown, warning)"
-                        },
-                        **{c: {"description": d} for c, d in errors.items()},
-                    },
+                    }
                 }
-            }
             if api_key is not None:
                 schema.setdefault("components", {})["securitySchemes"] = {
                     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                     "bearer": {"type": "http", "scheme": "bearer"},
                 }
-                for path in ("/v1/predict", "/v1/model"):
+                for path in (served, "/v1/model"):
                     for op in schema["paths"][path].values():
                         op["security"] = [{"apiKey": []}, {"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi
-    app.include_router(v2_router(predictor, dependencies=[check_key], max_images=max_images, max_total_pixels=max_total_pixels))  # fmt: skip
+    if task == "classify":  # the Open Inference Protocol's tensors are class probabilities
+        app.include_router(v2_router(predictor, dependencies=[check_key], max_images=max_images, max_total_pixels=max_total_pixels))  # fmt: skip
 
     @app.get("/v1/health", summary="Liveness and the model being served")
     async def health():
         return {
             "status": "ok",
+            "task": task,
             "model": info.get("method"),
             "backend": predictor.backend,
             "auth": api_key is not None,
@@ -580,10 +753,24 @@ ENV_LIMITS = "OBJREC_SERVE_LIMITS"  # JSON: max_body_bytes, max_pixels, max_tota
 ENV_REJECT_BELOW = "OBJREC_SERVE_REJECT_BELOW"  # probability under which the answer is "unknown"
 
 
+def load_predictor(path, *, backend: str = "auto", threads: int | None = None):
+    """The predictor for the model at ``path`` (``objrec.load``): a
+    :class:`~objrec.serving.segment.SegmentPredictor` for a segmenter (which runs natively),
+    else a :class:`Predictor` with ``backend`` and ``threads``."""
+    import objrec
+
+    est = objrec.load(path)
+    if getattr(est, "task", "classify") == "segment":
+        from objrec.serving.segment import SegmentPredictor
+
+        return SegmentPredictor(est)
+    return Predictor(est, backend=backend, threads=threads)
+
+
 def app_from_env():
     """App factory for uvicorn (``objrec.serving.app:app_from_env``), configured by env vars."""
     threads = os.environ.get(ENV_THREADS)
-    predictor = Predictor.from_path(
+    predictor = load_predictor(
         os.environ[ENV_MODEL],
         backend=os.environ.get(ENV_BACKEND, "auto"),
         threads=int(threads) if threads else None,

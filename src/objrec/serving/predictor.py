@@ -71,7 +71,14 @@ class Predictor:
         its own share of the images, one thread per call (None: one per core).
     """
 
+    task = "classify"
+
     def __init__(self, estimator, *, metadata=None, backend: str = "auto", threads=None):
+        if getattr(estimator, "task", "classify") != "classify":
+            raise ObjrecError(
+                f"{type(estimator).__name__} is a segmentation model, not a classifier: "
+                "objrec serve answers it on /v1/segment, objrec segment evaluates it"
+            )
         if backend not in BACKENDS:
             raise ObjrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.estimator = estimator
@@ -258,4 +265,5 @@ class Predictor:
             "image": self.image_spec.to_dict(),
             "backend": self.backend,
             "scores": self.scores_are,
+            "task": self.task,
         }
