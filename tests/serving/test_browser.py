@@ -25,12 +25,22 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(cnn_model_dir, tmp_path):
+    yield from _serve(cnn_model_dir, tmp_path)
+
+
+@pytest.fixture
+def seg_server(forest_segmenter_dir, tmp_path):
+    yield from _serve(forest_segmenter_dir, tmp_path)
+
+
+def _serve(model_dir, tmp_path):
+    """``objrec serve model_dir`` on a free port; yields its URL once it answers."""
     import httpx
 
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "objrec", "serve", str(cnn_model_dir), "--port", str(port)],
+        [sys.executable, "-m", "objrec", "serve", str(model_dir), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -182,3 +192,70 @@ def test_favicon_is_linked_and_served(server):
     r = httpx.get(server + "/favicon.ico", timeout=5)
     assert r.status_code == 200 and r.content[:4] == b"\x00\x00\x01\x00"
     assert '<link rel="icon" href="/favicon.ico">' in httpx.get(server + "/", timeout=5).text
+
+
+def test_upload_shows_the_segmentation_overlay(seg_server, toy_scenes, tmp_path):
+    """A segmenter's page: an upload goes to /v1/segment; both masks are drawn over the image
+    in the palette's colours (background transparent) and the objects listed."""
+    import base64
+    import io
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from objrec.data.scenes import palette
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    for image in [*toy_scenes[1].images, *toy_scenes[0].images]:  # one with objects found
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        scene = buf.getvalue()
+        api = httpx.post(seg_server + "/v1/segment", files={"file": ("s.png", scene)}, timeout=30)
+        seg = api.json()["segmentation"]
+        if seg["instances"]:
+            break
+    assert seg["instances"], "the toy forest finds no object in any scene"
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(seg["mask"]))))
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(seg_server + "/")
+            page.wait_for_function(
+                "document.getElementById('model-line').textContent.includes('classes')"
+            )
+            assert page.locator("#result-title").inner_text() == "Segmentation"
+            page.set_input_files(
+                "#file", files=[{"name": "scene.png", "mimeType": "image/png", "buffer": scene}]
+            )
+            page.wait_for_selector("#objects li", timeout=15_000)
+            page.wait_for_function(
+                "['seg-classes', 'seg-instances'].every(id => "
+                "document.getElementById(id).naturalWidth > 0)"
+            )
+            assert page.locator("#seg-box").is_visible()
+            labels = [li.get_attribute("data-label") for li in page.locator("#objects li").all()]
+            assert labels == [o["label"] for o in seg["instances"]]
+            status = page.locator("#status").inner_text()
+            assert "in scene.png" in status and str(len(labels)) in status
+            # the classes overlay as the browser decoded it: palette colours, label 0 clear
+            rgba = page.evaluate(
+                """() => {
+                  const img = document.getElementById('seg-classes');
+                  const c = document.createElement('canvas');
+                  c.width = img.naturalWidth; c.height = img.naturalHeight;
+                  const ctx = c.getContext('2d');
+                  ctx.drawImage(img, 0, 0);
+                  return Array.from(ctx.getImageData(0, 0, c.width, c.height).data);
+                }"""
+            )
+            rgba = np.asarray(rgba, np.uint8).reshape(*mask.shape, 4)
+            assert (rgba[..., 3][mask == 0] == 0).all() and (rgba[..., 3][mask > 0] == 255).all()
+            assert np.array_equal(rgba[..., :3][mask > 0], palette(3)[mask[mask > 0]])
+            page.screenshot(path=str(tmp_path / "segment-page.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -1,5 +1,7 @@
 // objrec web page: draw on the canvas or upload a file, POST it to /v1/predict,
-// show the top-k classes as bars next to the image as the model saw it.
+// show the top-k classes as bars next to the image as the model saw it. For a
+// segmentation model, POST it to /v1/segment and show its masks over the image
+// (one colour per class; one colour per object) and the objects found.
 "use strict";
 
 const canvas = document.getElementById("canvas");
@@ -10,7 +12,10 @@ const keyInput = document.getElementById("api-key");
 const modelInput = document.getElementById("model-input");
 const modelInputBox = document.getElementById("model-input-box");
 const warningEl = document.getElementById("warning");
+const segBox = document.getElementById("seg-box");
+const objects = document.getElementById("objects");
 const TOP_K = 5;
+let task = "classify";  // from /v1/health: "classify" or "segment"
 let drawing = false;
 let last = null;
 
@@ -57,6 +62,8 @@ canvas.addEventListener("pointercancel", endStroke);
 
 function clearResult() {
   bars.innerHTML = "";
+  objects.innerHTML = "";
+  segBox.hidden = true;
   modelInputBox.hidden = true;
   modelInput.removeAttribute("src");
   warningEl.hidden = true;
@@ -103,6 +110,7 @@ function predictCanvas() {
 }
 
 async function send(blob, name) {
+  if (task === "segment") return sendSegment(blob, name);
   const form = new FormData();
   form.append("file", blob, name);
   const headers = {};
@@ -137,6 +145,50 @@ async function send(blob, name) {
   }
 }
 
+async function sendSegment(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  const headers = {};
+  if (keyInput.value) headers["X-API-Key"] = keyInput.value;
+  setStatus("Segmenting " + name + "…");
+  try {
+    const res = await fetch("/v1/segment?input_image=1", { method: "POST", body: form, headers });
+    let body = {};
+    try { body = await res.json(); } catch (e) { /* not JSON: the status says enough */ }
+    if (!res.ok) {
+      clearResult();
+      setStatus("Error " + res.status + " for " + name + ": " + (body.error || res.statusText), true);
+      return;
+    }
+    showSegmentation(body, name);
+  } catch (err) {
+    clearResult();
+    setStatus("Request failed: " + err, true);
+  }
+}
+
+function showSegmentation(body, name) {
+  const seg = body.segmentation;
+  clearResult();
+  for (const img of segBox.querySelectorAll(".base")) img.src = seg.input_image;
+  // palette PNGs: label 0 transparent, every class (every object) its own colour
+  document.getElementById("seg-classes").src = "data:image/png;base64," + seg.mask;
+  document.getElementById("seg-instances").src = "data:image/png;base64," + seg.instance_mask;
+  for (const o of seg.instances) {
+    const li = document.createElement("li");
+    li.innerHTML = '<span class="swatch"></span><span class="what"></span>';
+    li.querySelector(".swatch").style.background = body.colors[o.index];
+    li.querySelector(".what").textContent = "#" + o.id + " " + o.label + " (score " +
+      (100 * o.score).toFixed(0) + "%, " + o.area + " px)";
+    li.dataset.label = o.label;
+    objects.appendChild(li);
+  }
+  segBox.hidden = false;
+  const n = seg.instances.length;
+  setStatus(n + (n === 1 ? " object" : " objects") + " in " + name +
+    (n ? ": " + seg.instances.map((o) => o.label).join(", ") : ""));
+}
+
 function showModelInput(src) {
   if (!src) {
     modelInputBox.hidden = true;
@@ -166,6 +218,11 @@ async function loadInfo() {
   try {
     const health = await (await fetch("/v1/health")).json();
     document.getElementById("key-row").hidden = !health.auth;
+    task = health.task || "classify";
+    if (task === "segment") {
+      document.getElementById("result-title").textContent = "Segmentation";
+      document.getElementById("predict-canvas").textContent = "Segment drawing";
+    }
     const line = document.getElementById("model-line");
     line.textContent = "Model: " + (health.model || "?") + " (" + health.backend + ")";
     if (!health.auth) {
