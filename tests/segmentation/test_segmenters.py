@@ -128,5 +128,25 @@ def test_unet_onnx_parity(easy_scenes, tmp_path):
     path = unet_to_onnx(seg, tmp_path / "unet.onnx", side=32)
     r = onnx_parity(seg, path, te.images)
     assert r["max_abs_diff"] < 1e-4 and r["argmax_agreement"] > 0.999
+    import json
+
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert (props["task"], props["method"], props["input_dtype"]) == ("segment", "unet", "uint8")
+    assert json.loads(props["classes"]) == [0, 1, 2] and json.loads(props["input_shape"]) == [
+        32,
+        32,
+        3,
+    ]
+    assert json.loads(props["class_names"]) is None  # not saved, so no names recorded
+    import objrec
+
+    named = objrec.load(seg.save(tmp_path / "m", class_names=["bg", "square", "ring"]))
+    props = {
+        p.key: p.value
+        for p in onnx.load(str(unet_to_onnx(named, tmp_path / "n.onnx", side=32))).metadata_props
+    }
+    assert json.loads(props["class_names"]) == ["bg", "square", "ring"]
     with pytest.raises(InputError, match="U-Net"):
         unet_to_onnx(make_segmenter("forest"), tmp_path / "f.onnx")

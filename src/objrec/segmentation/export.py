@@ -2,7 +2,11 @@
 check of its per-pixel probabilities against PyTorch.
 
 The ONNX model takes ``images`` uint8 (B, H, W, 3) (batch, height and width dynamic,
-sides multiples of ``2 ** depth``) and returns ``proba`` float32 (B, L, H, W).
+sides multiples of ``2 ** depth``) and returns ``proba`` float32 (B, L, H, W). Its metadata
+(ONNX ``metadata_props``, JSON values) says what the channels of ``proba`` are, as the model
+folder does: ``task`` "segment", ``method``, ``classes`` (the labels 0..L-1),
+``class_names`` (one per label, when the model file records them), ``input_shape`` (the
+training scenes' [H, W, 3]), ``input_dtype`` "uint8", ``producer`` "objrec".
 """
 
 from __future__ import annotations
@@ -48,8 +52,32 @@ def unet_to_onnx(seg, path, *, opset: int = 17, side: int = 96) -> Path:
             dynamic_axes={INPUT_NAME: dyn, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
         )  # fmt: skip
     path = Path(path)
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(_with_metadata(buf.getvalue(), seg))
     return path
+
+
+def _with_metadata(model_bytes: bytes, seg) -> bytes:
+    import json
+
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    meta = getattr(seg, "objrec_metadata_", None)
+    names = None if meta is None else meta.class_names
+    props = {
+        "task": "segment",
+        "method": seg.method,
+        "classes": json.dumps(seg.classes_.tolist()),
+        "class_names": json.dumps(None if names is None else list(names)),
+        "input_shape": json.dumps([int(s) for s in getattr(seg, "input_shape_", ())]),
+        "input_dtype": "uint8",
+        "producer": "objrec",
+    }
+    del model.metadata_props[:]
+    for k, v in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    return model.SerializeToString()
 
 
 def onnx_parity(seg, path, images) -> dict:
