@@ -163,3 +163,35 @@ def test_api_key_and_predictor_guards(predictor, seg_dir, scenes):
     assert client.get("/openapi.json").json()["paths"]["/v1/segment"]["post"]["security"]
     with pytest.raises(ObjrecError, match="segmentation model"):
         Predictor(objrec.load(seg_dir))
+
+
+def test_classifier_commands_point_to_segment(seg_dir, scenes, tmp_path, capsys):
+    from objrec.cli import main
+
+    png = tmp_path / "s.png"
+    png.write_bytes(png_bytes(scenes[1].images[0]))
+    assert main(["predict", str(seg_dir), str(png)]) != 0
+    assert "segmentation model" in capsys.readouterr().err
+    assert main(["export", str(seg_dir), "--format", "onnx"]) != 0
+    assert "objrec segment export" in capsys.readouterr().err
+    archive = objrec.artifact.pack(seg_dir, tmp_path / "seg.zip")  # one file, loads the same
+    again = load_predictor(archive)
+    X = np.asarray(scenes[1].images[:1])
+    assert np.array_equal(again.estimator.predict(X), objrec.load(seg_dir).predict(X))
+
+
+def test_unet_is_served_too(scenes, tmp_path):
+    pytest.importorskip("torch")
+    from objrec.segmentation import make_segmenter
+
+    tr, te = scenes
+    unet = make_segmenter("unet", width=4, depth=2, epochs=1, batch_size=4)
+    folder = unet.fit(tr.images, tr.semantic).save(tmp_path / "unet", class_names=NAMES)
+    predictor = load_predictor(folder)
+    client = TestClient(create_app(predictor), raise_server_exceptions=False)
+    r = client.post("/v1/segment", files={"file": ("s.png", png_bytes(te.images[0]))})
+    assert r.status_code == 200, r.text
+    sem, inst, _ = _oracle(predictor, te.images[0])
+    seg = r.json()["segmentation"]
+    assert np.array_equal(_png_array(seg["mask"]), sem)
+    assert np.array_equal(_png_array(seg["instance_mask"]), inst)

@@ -168,6 +168,13 @@ def run(args) -> int:
         return 0
     est = objrec.load(folder)
     meta = est.objrec_metadata_
+    if meta.task == "segment":
+        from objrec.errors import ObjrecError
+
+        raise ObjrecError(
+            f"{args.model}: a segmentation model ({meta.method}); export a U-Net with "
+            f"objrec segment export {args.model} (ONNX, with its parity check)"
+        )
     # an archive unpacks into a temporary folder: write beside the archive instead
     home = folder if Path(args.model).is_dir() else Path(args.model).parent
     default_name = {
