@@ -69,12 +69,19 @@ class Segmenter(BaseEstimator):
 
     A fitted segmenter is an objrec model (``task`` "segment"): :meth:`save` writes the
     model folder through :func:`objrec.artifact.save`, ``objrec.load(folder)`` reads it.
+    By default its weight file is a skops file (``_state_file``) of the fitted attributes
+    named in ``_state_attributes`` (their types skops' own or in
+    :data:`objrec.skops_types.TRUSTED_TYPES`), checked on load by ``_check_state``; a
+    segmenter may instead define its own ``_save_artifact``/``_load_artifact`` (the U-Net).
     """
 
     task = "segment"
     method = ""  # the registered name ("forest", "unet"), recorded as the metadata's method
     #: constructor argument -> (what it must be, check), applied to a model file's params
     _param_rules: ClassVar[dict] = {}
+    #: the fitted attributes the default weight file holds, and its name
+    _state_attributes: ClassVar[tuple[str, ...]] = ()
+    _state_file: ClassVar[str] = "segmenter.skops"
     n_labels_: int
     input_shape_: tuple[int, int, int]
 
@@ -107,6 +114,40 @@ class Segmenter(BaseEstimator):
 
         self._check_fitted()
         return save(self, folder, **metadata)
+
+    def _save_artifact(self, folder) -> dict:
+        """Write ``{name: value}`` of the ``_state_attributes`` to ``_state_file`` (skops)."""
+        import skops.io as sio
+
+        if not self._state_attributes:
+            raise NotImplementedError(f"{type(self).__name__} names no _state_attributes")
+        state = {a: getattr(self, a) for a in self._state_attributes}
+        sio.dump(state, Path(folder) / self._state_file)
+        return {"weights": self._state_file}
+
+    @classmethod
+    def _load_artifact(cls, folder, meta):
+        """The segmenter saved by the default :meth:`_save_artifact` in model folder
+        ``folder`` (``meta``: its validated metadata), its state checked by ``_check_state``."""
+        from objrec.artifact import load_skops, model_file
+
+        est = cls._from_metadata(folder, meta)
+        file = model_file(folder, meta.weights or cls._state_file)
+        state = load_skops(file)
+        if not isinstance(state, dict) or set(state) != set(cls._state_attributes):
+            held = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ModelFileError(
+                f"{file}: not a {cls.__name__} file (holds {held}, expected "
+                f"{sorted(cls._state_attributes)})"
+            )
+        for name, value in state.items():
+            setattr(est, name, value)
+        est._check_state(folder, meta, file)
+        return est
+
+    def _check_state(self, folder, meta, file) -> None:
+        """Check the state loaded from ``file`` against the metadata ``meta``; raise
+        :class:`ModelFileError` naming the field that does not fit."""
 
     @classmethod
     def _from_metadata(cls, folder, meta):

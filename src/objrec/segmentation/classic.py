@@ -27,8 +27,8 @@ from objrec.segmentation.base import (
     check_masks,
 )
 
-#: the forest's file in the model folder: skops, {"forest": RandomForestClassifier,
-#: "prior_ratio": float32 (L,)}
+#: the forest's file in the model folder: skops, {"forest_": RandomForestClassifier,
+#: "prior_ratio_": float32 (L,)}
 FOREST_NAME = "forest.skops"
 
 
@@ -59,6 +59,8 @@ class FilterBankForest(Segmenter):
     """Random forest over :func:`filter_bank` features, one prediction per pixel."""
 
     method = "forest"
+    _state_attributes = ("forest_", "prior_ratio_")
+    _state_file = FOREST_NAME
     _param_rules: ClassVar[dict] = {
         "n_estimators": ("a whole number >= 1", _whole(1)),
         "max_depth": ("a whole number >= 1 or null", _optional(_whole(1))),
@@ -168,36 +170,17 @@ class FilterBankForest(Segmenter):
         return out
 
     # ----------------------------------------------------------------- model file
-    def _save_artifact(self, folder) -> dict:
-        """Write the forest and its prior correction to ``forest.skops`` in ``folder``."""
-        import skops.io as sio
-
-        state = {"forest": self.forest_, "prior_ratio": np.asarray(self.prior_ratio_, np.float32)}
-        sio.dump(state, Path(folder) / FOREST_NAME)
-        return {"weights": FOREST_NAME}
-
-    @classmethod
-    def _load_artifact(cls, folder, meta) -> FilterBankForest:
-        """The forest segmenter of model folder ``folder`` (``meta``: its validated
-        metadata); the forest's labels, features and prior are checked against it."""
+    def _check_state(self, folder, meta, file) -> None:
+        """The forest's labels, features and prior correction fit the metadata."""
         from sklearn.ensemble import RandomForestClassifier
 
-        from objrec.artifact import load_skops, model_file
         from objrec.metadata import META_NAME
 
-        est = cls._from_metadata(folder, meta)
+        forest, ratio = self.forest_, self.prior_ratio_
+        if not isinstance(forest, RandomForestClassifier) or not isinstance(ratio, np.ndarray):
+            raise ModelFileError(f"{file}: not a forest segmenter's file (forest_, prior_ratio_)")
         where = Path(folder) / META_NAME
-        file = model_file(folder, meta.weights or FOREST_NAME)
-        state = load_skops(file)
-        if not (
-            isinstance(state, dict)
-            and set(state) == {"forest", "prior_ratio"}
-            and isinstance(state["forest"], RandomForestClassifier)
-            and isinstance(state["prior_ratio"], np.ndarray)
-        ):
-            raise ModelFileError(f"{file}: not a forest segmenter's file (forest, prior_ratio)")
-        forest, ratio = state["forest"], state["prior_ratio"]
-        L = est.n_labels_
+        L = self.n_labels_
         labels = np.asarray(getattr(forest, "classes_", []))
         if (
             labels.ndim != 1
@@ -213,12 +196,11 @@ class FilterBankForest(Segmenter):
                 "prior weights; the model file was edited"
             )
         if not (np.isfinite(ratio).all() and (ratio >= 0).all()):
-            raise ModelFileError(f"{file}: prior_ratio must be finite and >= 0")
-        features = 3 + 6 * len(est.scales)
+            raise ModelFileError(f"{file}: prior_ratio_ must be finite and >= 0")
+        features = 3 + 6 * len(self.scales)
         if getattr(forest, "n_features_in_", None) != features:
             raise ModelFileError(
                 f"{where}: field 'params.scales' gives {features} features per pixel, the "
                 f"forest takes {getattr(forest, 'n_features_in_', '?')}; the model file was edited"
             )
-        est.forest_, est.prior_ratio_ = forest, ratio.astype(np.float32)
-        return est
+        self.prior_ratio_ = ratio.astype(np.float32)
