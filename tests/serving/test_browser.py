@@ -204,7 +204,7 @@ def test_upload_shows_the_segmentation_overlay(seg_server, toy_scenes, tmp_path)
     import numpy as np
     from PIL import Image
 
-    from objrec.data.scenes import palette
+    from objrec.segmentation.overlay import class_palette
 
     sync_api = pytest.importorskip("playwright.sync_api")
     for image in [*toy_scenes[1].images, *toy_scenes[0].images]:  # one with objects found
@@ -254,7 +254,7 @@ def test_upload_shows_the_segmentation_overlay(seg_server, toy_scenes, tmp_path)
             )
             rgba = np.asarray(rgba, np.uint8).reshape(*mask.shape, 4)
             assert (rgba[..., 3][mask == 0] == 0).all() and (rgba[..., 3][mask > 0] == 255).all()
-            assert np.array_equal(rgba[..., :3][mask > 0], palette(3)[mask[mask > 0]])
+            assert np.array_equal(rgba[..., :3][mask > 0], class_palette(3)[mask[mask > 0]])
             page.screenshot(path=str(tmp_path / "segment-page.png"), full_page=True)
             assert not errors, errors
         finally:

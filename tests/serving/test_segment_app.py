@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import objrec
-from objrec.data.scenes import palette
 from objrec.errors import ObjrecError
+from objrec.segmentation.overlay import class_palette
 from objrec.serving.app import create_app, load_predictor
 from objrec.serving.predictor import Predictor
 from objrec.serving.preprocess import to_model_input
@@ -99,7 +99,7 @@ def test_other_sizes_go_through_the_pipeline_and_png_answer(client, predictor, s
     assert mask.mode == "P" and mask.info["transparency"] == 0  # background see-through
     assert np.array_equal(np.asarray(mask), sem)
     colours = np.asarray(mask.getpalette()[: 3 * 3]).reshape(3, 3)
-    assert np.array_equal(colours, palette(3))  # the colours of objrec segment show
+    assert np.array_equal(colours, class_palette(3))  # the colours of the report and segment show
     assert r.headers.get("content-length") == str(len(r.content))
     grey = client.post(  # a grey upload, JSON base64, with the model's view of it
         "/v1/segment?input_image=1",

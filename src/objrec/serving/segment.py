@@ -7,10 +7,11 @@ at that size too; ``bbox`` and ``area`` are in the mask's pixels.
 
 Mask PNGs are palette images, as Pascal VOC's: the pixel values are the labels (0 =
 background, read them with ``numpy.asarray(PIL.Image.open(f))``), the palette gives every
-label its colour (:func:`objrec.data.scenes.palette`, the colours of ``objrec segment
-show``) and label 0 is transparent, so a browser draws the PNG over the image as an
-overlay. The instance map is a palette PNG too (ids 1..255, one colour per object), or a
-16-bit grey PNG when an image holds more than 255 objects.
+label its colour (:func:`objrec.segmentation.overlay.class_palette`, the colours of the
+report and ``objrec segment show``) and label 0 is transparent, so a browser draws the PNG
+over the image as an overlay. The instance map is a palette PNG too (ids 1..255 in
+:func:`~objrec.segmentation.overlay.instance_palette`'s colours), or a 16-bit grey PNG when
+an image holds more than 255 objects.
 """
 
 from __future__ import annotations
@@ -22,23 +23,22 @@ import numpy as np
 from objrec.errors import ObjrecError
 from objrec.serving.preprocess import spec_for_model
 
-_INSTANCE_SEED = 7  # the instance colours of objrec.data.scenes.draw_scenes
 
-
-def mask_png(mask: np.ndarray, *, seed: int = 0) -> bytes:
-    """A label mask uint8 or uint16 (H, W) as PNG bytes: a palette PNG (value = label,
-    colour from the palette, 0 transparent) when every value is below 256, else 16-bit
-    grey."""
+def mask_png(mask: np.ndarray, *, instances: bool = False) -> bytes:
+    """A label mask uint8 or uint16 (H, W) as PNG bytes: a palette PNG (value = label or
+    object id, colour from the class palette or, ``instances``, the instance palette; 0
+    transparent) when every value is below 256, else 16-bit grey."""
     from PIL import Image
 
-    from objrec.data.scenes import palette
+    from objrec.segmentation.overlay import class_palette, instance_palette
 
     mask = np.asarray(mask)
     buf = io.BytesIO()
     top = int(mask.max(initial=0))
     if top < 256:
         im = Image.fromarray(mask.astype(np.uint8))
-        im.putpalette(palette(256, seed=seed).ravel().tolist())
+        colours = (instance_palette if instances else class_palette)(256)
+        im.putpalette(colours.ravel().tolist())
         im.save(buf, format="PNG", transparency=0, optimize=False)
     else:
         Image.fromarray(mask.astype(np.uint16)).save(buf, format="PNG")
@@ -95,9 +95,10 @@ class SegmentPredictor:
         self.input_shape = tuple(int(s) for s in shape)
         self.image_spec = spec_for_model(self.metadata, self.input_shape)
         self.classes = class_names_for(segmenter.classes_, self.metadata.get("class_names"))
-        from objrec.data.scenes import palette
+        from objrec.segmentation.overlay import class_palette
 
-        self.colors = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in palette(self.n_classes).tolist()]
+        pal = class_palette(self.n_classes).tolist()
+        self.colors = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in pal]
 
     @property
     def n_classes(self) -> int:
@@ -116,7 +117,7 @@ class SegmentPredictor:
                     "width": int(s.shape[1]),
                     "height": int(s.shape[0]),
                     "mask": mask_png(s),
-                    "instance_mask": mask_png(k, seed=_INSTANCE_SEED),
+                    "instance_mask": mask_png(k, instances=True),
                     "instances": instance_table(s, k, sc, self.classes),
                 }
             )
