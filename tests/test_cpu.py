@@ -31,11 +31,14 @@ libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 libc.mallinfo2.restype = MallInfo2
-applied = keep_freed_memory() if sys.argv[1] == "tuned" else False
+applied = keep_freed_memory() if sys.argv[1] != "default" else False
 before = libc.mallinfo2()
 p = libc.malloc(16 << 20)
 held = libc.mallinfo2()
 libc.free(p)
+if sys.argv[1] == "released":
+    from objrec.cpu import release_freed_memory
+    assert release_freed_memory()
 after = libc.mallinfo2()
 print(applied, held.hblkhd - before.hblkhd >= 16 << 20, after.fordblks >= 16 << 20)
 """
@@ -64,6 +67,8 @@ def test_keep_freed_memory_keeps_a_freed_block_in_the_heap():
     assert _probe("default", unset) == ["False", "True", "False"]
     # kept: the block comes from the heap, and its memory stays there once freed
     assert _probe("tuned", unset) == ["True", "False", "True"]
+    # release_freed_memory hands it back
+    assert _probe("released", unset) == ["True", "False", "False"]
 
 
 def test_keep_freed_memory_leaves_the_users_malloc_settings():

@@ -462,6 +462,7 @@ def compare(
             names.append(ROBUSTNESS_BASELINE)
     if budget not in BUDGETS:
         raise ObjrecError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    from objrec.cpu import release_freed_memory
     from objrec.runs import lock_run_folder
 
     # Creates the folder; held (joining the lock of `objrec compare`) until this returns.
@@ -471,6 +472,7 @@ def compare(
         results = []
         skipped: dict[str, str] = {}
         for i, name in enumerate(names):
+            release_freed_memory()  # the methods' peaks do not add up
             log(f"[{i + 1}/{len(names)}] {name}: fitting on {len(dataset.train.y):,} images ...")
             try:
                 r = run_method(
