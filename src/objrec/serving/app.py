@@ -137,82 +137,62 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _predict_body(max_images: int) -> dict:
-    """The OpenAPI ``requestBody`` of ``POST /v1/predict``."""
-    images = {"minItems": 1, "maxItems": max_images}
+_FORMATS = "PNG, JPEG, BMP, GIF, TIFF, WebP, PNM"
+
+
+def _image_body(form: dict, json_field: str, json_schema: dict, extra: dict) -> dict:
+    """An OpenAPI ``requestBody`` of image files: multipart ``file`` (``form``: its array
+    schema) or JSON ``json_field`` (``json_schema``), each with the ``extra`` properties."""
+    file = {"type": "array", "items": {"type": "string", "format": "binary"}, **form}
     return {
         "required": True,
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            **images,
-                            "description": "one or more image files (PNG, JPEG, BMP, GIF, "
-                            "TIFF, WebP, PNM)",
-                        },
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
-                    },
+                    "properties": {"file": file, **extra},
                     "required": ["file"],
                 }
             },
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {
-                        "images": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "byte"},
-                            **images,
-                            "description": "base64-encoded image files (data: URLs accepted)",
-                        },
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
-                    },
-                    "required": ["images"],
+                    "properties": {json_field: json_schema, **extra},
+                    "required": [json_field],
                 }
             },
         },
     }
+
+
+def _predict_body(max_images: int) -> dict:
+    """The OpenAPI ``requestBody`` of ``POST /v1/predict``."""
+    count = {"minItems": 1, "maxItems": max_images}
+    return _image_body(
+        {**count, "description": f"one or more image files ({_FORMATS})"},
+        "images",
+        {
+            "type": "array",
+            "items": {"type": "string", "format": "byte"},
+            **count,
+            "description": "base64-encoded image files (data: URLs accepted)",
+        },
+        {"top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K}},
+    )
 
 
 def _segment_body() -> dict:
     """The OpenAPI ``requestBody`` of ``POST /v1/segment``."""
-    return {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "minItems": 1,
-                            "maxItems": 1,
-                            "description": "one image file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)",
-                        }
-                    },
-                    "required": ["file"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "format": "byte",
-                            "description": "a base64-encoded image file (data: URL accepted)",
-                        }
-                    },
-                    "required": ["image"],
-                }
-            },
+    return _image_body(
+        {"minItems": 1, "maxItems": 1, "description": f"one image file ({_FORMATS})"},
+        "image",
+        {
+            "type": "string",
+            "format": "byte",
+            "description": "a base64-encoded image file (data: URL accepted)",
         },
-    }
+        {},
+    )
 
 
 def _segment_operation(errors: dict) -> dict:
