@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from objrec.errors import ModelFileError
-from objrec.segmentation.base import Segmenter, check_images, check_masks
+from objrec.segmentation.base import IGNORE, Segmenter, check_images, check_masks
 
 
 def filter_bank(images: np.ndarray, scales=(1.0, 2.0, 4.0, 8.0)) -> np.ndarray:
@@ -85,8 +85,9 @@ class FilterBankForest(Segmenter):
         out = []
         k = self.pixels_per_image
         for i in range(len(Y)):
-            fg = np.flatnonzero(Y[i].ravel() > 0)
-            bg = np.flatnonzero(Y[i].ravel() == 0)
+            y = Y[i].ravel()
+            fg = np.flatnonzero((y > 0) & (y != IGNORE))
+            bg = np.flatnonzero(y == 0)
             n_fg = min(len(fg), k // 2)
             pick = np.concatenate(
                 [
@@ -119,7 +120,7 @@ class FilterBankForest(Segmenter):
             n_jobs=self.n_jobs,
             random_state=self.seed,
         ).fit(feats, labels)
-        full = np.bincount(Y.ravel(), minlength=self.n_labels_).astype(np.float64)
+        full = np.bincount(Y.ravel(), minlength=self.n_labels_)[: self.n_labels_].astype(np.float64)
         sampled = np.bincount(labels, minlength=self.n_labels_).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(sampled > 0, (full / full.sum()) / (sampled / sampled.sum()), 0.0)
