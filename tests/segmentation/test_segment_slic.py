@@ -38,9 +38,12 @@ def test_features_on_a_hand_built_image():
     assert F[:, 16:20] == pytest.approx(np.array([[1, 1, 0.5, 1]] * 2))
     # contrast with the neighbour: -100 and +100 in L
     assert F[0, 23] == pytest.approx(-100.0) and F[1, 23] == pytest.approx(100.0)
-    # HOG: unit norm, or zero where the box holds no gradient at all
-    hog = F[:, 26:]
-    assert np.all(np.isclose((hog**2).sum(1), 1.0, atol=1e-3) | (hog.sum(1) == 0))
+    # box HOG (32) and context HOG (72): unit norm; the edge at column 8 is vertical, so
+    # the gradient is horizontal: all of it in orientation bin 0
+    for hog, n in ((F[:, 26:58], 4), (F[:, 58:], 9)):
+        assert np.allclose((hog**2).sum(1), 1.0, atol=1e-3)
+        cells = hog.reshape(2, n, 8)
+        assert np.allclose(cells[..., 1:], 0) and (cells[..., 0] >= 0).all()
 
 
 def test_superpixel_labels_majority_and_ignore():

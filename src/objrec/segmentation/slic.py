@@ -14,7 +14,10 @@ Each superpixel gets :data:`N_FEATURES` features (:func:`superpixel_features`):
   neighbours (weighted by shared border length);
 * a small HOG of its bounding box: gradient orientations of L (8 unsigned bins over
   0..180 degrees, magnitude-weighted) summed over the box's 2 x 2 cells, L2-normalised
-  (32 values; integral images make it one pass per image).
+  (32 values; integral images make it one pass per image);
+* context: the same HOG over a ``context`` x ``context`` window (default 32 pixels)
+  centred on the superpixel's centroid, 3 x 3 cells (72 values): the shape around a
+  superpixel, which tells a fragment of a "3" from one of an "8".
 
 A histogram gradient-boosting classifier (scikit-learn) learns the majority label of
 each superpixel (unweighted: with sample weights scikit-learn's binning computes weighted
@@ -40,8 +43,9 @@ import numpy as np
 from objrec.errors import ModelFileError
 from objrec.segmentation.base import IGNORE, Segmenter, check_images, check_masks
 
-#: Features per superpixel: 6 colour + 10 texture + 4 shape + 6 contrast + 32 HOG.
-N_FEATURES = 58
+#: Features per superpixel: 6 colour + 10 texture + 4 shape + 6 contrast + 32 box HOG
+#: + 72 context HOG.
+N_FEATURES = 130
 _HOG_BINS = 8
 
 
@@ -52,16 +56,19 @@ def superpixels(image: np.ndarray, n_segments: int = 300, compactness: float = 1
     from skimage.segmentation import slic
 
     lab = rgb2lab(image).astype(np.float32)
-    seg = slic(lab, n_segments=n_segments, compactness=compactness, convert2lab=False,
-               start_label=0, channel_axis=-1)  # fmt: skip
+    # slic converts the uint8 image to Lab itself: handed the float Lab image with
+    # convert2lab=False, it returned a plain grid at compactness 10 (every superpixel of
+    # one size; scikit-image 0.26), useless on thin strokes
+    seg = slic(image, n_segments=n_segments, compactness=compactness, start_label=0,
+               channel_axis=-1)  # fmt: skip
     _, seg = np.unique(seg, return_inverse=True)  # consecutive 0..K-1
     seg = seg.reshape(image.shape[:2]).astype(np.int64)
     return lab, seg, int(seg.max()) + 1
 
 
-def _bbox_hog(L: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """HOG float32 (k, 4 * 8) of each superpixel's bounding box ``boxes`` (k, 4) = (r0, r1,
-    c0, c1) (end exclusive), from the gradients of ``L`` (H, W)."""
+def _orientation_integral(L: np.ndarray) -> np.ndarray:
+    """Integral images float64 (H + 1, W + 1, 8) of the gradient magnitude of ``L`` (H, W)
+    per unsigned orientation bin (0..180 degrees)."""
     H, W = L.shape
     gy, gx = np.gradient(L.astype(np.float32))
     mag = np.hypot(gx, gy)
@@ -71,23 +78,31 @@ def _bbox_hog(L: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     np.put_along_axis(hist, b[..., None], mag[..., None], axis=2)
     integral = np.zeros((H + 1, W + 1, _HOG_BINS), np.float64)
     integral[1:, 1:] = hist.cumsum(0).cumsum(1)
+    return integral
+
+
+def box_hog(integral: np.ndarray, boxes: np.ndarray, cells: int) -> np.ndarray:
+    """HOG float32 (k, cells * cells * 8) of boxes (k, 4) = (r0, r1, c0, c1) (end
+    exclusive): each box cut into a ``cells`` x ``cells`` grid, orientations summed per
+    cell (from :func:`_orientation_integral`), L2-normalised over the box."""
     r0, r1, c0, c1 = boxes.T
-    rm, cm = (r0 + r1) // 2, (c0 + c1) // 2
-
-    def box(ra, rb, ca, cb):  # (k, bins) sums over rows ra:rb, cols ca:cb
-        return integral[rb, cb] - integral[ra, cb] - integral[rb, ca] + integral[ra, ca]
-
-    out = np.concatenate(
-        [box(r0, rm, c0, cm), box(r0, rm, cm, c1), box(rm, r1, c0, cm), box(rm, r1, cm, c1)],
-        axis=1,
-    )
+    rows = [r0 + (r1 - r0) * j // cells for j in range(cells + 1)]
+    cols = [c0 + (c1 - c0) * j // cells for j in range(cells + 1)]
+    parts = []
+    for i in range(cells):
+        ra, rb = rows[i], rows[i + 1]
+        for j in range(cells):
+            ca, cb = cols[j], cols[j + 1]
+            parts.append(integral[rb, cb] - integral[ra, cb] - integral[rb, ca] + integral[ra, ca])
+    out = np.concatenate(parts, axis=1)
     out /= np.sqrt((out**2).sum(1, keepdims=True) + 1e-6)
     return out.astype(np.float32)
 
 
-def superpixel_features(lab: np.ndarray, seg: np.ndarray, k: int) -> np.ndarray:
+def superpixel_features(lab: np.ndarray, seg: np.ndarray, k: int, context: int = 32) -> np.ndarray:
     """Features float32 (k, :data:`N_FEATURES`) of the ``k`` superpixels ``seg`` (H, W)
-    of one image in Lab ``lab`` (H, W, 3) (the module docstring lists them)."""
+    of one image in Lab ``lab`` (H, W, 3) (the module docstring lists them); ``context``:
+    side in pixels of the window of the context HOG."""
     from scipy import ndimage
 
     H, W = seg.shape
@@ -127,9 +142,18 @@ def superpixel_features(lab: np.ndarray, seg: np.ndarray, k: int) -> np.ndarray:
     nb_n = np.bincount(pairs[:, 0], minlength=k)[:, None]
     nb_mean = np.where(nb_n > 0, nb_sum / np.maximum(nb_n, 1), lab_mean)
     contrast = np.concatenate([lab_mean - median, lab_mean - nb_mean], 1)
-    hog = _bbox_hog(L, np.stack([r0, r1, c0, c1], 1))
+    integral = _orientation_integral(L)
+    hog = box_hog(integral, np.stack([r0, r1, c0, c1], 1), 2)
+    # context: a window of side ``context`` centred on the superpixel, clipped to the image
+    cy = np.bincount(flat, rr, minlength=k) / area
+    cx = np.bincount(flat, cc, minlength=k) / area
+    half = context / 2
+    window = np.stack([np.clip(np.round(cy - half), 0, H), np.clip(np.round(cy + half), 0, H),
+                       np.clip(np.round(cx - half), 0, W), np.clip(np.round(cx + half), 0, W)],
+                      1).astype(np.int64)  # fmt: skip
+    ctx = box_hog(integral, window, 3)
     feats = np.concatenate([mean[:, :3], std[:, :3], mean[:, 3:], std[:, 3:], shape,
-                            contrast, hog], 1)  # fmt: skip
+                            contrast, hog, ctx], 1)  # fmt: skip
     return feats.astype(np.float32)
 
 
@@ -156,6 +180,7 @@ class SlicSegmenter(Segmenter):
         self,
         n_segments: int = 300,
         compactness: float = 10.0,
+        context: int = 32,
         max_iter: int = 200,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
@@ -166,6 +191,7 @@ class SlicSegmenter(Segmenter):
     ) -> None:
         self.n_segments = n_segments
         self.compactness = compactness
+        self.context = context
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -178,6 +204,7 @@ class SlicSegmenter(Segmenter):
         return {
             "n_segments": self.n_segments,
             "compactness": self.compactness,
+            "context": self.context,
             "max_iter": self.max_iter,
             "learning_rate": self.learning_rate,
             "max_leaf_nodes": self.max_leaf_nodes,
@@ -189,7 +216,7 @@ class SlicSegmenter(Segmenter):
 
     def _image_features(self, image: np.ndarray):
         lab, seg, k = superpixels(image, self.n_segments, self.compactness)
-        return superpixel_features(lab, seg, k), seg, k
+        return superpixel_features(lab, seg, k, self.context), seg, k
 
     def fit(self, images, masks) -> SlicSegmenter:
         """Fit on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background,
