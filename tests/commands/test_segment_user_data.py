@@ -51,6 +51,8 @@ def test_train_evaluate_compare_on_a_folder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["segment", "train", "forest", str(tmp_path / "nope" / "x"), "--quiet"]) == 2
     assert "no such folder or COCO JSON file" in capsys.readouterr().err
+    assert main(["segment", "train", "forest", str(data), "--dataset", "fashion-scenes"]) == 2
+    assert "two data sets named" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_unknown_labels(tmp_path, capsys):

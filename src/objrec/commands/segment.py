@@ -109,7 +109,13 @@ def register(sub) -> None:
 
 
 def _dataset(args) -> str:
-    return getattr(args, "data", None) or args.dataset or "mnist-scenes"
+    """The data named by DATA or --dataset (not both), default mnist-scenes."""
+    from objrec.errors import ObjrecError
+
+    data = getattr(args, "data", None)
+    if data and args.dataset and data != args.dataset:
+        raise ObjrecError(f"two data sets named: {data} and --dataset {args.dataset}; give one")
+    return data or args.dataset or "mnist-scenes"
 
 
 def _load(args, n_labels: int | None = None):

@@ -99,7 +99,8 @@ class FilterBankForest(Segmenter):
         return tuple(np.concatenate(out, 1))
 
     def fit(self, images, masks, *, batch: int = 256) -> FilterBankForest:
-        """Fit on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background."""
+        """Fit on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background;
+        pixels labelled :data:`~objrec.segmentation.base.IGNORE` are never sampled."""
         from sklearn.ensemble import RandomForestClassifier
 
         X = check_images(images)
