@@ -34,11 +34,13 @@ def main() -> int:
     p.add_argument("--sizes", default="1500,100,300", help="TRAIN,VAL,TEST scenes")
     p.add_argument("--forest-train", type=int, default=800, help="scenes the forest fits on")
     p.add_argument("--forest-trees", type=int, default=30)
+    p.add_argument("--slic-train", type=int, default=800, help="scenes SLIC fits on")
+    p.add_argument("--slic-segments", type=int, default=300, help="SLIC superpixels per scene")
     p.add_argument("--unet-width", type=int, default=8)
     p.add_argument("--unet-epochs", type=int, default=4)
     p.add_argument("--unet-seconds", type=float, default=420.0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--methods", nargs="+", default=["forest", "unet"],
+    p.add_argument("--methods", nargs="+", default=["forest", "slic", "unet"],
                    help="methods to run; the others' saved results are kept")  # fmt: skip
     args = p.parse_args()
 
@@ -58,6 +60,7 @@ def main() -> int:
     runs = {
         "forest": (make_segmenter("forest", n_estimators=args.forest_trees, n_jobs=args.threads),
                    args.forest_train),
+        "slic": (make_segmenter("slic", n_segments=args.slic_segments), args.slic_train),
         "unet": (make_segmenter("unet", width=args.unet_width, epochs=args.unet_epochs,
                                 max_seconds=args.unet_seconds, progress=True), len(tr)),
     }  # fmt: skip

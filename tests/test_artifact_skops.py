@@ -56,6 +56,23 @@ def test_allow_list_is_exactly_the_types_of_every_registered_method(digits_120, 
         est = objrec.make_method(name, **params).fit(X[:n], y[:n])
         for t in _saved_types(est, tmp_path / f"m{i}"):
             found.setdefault(t, name)
+    # the classic segmenters' classifiers load through the same allow-list
+    from objrec.segmentation import make_segmenter
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, (4, 24, 24, 3), np.uint8)
+    masks = np.zeros((4, 24, 24), np.uint8)
+    masks[:, 4:14, 4:14] = 1
+    masks[:, 16:22, 2:20] = 2
+    images[masks == 1] = (250, 40, 40)
+    images[masks == 2] = (40, 250, 40)
+    for name, params, file in (("slic", {"n_segments": 30, "max_iter": 5}, "classifier.skops"),
+                               ("forest", {"n_estimators": 2}, "forest.skops")):  # fmt: skip
+        seg = make_segmenter(name, **params).fit(images, masks)
+        assert len(np.unique(seg.predict(images))) == 3  # a fitted classifier, not a constant
+        seg.save(tmp_path / f"seg-{name}")
+        for t in sio.get_untrusted_types(file=tmp_path / f"seg-{name}" / file):
+            found.setdefault(t, f"segmenter {name}")
     missing = sorted(set(found) - TRUSTED_TYPES)
     assert not missing, (
         f"saved estimators now hold types outside objrec.skops_types.TRUSTED_TYPES: "

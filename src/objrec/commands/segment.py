@@ -1,5 +1,7 @@
 """``objrec segment train|evaluate|compare``: semantic, instance and panoptic segmentation
-of scene sets (``mnist-scenes``, ``fashion-scenes``) with the classic forest and the U-Net.
+of scene sets (``mnist-scenes``, ``fashion-scenes``) or of users' own data (a folder of
+``images/`` + ``masks/``, or a COCO JSON file: :mod:`objrec.data.segfolders`) with the
+classic forest, SLIC superpixels and the U-Net.
 
 Each verb writes a run folder (``runs/NAME``): ``config.json``, ``versions.json``,
 ``metrics.json`` (mIoU, per-class IoU, Dice, PQ/SQ/RQ per class, mask AP) and, for
@@ -25,10 +27,14 @@ def _sizes(text: str) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
-def _data_options(p) -> None:
-    p.add_argument(
-        "--dataset", default="mnist-scenes", help="mnist-scenes (default) or fashion-scenes"
-    )
+def _data_options(p, positional: bool = False) -> None:
+    what = ("mnist-scenes (default), fashion-scenes, a folder of images/ + masks/ (index or "
+            "grey PNGs, 255 = ignore; optional instances/, classes.txt) or a COCO JSON file")  # fmt: skip
+    if positional:
+        p.add_argument("data", nargs="?", metavar="DATA", help=what + " (as --dataset)")
+    p.add_argument("--dataset", help=what)
+    p.add_argument("--size", help="your own data: HxW to bring every image to (default their "
+                   "own size, or the median scaled to at most 128 if they differ)")  # fmt: skip
     p.add_argument("--data-dir", help="folder holding the source IDX files (and, next to it, "
                    "cifar10-jpg.tar.gz)")  # fmt: skip
     p.add_argument("--sizes", type=_sizes, help="TRAIN,VAL,TEST scene counts (default the "
@@ -42,6 +48,8 @@ def _method_options(p) -> None:
     p.add_argument("--width", type=positive_int, default=16, help="U-Net base width (default 16)")
     p.add_argument("--max-seconds", type=float, help="U-Net: stop training after this long")
     p.add_argument("--trees", type=positive_int, default=30, help="forest: trees (default 30)")
+    p.add_argument("--superpixels", type=positive_int, default=300,
+                   help="slic: superpixels per image (default 300)")  # fmt: skip
     p.add_argument("--train-limit", type=non_negative_int, default=0,
                    help="fit on the first N training scenes only (0 = all)")  # fmt: skip
 
@@ -53,31 +61,35 @@ def _out_options(p) -> None:
 
 
 def register(sub) -> None:
+    from objrec.segmentation import METHODS
+
     p = sub.add_parser(
         "segment",
-        help="semantic / instance / panoptic segmentation of scene sets",
+        help="semantic / instance / panoptic segmentation of scene sets or your own images",
         description="Train, evaluate and compare segmentation methods (forest: per-pixel random "
-        "forest on a filter bank; unet: a small U-Net) on scene sets built from MNIST or "
-        "Fashion-MNIST objects over real photos. Metrics: pixel accuracy, per-class IoU, mIoU, "
+        "forest on a filter bank; slic: SLIC superpixels and gradient boosting; unet: a small "
+        "U-Net) on scene sets built from MNIST or Fashion-MNIST objects over real photos, or "
+        "on your own images and masks. Metrics: pixel accuracy, per-class IoU, mIoU, "
         "Dice, panoptic quality PQ = SQ x RQ, COCO-style mask AP.",
     )
     verbs = p.add_subparsers(dest="segment_verb", metavar="VERB")
     t = verbs.add_parser("train", help="fit one method and evaluate it on the test scenes")
-    t.add_argument("method", choices=("forest", "unet"))
-    _data_options(t)
+    t.add_argument("method", choices=METHODS)
+    _data_options(t, positional=True)
     _method_options(t)
     _out_options(t)
     t.set_defaults(func=run_train)
     e = verbs.add_parser("evaluate", help="evaluate a trained segmenter (run or model folder)")
     e.add_argument("model", metavar="RUN|MODEL")
-    _data_options(e)
-    e.add_argument("--split", choices=("test", "val"), default="test")
+    _data_options(e, positional=True)
+    e.add_argument("--split", choices=("test", "val", "all"), default="test",
+                   help="scenes or images to evaluate on (all: every split of your own data)")  # fmt: skip
     _out_options(e)
     e.add_argument("--no-report", action="store_true",
                    help="skip report-SPLIT.html and its plots")  # fmt: skip
     e.set_defaults(func=run_evaluate)
     c = verbs.add_parser("compare", help="fit several methods on the same scenes, side by side")
-    c.add_argument("methods", nargs="+", choices=("forest", "unet"))
+    c.add_argument("methods", nargs="+", choices=METHODS)
     _data_options(c)
     _method_options(c)
     _out_options(c)
@@ -101,13 +113,47 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
-def _load(args):
-    from objrec.data.scenes import load_scene_set
+def _dataset(args) -> str:
+    """The data named by DATA or --dataset (not both), default mnist-scenes."""
+    from objrec.errors import ObjrecError
 
+    data = getattr(args, "data", None)
+    if data and args.dataset and data != args.dataset:
+        raise ObjrecError(f"two data sets named: {data} and --dataset {args.dataset}; give one")
+    return data or args.dataset or "mnist-scenes"
+
+
+def _load(args, n_labels: int | None = None):
+    """The scene set or the user's folder / COCO file that ``args`` name; ``n_labels``: the
+    labels of the model that will be evaluated on it (user data only)."""
+    from pathlib import Path
+
+    from objrec.data.scenes import load_scene_set
+    from objrec.data.segfolders import is_user_data, load_user_segmentation
+    from objrec.errors import DatasetError
+
+    name = _dataset(args)
+    if is_user_data(name):
+        return load_user_segmentation(name, size=args.size, n_labels=n_labels, seed=args.seed)
+    if "/" in name or "\\" in name or Path(name).suffix.lower() == ".json":
+        raise DatasetError(f"{name}: no such folder or COCO JSON file")
     return load_scene_set(
-        args.dataset, data_dir=args.data_dir, seed=args.seed, sizes=args.sizes,
+        name, data_dir=args.data_dir, seed=args.seed, sizes=args.sizes,
         backgrounds=args.backgrounds, progress=not args.quiet,
     )  # fmt: skip
+
+
+def _split(data, name: str):
+    """One split of ``data`` by name; ``all``: train, val and test together."""
+    import numpy as np
+
+    from objrec.data.scenes import SceneSplit
+
+    if name != "all":
+        return getattr(data, name)
+    parts = (data.train, data.val, data.test)
+    return SceneSplit(*(np.concatenate([getattr(p, f) for p in parts])
+                        for f in ("images", "semantic", "instances")))  # fmt: skip
 
 
 def _make(args, method: str):
@@ -116,6 +162,8 @@ def _make(args, method: str):
     if method == "unet":
         return make_segmenter("unet", epochs=args.epochs, width=args.width,
                               max_seconds=args.max_seconds, progress=not args.quiet)  # fmt: skip
+    if method == "slic":
+        return make_segmenter("slic", n_segments=args.superpixels)
     return make_segmenter("forest", n_estimators=args.trees)
 
 
@@ -125,11 +173,13 @@ def predict_and_measure(seg, split, n_labels: int) -> tuple[dict, tuple]:
     import time
 
     from objrec.evaluation.segmentation import segmentation_scores
+    from objrec.segmentation.base import IGNORE
 
     start = time.perf_counter()
     sem, inst, scores = seg.predict_panoptic(split.images)
     seconds = time.perf_counter() - start
-    out = segmentation_scores(split.semantic, split.instances, sem, inst, n_labels, scores=scores)
+    out = segmentation_scores(split.semantic, split.instances, sem, inst, n_labels, scores=scores,
+                              ignore_index=IGNORE)  # fmt: skip
     out["predict_seconds"] = seconds
     out["predict_ms_per_image"] = 1000 * seconds / max(len(split), 1)
     return out, (sem, inst)
@@ -154,8 +204,13 @@ def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]
     """(metrics on the test scenes, with fit time; the test predictions)."""
     import time
 
-    seg = _make(args, method)
+    from objrec.errors import DatasetError
+
     tr = data.train
+    if not len(tr) or not len(data.test):
+        raise DatasetError(f"{_dataset(args)}: {len(tr)} training and {len(data.test)} test "
+                           "images; training needs both (a folder needs at least 2 images)")  # fmt: skip
+    seg = _make(args, method)
     n = args.train_limit or len(tr)
     start = time.perf_counter()
     seg.fit(tr.images[:n], tr.semantic[:n])
@@ -172,10 +227,11 @@ def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]
     return m, pred
 
 
-def _write_report(folder, data, split_name: str, results: dict, *, file_name="report.html",
-                  plot_prefix=""):  # fmt: skip
+def _write_report(folder, data, split, split_name: str, results: dict, *,
+                  file_name="report.html", plot_prefix=""):  # fmt: skip
     """Write the HTML report (:mod:`objrec.report.segmentation`) of ``results`` ({method:
-    (metrics, (semantic, instances))}) on ``data``'s ``split_name`` scenes; its path."""
+    (metrics, (semantic, instances))}) on ``split``, the scenes of ``data`` named
+    ``split_name``; its path."""
     from objrec.report.segmentation import SegmentationResult, write_segmentation_report
 
     items = [SegmentationResult(name, m, sem, inst) for name, (m, (sem, inst)) in results.items()]
@@ -184,7 +240,7 @@ def _write_report(folder, data, split_name: str, results: dict, *, file_name="re
     if len(fits) == 1:
         info["training scenes"] = f"{fits.pop():,}"
     path = write_segmentation_report(
-        folder, getattr(data, split_name), data.classes, items, dataset=data.name,
+        folder, split, data.classes, items, dataset=data.name,
         split_name=split_name, info=info, file_name=file_name, plot_prefix=plot_prefix,
     )  # fmt: skip
     return path
@@ -236,7 +292,7 @@ def run_compare(args) -> int:
             results[method] = _fit_and_measure(args, method, data, folder / method)
         write_json(folder / "metrics.json", {k: m for k, (m, _) in results.items()})
         if not args.no_report:
-            report = _write_report(folder, data, "test", results)
+            report = _write_report(folder, data, data.test, "test", results)
     print(HEADER)
     for method, (m, _) in results.items():
         print(_summary(method, m))
@@ -297,15 +353,20 @@ def _recorded_fit(path, method: str) -> dict:
 def run_evaluate(args) -> int:
     from pathlib import Path
 
+    from objrec.data.segfolders import is_user_data
     from objrec.errors import ObjrecError
     from objrec.io import write_json
 
     seg, path = _load_model(args.model)
-    data = _load(args)
+    user = is_user_data(_dataset(args))
+    data = _load(args, n_labels=seg.n_labels_ if user else None)
     if seg.n_labels_ != data.n_labels:
-        raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {args.dataset} has "
+        raise ObjrecError(f"{args.model} predicts {seg.n_labels_} labels, {_dataset(args)} has "
                           f"{data.n_labels}")  # fmt: skip
-    m, pred = predict_and_measure(seg, getattr(data, args.split), data.n_labels)
+    if args.split == "all" and not user:
+        raise ObjrecError("--split all is for your own data; a scene set has test and val")
+    split = _split(data, args.split)
+    m, pred = predict_and_measure(seg, split, data.n_labels)
     given = Path(args.model)
     if args.out:
         out = Path(args.out)
@@ -318,7 +379,7 @@ def run_evaluate(args) -> int:
     report = None
     if not args.no_report:
         m = {**m, **_recorded_fit(path, seg.method)}
-        report = _write_report(out, data, args.split, {seg.method: (m, pred)},
+        report = _write_report(out, data, split, args.split, {seg.method: (m, pred)},
                                file_name=f"report-{args.split}.html",
                                plot_prefix=f"{args.split}-")  # fmt: skip
     print(HEADER)

@@ -25,6 +25,9 @@ Decoding (:func:`decode`, Pillow):
    * bilevel (``1``) as 0/255 grey; CMYK, YCbCr, LAB, HSV through Pillow's RGB conversion;
    * palette images: their colours, kept grey when every colour is grey.
 
+Label images (:func:`decode_labels`: segmentation masks, instance maps) are opened the
+same way, but keep the integers they store (a palette PNG's indices, 16-bit ids).
+
 Colour conversion (:func:`convert_color`): grey is ITU-R 601 luma (OpenCV's
 ``COLOR_RGB2GRAY``), RGB from grey repeats the channel. It comes before the resize.
 
@@ -566,6 +569,57 @@ def decode(
         return opened.decode()
 
 
+class _NotLabels(ValueError):
+    """A decodable image that holds no label map (a colour image)."""
+
+
+def _label_array(img) -> np.ndarray:
+    """A loaded, upright Pillow label image -> its stored integers (see :func:`decode_labels`)."""
+    mode = img.mode
+    if mode in ("P", "L"):
+        return np.asarray(img, dtype=np.uint8)  # palette: the indices, not the colours
+    if mode == "1":
+        return np.asarray(img, dtype=np.uint8)  # 0 / 1
+    if mode.startswith("I;16") or mode == "I":
+        v = np.asarray(img).astype(np.int64)
+        if v.size and (v.min() < 0 or v.max() > 65535):
+            raise _NotLabels(f"label values {v.min()}..{v.max()} outside 0..65535")
+        return v.astype(np.uint16)
+    if mode in ("RGB", "RGBA", "LA"):
+        a = np.asarray(img)
+        if a.shape[-1] >= 3 and _is_grey_rgb(a[..., :3]):  # a grey mask saved as RGB
+            return np.ascontiguousarray(a[..., 0])
+        if mode == "LA":
+            return np.ascontiguousarray(a[..., 0])
+        raise _NotLabels(
+            f"a {mode} colour image is not a label map: save masks as index (palette) or "
+            "grey PNGs whose values are the labels (as Pascal VOC does)"
+        )
+    raise _NotLabels(f"a {mode} image is not a label map (use a palette, grey or 16-bit PNG)")
+
+
+def decode_labels(
+    source: bytes | str | os.PathLike, *, max_pixels: int = MAX_PIXELS, name: str = ""
+) -> np.ndarray:
+    """Decode a label image (a segmentation mask or an instance map) to the integers it
+    stores, (H, W), upright: uint8 for palette (the palette **indices**, as Pascal VOC's
+    masks), grey and bilevel images (0/1); uint16 for 16-bit and 32-bit integer images
+    (values 0..65535). An RGB image whose three channels are equal counts as grey; other
+    colour images are refused. Opens, limits and reports failures as :func:`decode` does
+    (:class:`ImageDecodeError` naming the file)."""
+
+    source, name = _source_name(source, name)
+
+    def run(img):
+        img.load()
+        try:
+            return np.ascontiguousarray(_label_array(_upright(img)))
+        except _NotLabels as e:
+            raise ImageDecodeError(_label(name) + str(e), path=name, reason=str(e)) from e
+
+    return _guarded(run, source, name, max_pixels)
+
+
 def probe(
     source: bytes | str | os.PathLike, *, max_pixels: int = MAX_PIXELS, name: str = ""
 ) -> tuple[int, int, str]:
@@ -779,6 +833,7 @@ __all__ = [
     "bomb_warning_ignored",
     "convert_color",
     "decode",
+    "decode_labels",
     "describe_working_size",
     "load_image",
     "open_image",

@@ -18,6 +18,12 @@ and up to ``max_dets`` detections per image: per class and IoU threshold
 (0.50:0.05:0.95) detections are matched greedily by descending score to the unmatched
 ground-truth instance of highest IoU >= threshold, precision is made monotone and read
 at 101 recall points; AP averages classes with ground truth and thresholds.
+
+Ignored pixels (``ignore_index``, e.g. 255 as in Pascal VOC: object borders, regions
+nobody labelled) count in no metric: they are left out of the pixel counts; for PQ they
+are removed from the predicted segments before the IoU, and a predicted segment lying
+more than half in them is no false positive (Kirillov et al.'s "void" rule); for mask AP
+they are cut out of every predicted and ground-truth mask.
 """
 
 from __future__ import annotations
@@ -57,11 +63,20 @@ def confusion_matrix(true, pred, n_labels: int) -> np.ndarray:
     return np.bincount(idx, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
 
 
-def semantic_scores(true, pred, n_labels: int) -> dict:
+def _drop_ignored(true, pred, ignore_index):
+    """Both masks flattened to (1, 1, P) without the pixels where ``true`` is ignored."""
+    true, pred = _check_masks(true, pred)
+    if ignore_index is None:
+        return true, pred
+    keep = true != ignore_index
+    return true[keep].reshape(1, 1, -1), pred[keep].reshape(1, 1, -1)
+
+
+def semantic_scores(true, pred, n_labels: int, *, ignore_index: int | None = None) -> dict:
     """Pixel accuracy, per-label IoU and Dice (NaN for a label absent from both masks),
     mIoU and mean Dice over the labels that occur, background included (label 0) and
-    ``miou_objects`` without it."""
-    cm = confusion_matrix(true, pred, n_labels)
+    ``miou_objects`` without it; pixels whose true label is ``ignore_index`` left out."""
+    cm = confusion_matrix(*_drop_ignored(true, pred, ignore_index), n_labels)
     tp = np.diag(cm).astype(np.float64)
     fp = cm.sum(0) - tp
     fn = cm.sum(1) - tp
@@ -89,8 +104,9 @@ def _segment_keys(sem: np.ndarray, inst: np.ndarray, stuff: frozenset) -> np.nda
 
 
 def panoptic_quality(
-    true_sem, true_inst, pred_sem, pred_inst, n_labels: int, *, stuff=(0,)
-) -> dict:
+    true_sem, true_inst, pred_sem, pred_inst, n_labels: int, *, stuff=(0,),
+    ignore_index: int | None = None,
+) -> dict:  # fmt: skip
     """PQ, SQ and RQ per label and overall (see the module docstring).
 
     Returns ``pq``, ``sq``, ``rq`` (means over labels that occur), ``pq_things`` /
@@ -106,12 +122,20 @@ def panoptic_quality(
     fp = np.zeros(n_labels, np.int64)
     fn = np.zeros(n_labels, np.int64)
     iou_sum = np.zeros(n_labels)
-    top = max(int(true_sem.max(initial=0)), int(pred_sem.max(initial=0)))
+    void_all = (true_sem == ignore_index) if ignore_index is not None else None
+    top_true = true_sem if void_all is None else np.where(void_all, 0, true_sem)
+    top = max(int(top_true.max(initial=0)), int(pred_sem.max(initial=0)))
     if top >= n_labels:
         raise InputError(f"label {top} found, but n_labels={n_labels}")
     for i in range(len(true_sem)):
         g = _segment_keys(true_sem[i], true_inst[i], stuff).ravel()
         p = _segment_keys(pred_sem[i], pred_inst[i], stuff).ravel()
+        void_keys = None
+        if void_all is not None and void_all[i].any():
+            void = void_all[i].ravel()
+            all_keys, all_area = np.unique(p, return_counts=True)
+            void_keys = (all_keys, all_area)
+            g, p = g[~void], p[~void]
         g_keys, g_area = np.unique(g, return_counts=True)
         p_keys, p_area = np.unique(p, return_counts=True)
         gi = np.searchsorted(g_keys, g)
@@ -131,7 +155,11 @@ def panoptic_quality(
         np.add.at(tp, labels_hit, 1)
         np.add.at(iou_sum, labels_hit, iou[hit])
         np.add.at(fn, (g_keys[~g_matched] >> 32).astype(np.int64), 1)
-        np.add.at(fp, (p_keys[~p_matched] >> 32).astype(np.int64), 1)
+        unmatched = ~p_matched
+        if void_keys is not None:  # mostly void: no false positive
+            full_area = void_keys[1][np.searchsorted(void_keys[0], p_keys)]
+            unmatched &= (full_area - p_area) * 2 <= full_area
+        np.add.at(fp, (p_keys[unmatched] >> 32).astype(np.int64), 1)
     denom = tp + 0.5 * fp + 0.5 * fn
     with np.errstate(invalid="ignore", divide="ignore"):
         pq = np.where(denom > 0, iou_sum / denom, np.nan)
@@ -205,6 +233,7 @@ def mask_ap(
     scores=None,
     max_dets: int = 100,
     background: int = 0,
+    ignore_index: int | None = None,
 ) -> dict:
     """COCO-style instance mask AP (see the module docstring).
 
@@ -220,6 +249,10 @@ def mask_ap(
     true_inst, pred_inst = _check_masks(true_inst, pred_inst, "instance maps")
     if scores is not None and len(scores) != len(true_sem):
         raise InputError(f"scores for {len(scores)} images, masks for {len(true_sem)}")
+    if ignore_index is not None:  # ignored pixels cut out of every mask
+        void = true_sem == ignore_index
+        true_sem, true_inst = np.where(void, background, true_sem), np.where(void, 0, true_inst)
+        pred_inst = np.where(void, 0, pred_inst)
     # per label: list of (score, image, per-threshold matched flags) and gt counts
     dets: dict[int, list] = {c: [] for c in range(n_labels) if c != background}
     n_gt = np.zeros(n_labels, np.int64)
@@ -285,13 +318,15 @@ def mask_ap(
 
 
 def segmentation_scores(
-    true_sem, true_inst, pred_sem, pred_inst, n_labels: int, *, scores=None
-) -> dict:
+    true_sem, true_inst, pred_sem, pred_inst, n_labels: int, *, scores=None,
+    ignore_index: int | None = None,
+) -> dict:  # fmt: skip
     """All of the above in one dict: ``semantic``, ``panoptic`` and ``mask_ap``."""
+    ig = {"ignore_index": ignore_index}
     return {
-        "semantic": semantic_scores(true_sem, pred_sem, n_labels),
-        "panoptic": panoptic_quality(true_sem, true_inst, pred_sem, pred_inst, n_labels),
-        "mask_ap": mask_ap(true_sem, true_inst, pred_sem, pred_inst, n_labels, scores=scores),
+        "semantic": semantic_scores(true_sem, pred_sem, n_labels, **ig),
+        "panoptic": panoptic_quality(true_sem, true_inst, pred_sem, pred_inst, n_labels, **ig),
+        "mask_ap": mask_ap(true_sem, true_inst, pred_sem, pred_inst, n_labels, scores=scores, **ig),
     }
 
 

@@ -3,7 +3,7 @@ both merged (panoptic).
 
 Every method is an estimator with one contract::
 
-    seg = make_segmenter("forest")           # or "unet"
+    seg = make_segmenter("forest")           # or "slic", "unet"
     seg.fit(images, masks)                   # uint8 (N, H, W, 3) and uint8 (N, H, W), 0 = bg
     masks = seg.predict(images)              # uint8 (N, H, W)
     proba = seg.predict_proba(images)        # float32 (N, L, H, W), sums to 1 over L
@@ -11,8 +11,10 @@ Every method is an estimator with one contract::
     seg.save(folder); seg = objrec.load(folder)  # an objrec model folder, task "segment"
 
 Methods: ``forest`` (:mod:`objrec.segmentation.classic`, a per-pixel random forest on a
-filter bank, the TextonBoost idea) and ``unet`` (:mod:`objrec.segmentation.unet`, a
-small U-Net trained with cross-entropy + Dice). Both turn semantic probabilities into
+filter bank, the TextonBoost idea), ``slic`` (:mod:`objrec.segmentation.slic`, SLIC
+superpixels with colour, texture, shape and HOG features and a gradient-boosting
+classifier) and ``unet`` (:mod:`objrec.segmentation.unet`, a
+small U-Net trained with cross-entropy + Dice). All turn semantic probabilities into
 objects the same way (:mod:`objrec.segmentation.postprocess`): connected components,
 one label per component by summed probability, split by watershed on the distance
 transform.
@@ -22,16 +24,20 @@ from __future__ import annotations
 
 from objrec.errors import ModelFileError, ObjrecError
 
-METHODS = ("forest", "unet")
+METHODS = ("forest", "slic", "unet")
 
 
 def make_segmenter(name: str, **params):
-    """A new, unfitted segmenter by name (``forest`` or ``unet``) with its parameters."""
+    """A new, unfitted segmenter by name (``forest``, ``slic`` or ``unet``) with its parameters."""
     key = name.lower().replace("_", "-")
     if key in ("forest", "filterbank-forest", "classic"):
         from objrec.segmentation.classic import FilterBankForest
 
         return FilterBankForest(**params)
+    if key in ("slic", "superpixels"):
+        from objrec.segmentation.slic import SlicSegmenter
+
+        return SlicSegmenter(**params)
     if key in ("unet", "u-net"):
         from objrec.segmentation.unet import UNetSegmenter
 

@@ -12,6 +12,10 @@ from sklearn.base import BaseEstimator
 
 from objrec.errors import InputError, ModelFileError
 
+#: The mask value that is no label (Pascal VOC's object borders and "difficult" regions):
+#: such pixels are left out of training and of every metric.
+IGNORE = 255
+
 
 def check_images(images) -> np.ndarray:
     """uint8 (N, H, W, 3) images; grey (N, H, W) are tripled."""
@@ -27,7 +31,8 @@ def check_images(images) -> np.ndarray:
 
 def check_masks(images: np.ndarray, masks, n_labels: int | None) -> tuple[np.ndarray, int]:
     """uint8 masks (N, H, W) matching ``images``, and the number of labels (given, or
-    the largest label + 1, at least 2)."""
+    the largest label + 1, at least 2). :data:`IGNORE` (255) is kept as it is and is
+    no label."""
     Y = np.asarray(masks)
     if Y.shape != images.shape[:3]:
         raise InputError(f"masks {Y.shape} do not match the images {images.shape[:3]}")
@@ -35,7 +40,9 @@ def check_masks(images: np.ndarray, masks, n_labels: int | None) -> tuple[np.nda
         raise InputError(f"masks must hold integer labels, got {Y.dtype}")
     if Y.size and Y.min() < 0:
         raise InputError("masks hold negative labels")
-    top = int(Y.max(initial=0))
+    if Y.size and Y.max() > IGNORE:
+        raise InputError(f"masks hold label {int(Y.max())}; labels are 0..254, {IGNORE} = ignore")
+    top = int(np.where(Y == IGNORE, 0, Y).max(initial=0))
     n = max(top + 1, 2) if n_labels is None else int(n_labels)
     if top >= n:
         raise InputError(f"masks hold label {top}, but n_labels={n} (labels 0..{n - 1})")

@@ -19,6 +19,7 @@ import numpy as np
 
 from objrec.errors import ModelFileError
 from objrec.segmentation.base import (
+    IGNORE,
     Segmenter,
     _number,
     _optional,
@@ -111,8 +112,9 @@ class FilterBankForest(Segmenter):
         out = []
         k = self.pixels_per_image
         for i in range(len(Y)):
-            fg = np.flatnonzero(Y[i].ravel() > 0)
-            bg = np.flatnonzero(Y[i].ravel() == 0)
+            y = Y[i].ravel()
+            fg = np.flatnonzero((y > 0) & (y != IGNORE))
+            bg = np.flatnonzero(y == 0)
             n_fg = min(len(fg), k // 2)
             pick = np.concatenate(
                 [
@@ -124,7 +126,8 @@ class FilterBankForest(Segmenter):
         return tuple(np.concatenate(out, 1))
 
     def fit(self, images, masks, *, batch: int = 256) -> FilterBankForest:
-        """Fit on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background."""
+        """Fit on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background;
+        pixels labelled :data:`~objrec.segmentation.base.IGNORE` are never sampled."""
         from sklearn.ensemble import RandomForestClassifier
 
         X = check_images(images)
@@ -146,7 +149,7 @@ class FilterBankForest(Segmenter):
             n_jobs=self.n_jobs,
             random_state=self.seed,
         ).fit(feats, labels)
-        full = np.bincount(Y.ravel(), minlength=self.n_labels_).astype(np.float64)
+        full = np.bincount(Y.ravel(), minlength=self.n_labels_)[: self.n_labels_].astype(np.float64)
         sampled = np.bincount(labels, minlength=self.n_labels_).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(sampled > 0, (full / full.sum()) / (sampled / sampled.sum()), 0.0)

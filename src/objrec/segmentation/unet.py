@@ -19,6 +19,7 @@ import numpy as np
 
 from objrec.errors import InputError, ModelFileError
 from objrec.segmentation.base import (
+    IGNORE,
     Segmenter,
     _number,
     _optional,
@@ -79,13 +80,18 @@ def build_unet(n_labels: int, width: int = 16, depth: int = 3):
 
 def dice_ce_loss(logits, target, n_labels: int, dice_weight: float = 1.0):
     """Cross-entropy + ``dice_weight`` x (1 - soft Dice averaged over the labels present
-    in the batch's ground truth or prediction)."""
+    in the batch's ground truth or prediction); pixels labelled :data:`IGNORE` count in
+    neither."""
     import torch
     import torch.nn.functional as F
 
-    ce = F.cross_entropy(logits, target)
-    prob = logits.softmax(1)
-    onehot = F.one_hot(target, n_labels).permute(0, 3, 1, 2).to(prob.dtype)
+    valid = target != IGNORE  # (B, H, W)
+    if not bool(valid.any()):
+        return (logits * 0).sum()
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
+    prob = logits.softmax(1) * valid[:, None]
+    onehot = F.one_hot(torch.where(valid, target, 0), n_labels).permute(0, 3, 1, 2)
+    onehot = onehot.to(prob.dtype) * valid[:, None]
     inter = (prob * onehot).sum((0, 2, 3))
     denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     present = onehot.sum((0, 2, 3)) > 0
@@ -187,7 +193,7 @@ class UNetSegmenter(Segmenter):
         # start from the label prior (the output bias = log pixel frequency): otherwise Adam
         # moves the bias by about lr per step and needs thousands of steps to learn that
         # ~90 % of the pixels are background
-        freq = np.bincount(Y.ravel(), minlength=self.n_labels_) + 1.0
+        freq = np.bincount(Y.ravel(), minlength=self.n_labels_)[: self.n_labels_] + 1.0
         with torch.no_grad():
             self.net_.head.bias.copy_(torch.from_numpy(np.log(freq / freq.sum())).float())
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
@@ -220,7 +226,8 @@ class UNetSegmenter(Segmenter):
                    "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
             if val is not None:
                 pred = self.predict(val[0])
-                row["val_pixel_accuracy"] = float((pred == np.asarray(val[1])).mean())
+                vy = np.asarray(val[1])
+                row["val_pixel_accuracy"] = float((pred == vy)[vy != IGNORE].mean())
             self.history_.append(row)
             if self.progress:
                 print(json.dumps(row), flush=True)
