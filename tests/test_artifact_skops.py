@@ -66,7 +66,7 @@ def test_allow_list_is_exactly_the_types_of_every_registered_method(digits_120, 
     masks[:, 16:22, 2:20] = 2
     images[masks == 1] = (250, 40, 40)
     images[masks == 2] = (40, 250, 40)
-    for name, params, file in (("slic", {"n_segments": 30, "max_iter": 5}, "classifier.skops"),
+    for name, params, file in (("slic", {"n_segments": 30, "max_iter": 5}, "slic.skops"),
                                ("forest", {"n_estimators": 2}, "forest.skops")):  # fmt: skip
         seg = make_segmenter(name, **params).fit(images, masks)
         assert len(np.unique(seg.predict(images))) == 3  # a fitted classifier, not a constant

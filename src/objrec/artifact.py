@@ -10,7 +10,8 @@ Layout::
 
 Segmenters (:mod:`objrec.segmentation`, metadata ``task: "segment"``) use the same folder:
 ``objrec.json`` with ``classes`` the mask values 0..L-1, and their own weight file
-(``forest.skops`` for the forest, ``weights.safetensors`` for the U-Net).
+(``forest.skops`` for the forest, ``slic.skops`` for SLIC, ``weights.safetensors`` for the
+U-Net).
 
 Loading never executes code from the file: skops refuses every type that is neither one
 of its own safe defaults nor named exactly in :data:`objrec.skops_types.TRUSTED_TYPES`,

@@ -44,6 +44,20 @@ def forest_dir(forest, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def slic(scenes):
+    tr, _ = scenes
+    seg = make_segmenter("slic", n_segments=40, max_iter=5, learning_rate=0.3)
+    return seg.fit(tr.images, tr.semantic)
+
+
+@pytest.fixture(scope="module")
+def slic_dir(slic, tmp_path_factory):
+    return slic.save(
+        tmp_path_factory.mktemp("slic") / "model", dataset="toy-scenes", class_names=NAMES
+    )
+
+
+@pytest.fixture(scope="module")
 def unet(scenes):
     pytest.importorskip("torch")
     tr, _ = scenes
@@ -86,6 +100,25 @@ def test_forest_is_an_objrec_model(forest, forest_dir, scenes):
     a, b = again.predict_panoptic(te.images), forest.predict_panoptic(te.images)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     assert type(load_segmenter(forest_dir)) is type(again)  # the thin wrapper
+
+
+def test_slic_is_an_objrec_model(slic, slic_dir, scenes):
+    _, te = scenes
+    assert sorted(p.name for p in slic_dir.iterdir()) == ["objrec.json", "slic.skops"]
+    raw = _raw(slic_dir)
+    assert raw["format_version"] == 3 and raw["task"] == "segment"
+    assert raw["method"] == "slic" and raw["weights"] == "slic.skops"
+    assert raw["estimator"] == "objrec.segmentation.slic:SlicSegmenter"
+    assert raw["classes"] == [0, 1, 2] and raw["class_names"] == NAMES
+    assert raw["input_shape"] == [32, 32, 3] and raw["params"]["n_segments"] == 40
+    assert slic.classifier_ is not None  # a fitted classifier, not the constant case
+    again = objrec.load(slic_dir)
+    assert type(again).__name__ == "SlicSegmenter" and again.input_shape_ == (32, 32, 3)
+    assert again.n_train_superpixels_ == slic.n_train_superpixels_ > 0
+    assert np.array_equal(again.predict_proba(te.images), slic.predict_proba(te.images))
+    a, b = again.predict_panoptic(te.images), slic.predict_panoptic(te.images)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert type(load_segmenter(slic_dir)) is type(again)
 
 
 def test_unet_is_an_objrec_model(unet, unet_dir, scenes):
@@ -187,6 +220,37 @@ UNET_TAMPERED = [
 def test_tampered_unet_metadata_is_refused(unet_dir, tmp_path, field, value, match):
     folder = _tampered(unet_dir, tmp_path, _set(field, value))
     with pytest.raises(ModelFileError, match=match):
+        objrec.load(folder)
+
+
+SLIC_TAMPERED = [
+    ("classes", [0, 1], "'classes'"),  # the classifier predicts label 2
+    ("classes", [1, 2, 3], "'classes'"),
+    ("method", "forest", "'method'"),
+    ("estimator", "objrec.segmentation.classic:FilterBankForest", "'method'"),
+    ("task", "classify", "'task'"),
+    ("params.n_segments", 0, "'params.n_segments'"),
+    ("params.compactness", "soft", "'params.compactness'"),
+    ("params.learning_rate", -0.1, "'params.learning_rate'"),
+    ("params.n_labels", 4, "'classes'"),
+    ("params.bogus", 1, "'params'"),
+    ("input_shape", [32, 32, 1], "'input_shape'"),
+    ("weights", "../slic.skops", "'weights'"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "match"), SLIC_TAMPERED)
+def test_tampered_slic_metadata_is_refused(slic_dir, tmp_path, field, value, match):
+    folder = _tampered(slic_dir, tmp_path, _set(field, value))
+    with pytest.raises(ModelFileError, match=match):
+        objrec.load(folder)
+
+
+def test_slic_file_holding_another_state_is_refused(slic_dir, forest_dir, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(slic_dir, folder)
+    shutil.copy(forest_dir / "forest.skops", folder / "slic.skops")
+    with pytest.raises(ModelFileError, match=r"slic\.skops.*SlicSegmenter"):
         objrec.load(folder)
 
 

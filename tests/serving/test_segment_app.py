@@ -195,3 +195,22 @@ def test_unet_is_served_too(scenes, tmp_path):
     seg = r.json()["segmentation"]
     assert np.array_equal(_png_array(seg["mask"]), sem)
     assert np.array_equal(_png_array(seg["instance_mask"]), inst)
+
+
+def test_slic_is_served_too(scenes, tmp_path):
+    from objrec.segmentation import make_segmenter
+
+    tr, te = scenes
+    slic = make_segmenter("slic", n_segments=40, max_iter=5, learning_rate=0.3)
+    folder = slic.fit(tr.images, tr.semantic).save(tmp_path / "slic", class_names=NAMES)
+    predictor = load_predictor(folder)
+    assert isinstance(predictor, SegmentPredictor)
+    client = TestClient(create_app(predictor), raise_server_exceptions=False)
+    r = client.post("/v1/segment", files={"file": ("s.png", png_bytes(te.images[0]))})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "slic"
+    sem, inst, scores = _oracle(predictor, te.images[0])
+    seg = r.json()["segmentation"]
+    assert np.array_equal(_png_array(seg["mask"]), sem)
+    assert np.array_equal(_png_array(seg["instance_mask"]), inst)
+    assert [o["id"] for o in seg["instances"]] == sorted(scores)

@@ -83,7 +83,8 @@ class Segmenter(BaseEstimator):
     """
 
     task = "segment"
-    method = ""  # the registered name ("forest", "unet"), recorded as the metadata's method
+    #: the registered name ("forest", "slic", "unet"), recorded as the metadata's method
+    method = ""
     #: constructor argument -> (what it must be, check), applied to a model file's params
     _param_rules: ClassVar[dict] = {}
     #: the fitted attributes the default weight file holds, and its name

@@ -31,17 +31,35 @@ Time and memory are bounded: features are computed image by image, prediction ru
 superpixels (a seeded random subset). The classifier runs on ``n_threads`` OpenMP threads
 (default 1): on a machine whose cores are shared with other jobs, OpenMP's spinning
 barriers made two threads 20x slower than one (45 s against 2.2 s for the same fit).
+
+A fitted segmenter saves as an objrec model folder
+(:meth:`~objrec.segmentation.base.Segmenter.save`, ``objrec.load``): ``objrec.json`` and
+:data:`SLIC_NAME`, a skops file of the classifier (or the one label of a constant
+segmenter) checked against the metadata on load.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from objrec.errors import ModelFileError
-from objrec.segmentation.base import IGNORE, Segmenter, check_images, check_masks
+from objrec.segmentation.base import (
+    IGNORE,
+    Segmenter,
+    _number,
+    _optional,
+    _whole,
+    check_images,
+    check_masks,
+)
+
+#: the SLIC segmenter's file in the model folder: skops, {"classifier_":
+#: HistGradientBoostingClassifier or None, "constant_": int (the one label when None, else
+#: -1), "n_train_superpixels_": int}
+SLIC_NAME = "slic.skops"
 
 #: Features per superpixel: 6 colour + 10 texture + 4 shape + 6 contrast + 32 box HOG
 #: + 72 context HOG.
@@ -175,6 +193,20 @@ class SlicSegmenter(Segmenter):
     per-superpixel probabilities painted back to pixels."""
 
     method = "slic"
+    _state_attributes = ("classifier_", "constant_", "n_train_superpixels_")
+    _state_file = SLIC_NAME
+    _param_rules: ClassVar[dict] = {
+        "n_segments": ("a whole number >= 1", _whole(1)),
+        "compactness": ("a positive number", _number(0, strict=True)),
+        "context": ("a whole number >= 1 (pixels)", _whole(1)),
+        "max_iter": ("a whole number >= 1", _whole(1)),
+        "learning_rate": ("a positive number", _number(0, strict=True)),
+        "max_leaf_nodes": ("a whole number >= 2", _whole(2)),
+        "max_train_superpixels": ("a whole number >= 1", _whole(1)),
+        "n_labels": ("a whole number >= 2 or null", _optional(_whole(2))),
+        "n_threads": ("a whole number >= 1", _whole(1)),
+        "seed": ("a whole number >= 0", _whole(0)),
+    }
 
     def __init__(
         self,
@@ -226,6 +258,7 @@ class SlicSegmenter(Segmenter):
 
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
+        self._fitted_on(X)
         feats, labels = [], []
         for img, mask in zip(X, Y, strict=True):
             F, seg, k = self._image_features(img)
@@ -283,36 +316,49 @@ class SlicSegmenter(Segmenter):
         out /= np.maximum(out.sum(1, keepdims=True), 1e-12)
         return out
 
-    def save(self, folder) -> Path:
-        """Write ``segmenter.json`` and ``classifier.skops`` into ``folder``."""
-        import skops.io as sio
+    # ----------------------------------------------------------------- model file
+    def _check_state(self, folder, meta, file) -> None:
+        """The classifier (or the constant label), its labels and its feature count fit the
+        metadata; raise :class:`ModelFileError` naming what does not."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.classifier_ is not None:
-            sio.dump(self.classifier_, folder / "classifier.skops")
-        meta = {
-            "method": self.method,
-            "params": self.params(),
-            "n_labels": self.n_labels_,
-            "constant": self.constant_,
-            "n_train_superpixels": self.n_train_superpixels_,
-        }
-        (folder / "segmenter.json").write_text(json.dumps(meta, indent=1) + "\n")
-        return folder
+        from objrec.metadata import META_NAME
 
-    @classmethod
-    def load(cls, folder) -> SlicSegmenter:
-        from objrec.artifact import load_skops  # size limits and the one type allow-list
-
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / "segmenter.json").read_text())
-            est = cls(**meta["params"])
-            est.n_labels_, est.constant_ = int(meta["n_labels"]), int(meta["constant"])
-            est.n_train_superpixels_ = int(meta.get("n_train_superpixels", 0))
-        except Exception as e:
-            raise ModelFileError(f"{folder}: cannot load the SLIC segmenter ({e})") from e
-        est.classifier_ = load_skops(folder / "classifier.skops") if est.constant_ < 0 else None
-        return est
+        where = Path(folder) / META_NAME
+        L = self.n_labels_
+        clf, const, n_train = self.classifier_, self.constant_, self.n_train_superpixels_
+        if not _whole(0)(n_train) or not isinstance(const, int) or isinstance(const, bool):
+            raise ModelFileError(
+                f"{file}: constant_ and n_train_superpixels_ must be whole numbers, got "
+                f"{const!r} and {n_train!r}"
+            )
+        if clf is None:
+            if not 0 <= const < L:
+                raise ModelFileError(
+                    f"{where}: field 'classes' holds {L} labels, but the constant label in "
+                    f"{file.name} is {const}; the model file was edited"
+                )
+            return
+        if not isinstance(clf, HistGradientBoostingClassifier) or const != -1:
+            raise ModelFileError(
+                f"{file}: not a SLIC segmenter's file (classifier_ a "
+                f"HistGradientBoostingClassifier and constant_ -1, or None and a label)"
+            )
+        labels = np.asarray(getattr(clf, "classes_", []))
+        if (
+            labels.ndim != 1
+            or len(labels) < 2
+            or not np.issubdtype(labels.dtype, np.integer)
+            or labels.min(initial=0) < 0
+            or labels.max(initial=0) >= L
+        ):
+            top = int(labels.max(initial=0)) if np.issubdtype(labels.dtype, np.integer) else "?"
+            raise ModelFileError(
+                f"{where}: field 'classes' holds {L} labels, but the classifier in {file.name} "
+                f"predicts labels up to {top}; the model file was edited"
+            )
+        if getattr(clf, "n_features_in_", None) != N_FEATURES:
+            raise ModelFileError(
+                f"{file}: the classifier takes {getattr(clf, 'n_features_in_', '?')} features, "
+                f"a superpixel has {N_FEATURES}"
+            )
