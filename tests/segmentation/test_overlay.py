@@ -137,3 +137,22 @@ def test_scene_picture_layout_and_errors(scene):
         O.semantic_overlay(img, sem, 5)
     with pytest.raises(InputError, match="uint8"):
         O.semantic_overlay(img.astype(float), sem, 11)
+
+
+def test_ignored_pixels_are_drawn_as_background(scene):
+    img, sem, inst = scene
+    ign = sem.copy()
+    ign[0, :] = 255  # a row nobody labelled (Pascal VOC's 255)
+    ign[2:9, 1:6] = 255  # and the first 3
+    plain = sem.copy()
+    plain[2:9, 1:6] = 0
+    bare = inst.copy()
+    bare[2:9, 1:6] = 0
+    dim = np.round(O.DIM * (np.full(3, GREY, float) @ LUMA))
+    s = O.semantic_overlay(img, ign, 11)
+    assert (s == O.semantic_overlay(img, plain, 11)).all()
+    assert (s[0] == dim).all() and (s[5, 3] == dim).all()
+    p = O.panoptic_overlay(img, ign, bare, 11)
+    assert (p == O.panoptic_overlay(img, plain, bare, 11)).all()
+    with pytest.raises(InputError, match="n_labels"):
+        O.semantic_overlay(img, np.full_like(sem, 254), 11)

@@ -330,19 +330,22 @@ def segmentation_scores(
     }
 
 
-def per_image_scores(true_sem, true_inst, pred_sem, pred_inst, n_labels: int) -> dict:
+def per_image_scores(
+    true_sem, true_inst, pred_sem, pred_inst, n_labels: int, *, ignore_index: int | None = None
+) -> dict:
     """Per image (arrays float64 (N,)): ``pq`` (:func:`panoptic_quality` of that image
     alone: the mean over the labels it or its prediction holds, background included) and
     ``miou`` (:func:`semantic_scores`' mIoU of that image alone), to rank images from
-    right to wrong."""
+    right to wrong; pixels whose true label is ``ignore_index`` left out of both."""
     true_sem, pred_sem = _check_masks(true_sem, pred_sem, "semantic masks")
     true_inst, pred_inst = _check_masks(true_inst, pred_inst, "instance maps")
     n = len(true_sem)
     pq, miou = np.zeros(n), np.zeros(n)
     for i in range(n):
         s = slice(i, i + 1)
-        pq[i] = panoptic_quality(true_sem[s], true_inst[s], pred_sem[s], pred_inst[s], n_labels)[
-            "pq"
-        ]
-        miou[i] = semantic_scores(true_sem[s], pred_sem[s], n_labels)["miou"]
+        ig = {"ignore_index": ignore_index}
+        pq[i] = panoptic_quality(
+            true_sem[s], true_inst[s], pred_sem[s], pred_inst[s], n_labels, **ig
+        )["pq"]
+        miou[i] = semantic_scores(true_sem[s], pred_sem[s], n_labels, **ig)["miou"]
     return {"pq": pq, "miou": miou}

@@ -329,6 +329,7 @@ def write_segmentation_report(
     from objrec.errors import InputError
     from objrec.evaluation.segmentation import per_image_scores
     from objrec.report.html import _Plots, _slug, render
+    from objrec.segmentation.base import IGNORE
     from objrec.segmentation.overlay import ALPHA, DIM, legend
 
     if not results:
@@ -350,7 +351,9 @@ def write_segmentation_report(
     head, body = _table(rows)
     best = max(rows, key=lambda r: -1 if r["PQ"] is None or not math.isfinite(r["PQ"]) else r["PQ"])
     per_image = {
-        r.name: per_image_scores(true_sem, true_inst, r.semantic, r.instances, n_labels)
+        r.name: per_image_scores(
+            true_sem, true_inst, r.semantic, r.instances, n_labels, ignore_index=IGNORE
+        )
         for r in results
     }
     overview = [

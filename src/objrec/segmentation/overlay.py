@@ -32,7 +32,8 @@ shows through in its brightness) and leave the background as a dimmed grey copy 
 (:data:`DIM` of its luminance), so that the coloured pixels are the mask.
 
 Images are uint8 (H, W, 3) (or (H, W) grey), masks integer (H, W): semantic labels
-0..n_labels-1 (0 = background), instance ids (0 = none), as in :mod:`objrec.data.scenes`.
+0..n_labels-1 (0 = background; 255, not labelled, is drawn as background), instance ids
+(0 = none), as in :mod:`objrec.data.scenes`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import colorsys
 import numpy as np
 
 from objrec.errors import InputError
+from objrec.segmentation.base import IGNORE
 
 #: Colours of semantic labels 1..10 (label 0, background, is black): matplotlib's tab10
 #: with its grey (#7f7f7f) replaced by a lime (#7fdb3b).
@@ -132,7 +134,11 @@ def _check(image, *masks) -> np.ndarray:
 
 
 def _labels(sem, n_labels: int) -> np.ndarray:
+    """``sem`` with its :data:`~objrec.segmentation.base.IGNORE` pixels (not labelled) as
+    background, checked against ``n_labels``."""
     sem = np.asarray(sem)
+    if n_labels <= IGNORE:
+        sem = np.where(sem == IGNORE, 0, sem)
     top = int(sem.max(initial=0))
     if top >= n_labels:
         raise InputError(f"mask holds label {top}, but n_labels={n_labels}")
@@ -204,7 +210,7 @@ def overlay(image, colours, where, *, edges=None) -> np.ndarray:
 def semantic_overlay(image, sem, n_labels: int) -> np.ndarray:
     """uint8 (H, W, 3): the semantic mask over the image (one colour per class)."""
     _check(image, sem)
-    sem = np.asarray(sem)
+    sem = _labels(sem, n_labels)
     return overlay(image, semantic_colours(sem, n_labels), sem > 0)
 
 
@@ -220,7 +226,7 @@ def panoptic_overlay(image, sem, inst, n_labels: int) -> np.ndarray:
     """uint8 (H, W, 3): the panoptic map over the image (class colour shaded per object,
     white lines where objects touch, background uncoloured)."""
     _check(image, sem, inst)
-    sem, inst = np.asarray(sem), np.asarray(inst)
+    sem, inst = _labels(sem, n_labels), np.asarray(inst)
     return overlay(
         image, panoptic_colours(sem, inst, n_labels), sem > 0, edges=outlines(inst) & (sem > 0)
     )
