@@ -67,9 +67,9 @@ def test_each_framework_learns_with_the_reference_parameters(rows, name):
 EXPECTED_EXPORTS = {
     "keras": ["savedmodel", "tflite"],
     "tensorflow": ["savedmodel", "tflite"],
-    "pytorch": ["onnx"],
-    "objrec": ["onnx"],
-    "lightning": ["onnx"],
+    "pytorch": ["onnx", "pte"],
+    "objrec": ["onnx", "pte"],
+    "lightning": ["onnx", "pte"],
     "keras-torch": [],
     "keras-jax": [],
 }
@@ -87,6 +87,8 @@ def test_exported_models_predict_as_their_framework(rows, name):
         assert e["bytes"] > 4 * REFERENCE_PARAMS * 0.9  # float32 weights are inside
         if e["format"] == "tflite" and importlib.util.find_spec("ai_edge_litert"):
             assert e["runtime"] == "ai_edge_litert"
+        if e["format"] == "pte":
+            assert e["runtime"] == "executorch.runtime"
 
 
 def test_parameter_counts_agree(rows):

@@ -2,7 +2,10 @@
 parity check against the framework's own predictions on the same images.
 
 - PyTorch models (hand loop, Lightning, objrec's loop): ONNX (``torch.onnx.export``, the
-  TorchScript exporter objrec's ``export`` uses) run by onnxruntime.
+  TorchScript exporter objrec's ``export`` uses) run by onnxruntime, and an ExecuTorch
+  ``.pte`` (objrec's exporter, :func:`objrec.serving.export.module_to_executorch_bytes`:
+  ``torch.export``, XNNPACK-lowered, float32) run by ``executorch.runtime``; without the
+  ``executorch`` package that check is an error entry saying how to install it.
 - Keras on the TensorFlow backend and raw TensorFlow: a SavedModel (what TF Serving loads),
   reloaded with ``tf.saved_model.load``, and ``.tflite`` from TensorFlow's converter, run
   by LiteRT (``ai_edge_litert``) when installed, else ``tf.lite.Interpreter``.
@@ -63,7 +66,19 @@ def export_torch(model, x: np.ndarray, folder: Path) -> list[dict]:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return _parity("onnx", ref, sess.run(None, {"x": xt.numpy()})[0], path)
 
-    return [_guard("onnx", onnx)]
+    def pte():
+        from objrec.serving.export import (
+            executorch_method,
+            module_to_executorch_bytes,
+            run_executorch,
+        )
+
+        path = folder / "model.pte"
+        path.write_bytes(module_to_executorch_bytes(model, xt[0]))
+        out = run_executorch(executorch_method(path), xt.numpy())
+        return {**_parity("pte", ref, out, path), "runtime": "executorch.runtime"}
+
+    return [_guard("onnx", onnx), _guard("pte", pte)]
 
 
 def _tflite(saved: Path, x: np.ndarray, ref: np.ndarray, folder: Path) -> dict:

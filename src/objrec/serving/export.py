@@ -417,6 +417,33 @@ def _require_executorch():
 EXECUTORCH_QUANT_SCHEME = "xnnpack-pt2e-static-symmetric"
 
 
+def module_to_executorch_bytes(module, example_item) -> bytes:
+    """An ExecuTorch program (``.pte`` bytes) of any ``torch.nn.Module`` taking one tensor.
+
+    ``torch.export`` with a dynamic batch axis (1 to :data:`EXECUTORCH_MAX_BATCH`),
+    lowered with the XNNPACK partitioner. ``example_item``: one input without its batch
+    axis (its dtype and shape, e.g. float32 ``(C, H, W)``); the memory plan is sized for
+    :data:`EXECUTORCH_MAX_BATCH` of them.
+    """
+    _require_executorch()
+    import torch
+
+    example = torch.zeros((EXECUTORCH_MAX_BATCH, *example_item.shape), dtype=example_item.dtype)
+    with _quiet(), torch.no_grad():
+        return _lower_executorch(module.eval(), example)
+
+
+def _lower_executorch(module, example) -> bytes:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    batch = torch.export.Dim("batch", min=1, max=EXECUTORCH_MAX_BATCH)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    return bytes(lowered.to_executorch().buffer)
+
+
 def cnn_to_executorch_bytes(est, *, calibration_images: np.ndarray | None = None) -> bytes:
     """An ExecuTorch program (``.pte`` bytes) of a CNN with its preprocessing and softmax.
 
@@ -429,8 +456,6 @@ def cnn_to_executorch_bytes(est, *, calibration_images: np.ndarray | None = None
     """
     _require_executorch()
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
 
     module = images_to_proba_module(est)
     # the memory plan follows the example's batch: give the largest one
@@ -453,9 +478,7 @@ def cnn_to_executorch_bytes(est, *, calibration_images: np.ndarray | None = None
             for i in range(0, len(C), 64):
                 prepared(torch.as_tensor(C[i : i + 64]))
             module = convert_pt2e(prepared)
-        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
-        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-        return bytes(lowered.to_executorch().buffer)
+        return _lower_executorch(module, example)
 
 
 def executorch_method(path):
@@ -467,8 +490,10 @@ def executorch_method(path):
 
 
 def run_executorch(method, X: np.ndarray) -> np.ndarray:
-    """Run an objrec ExecuTorch ``method`` on uint8 images ``(N, ...)``: probabilities ``(N, K)``,
-    in chunks of at most :data:`EXECUTORCH_MAX_BATCH` images."""
+    """Run an ExecuTorch ``method`` on a batch ``X`` ``(N, ...)`` (for objrec's CNN programs
+    uint8 images; for :func:`module_to_executorch_bytes` the module's input dtype): its
+    first output ``(N, K)`` (probabilities, or the module's logits), in chunks of at most
+    :data:`EXECUTORCH_MAX_BATCH`."""
     import torch
 
     parts = [
