@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 
 from objrec.errors import ObjrecError
@@ -152,6 +153,7 @@ def test_cli_writes_table_json_csv_and_html(tmp_path, capsys):
     html = (out / "frameworks.html").read_text()
     for opinion in ("Dynamic Computation Graph", "Suitable for Beginners", "Mid-level"):
         assert opinion in html
+    assert "Glorot-uniform weights, zero biases" in html
     assert "data:image/png;base64," in html and (out / "plots" / "val-acc-vs-time.png").is_file()
 
 
@@ -181,3 +183,67 @@ def test_outputs_show_a_missing_framework_with_its_install_hint(tmp_path):
     assert "98.12%" in page
     lines = (tmp_path / "frameworks.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[2].startswith("keras,")
+
+
+def _torch_layers(name):
+    """(weight, bias) numpy pairs of a freshly initialised network of the file ``name``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if name == "pytorch":
+        from objrec.frameworks.pytorch_loop import SimpleCNN
+
+        model = SimpleCNN(1, 10, 1600)
+    elif name == "lightning":
+        from objrec.frameworks.lightning_module import LitModel
+
+        model = LitModel(1, 10, 1600)
+    else:  # objrec's loop: its network, then the callback that runs before the first step
+        from types import SimpleNamespace
+
+        from objrec.frameworks.objrec_loop import GlorotInit
+        from objrec.nets import create_model
+
+        model = create_model("simple_cnn", 1, 10, (28, 28))
+        GlorotInit().on_train_begin(SimpleNamespace(model=model))
+    return [
+        (m.weight.detach().numpy(), m.bias.detach().numpy())
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+
+
+def _tf_layers():
+    from objrec.frameworks.tensorflow_raw import SimpleCNN
+
+    m = SimpleCNN(1, 10, 1600)
+    pairs = [(m.conv1, m.conv1_b), (m.conv2, m.conv2_b), (m.fc1_w, m.fc1_b), (m.fc2_w, m.fc2_b)]
+    # TensorFlow's layouts (kh, kw, in, out) and (in, out) -> PyTorch's (out, in, kh, kw), (out, in)
+    out = []
+    for w, b in pairs:
+        w = w.numpy()
+        out.append((np.moveaxis(w, (-1, -2), (0, 1)) if w.ndim == 4 else w.T, b.numpy()))
+    return out
+
+
+@pytest.mark.parametrize("name", ["pytorch", "lightning", "objrec", "tensorflow"])
+def test_every_file_starts_from_glorot_uniform_weights_and_zero_biases(name):
+    """The oracle: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), fans over the 3x3 taps,
+    zero biases. PyTorch's own default (Kaiming uniform, a = sqrt(5)) has the bound
+    1 / sqrt(fan_in), above Glorot's for every layer here (conv1: 0.333 against 0.142), and
+    uniform non-zero biases, so a file left at the default fails."""
+    fw = FRAMEWORKS[name]
+    if missing_modules(fw):
+        pytest.skip(f"{name} needs {', '.join(missing_modules(fw))}: {INSTALL_HINT}")
+    layers = _tf_layers() if name == "tensorflow" else _torch_layers(name)
+    shapes = [w.shape for w, _ in layers]
+    assert shapes == [(32, 1, 3, 3), (64, 32, 3, 3), (64, 1600), (10, 64)]
+    for w, b in layers:
+        taps = int(np.prod(w.shape[2:]))  # 9 for a 3x3 convolution, 1 for a linear layer
+        fan_in, fan_out = w.shape[1] * taps, w.shape[0] * taps
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        assert np.all(b == 0)
+        assert np.abs(w).max() <= bound * (1 + 1e-6)
+        # uniform on [-a, a]: its standard deviation is a / sqrt(3) (at least 288 draws per layer)
+        assert np.std(w) == pytest.approx(bound / np.sqrt(3), rel=0.1)

@@ -68,6 +68,7 @@ def run(args) -> int:
 
     from objrec.cpu import usable_cores
     from objrec.data import load_dataset
+    from objrec.frameworks import INIT_SCHEME
     from objrec.frameworks.bench import resolve, run_frameworks
     from objrec.frameworks.output import format_table, write_html, write_tables
     from objrec.runs import open_run, write_run_info
@@ -97,6 +98,7 @@ def run(args) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": 1e-3,
+        "init": INIT_SCHEME,
         "seed": args.seed,
         "threads": threads,
         "limit": args.limit,

@@ -3,6 +3,14 @@
 :mod:`objrec.frameworks.bench` runs each file in its own process (``python -m
 objrec.frameworks.worker``) on objrec's split and collects what it measures; the command
 is ``objrec frameworks DATASET``. No framework is imported here.
+
+Every file starts from the same initialisation scheme, :data:`INIT_SCHEME`: Glorot-uniform
+weights (``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``, fans of a 3x3 convolution
+counted over its 9 taps) and zero biases. It is Keras' default (the Keras file keeps it),
+written out in raw TensorFlow, and set explicitly in the PyTorch and Lightning modules
+(``nn.init.xavier_uniform_`` / ``zeros_``) and in objrec's loop (a callback before the
+first step), replacing PyTorch's Kaiming-uniform default. The draws differ (each framework
+has its own random generator); the distribution is the same.
 """
 
 from __future__ import annotations
@@ -10,6 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 INSTALL_HINT = "pip install 'objrec[frameworks]'"
+
+#: The initialisation every framework file uses (see the module docstring).
+INIT_SCHEME = (
+    "Glorot-uniform weights, zero biases (Keras' default, set explicitly in the torch files)"
+)
 
 
 @dataclass(frozen=True)

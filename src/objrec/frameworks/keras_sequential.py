@@ -4,7 +4,7 @@ The backend is whatever ``KERAS_BACKEND`` names (tensorflow, torch or jax), set 
 parent before this process starts. Fixes to the notes: ``tf.dewaxis`` (a typo for
 ``tf.newaxis``; objrec's arrays already carry the channel axis), ``optimizer='sgd'`` and the
 bare ``accuracy`` name (the recipe is Adam 1e-3 and the metric the string ``"accuracy"``).
-Weights use Keras' defaults (Glorot uniform, zero biases).
+Weights use Keras' defaults (Glorot uniform, zero biases), the scheme every file uses.
 """
 
 import keras

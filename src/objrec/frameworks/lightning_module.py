@@ -5,7 +5,8 @@ Fixes to the notes: ``import pytorch_lightning`` is the 1.x package name (2.x is
 ``lightning``); its normalisation mean 0.3387 and a 56,000 + 10,000 split of MNIST's 60,000
 training images do not add up (objrec's 50,000 / 10,000 / 10,000 split and training-split
 mean and std are used, as everywhere); the training loader is shuffled; validation logs
-accuracy. Checkpoints, loggers and the progress bar are off so no files are written.
+accuracy; weights are Glorot uniform with zero biases (Keras' default, the scheme every
+file uses) instead of PyTorch's Kaiming uniform. Checkpoints, loggers and the progress bar are off so no files are written.
 """
 
 import lightning as L
@@ -25,6 +26,10 @@ class LitModel(L.LightningModule):
         self.fc1 = nn.Linear(flat, 64)
         self.fc2 = nn.Linear(64, n_classes)
         self.flat = flat
+        for m in self.modules():  # Glorot-uniform weights, zero biases: Keras' default
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         x = torch.relu(self.conv1(x))

@@ -1,8 +1,9 @@
 """PyTorch: ``nn.Module`` and the source notes' hand-written loop (``DataLoader``, Adam,
 ``zero_grad`` / ``backward`` / ``step``), on objrec's arrays instead of torchvision's MNIST
 (the same split and normalisation as every other framework). The notes' 64*5*5 flatten is
-right for 28x28; it is computed from the input size here. Weights use PyTorch's defaults
-(Kaiming uniform, a = sqrt(5)). Validation reports accuracy, not only loss.
+right for 28x28; it is computed from the input size here. Weights are set to the scheme
+every file uses (Glorot uniform, zero biases: Keras' default) instead of PyTorch's own
+(Kaiming uniform with a = sqrt(5), uniform biases). Validation reports accuracy, not only loss.
 """
 
 import torch
@@ -21,6 +22,10 @@ class SimpleCNN(nn.Module):
         self.fc1 = nn.Linear(flat, 64)
         self.fc2 = nn.Linear(64, n_classes)
         self.flat = flat
+        for m in self.modules():  # Glorot-uniform weights, zero biases: Keras' default
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         x = torch.relu(self.conv1(x))
