@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from objrec.cpu import keep_freed_memory
 from objrec.methods.cnn import _channel_stats, stratified_holdout
 from objrec.nets import create_model
 from objrec.training import airbench
@@ -115,9 +116,13 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--limit", type=int, help="use only this many images of each split (smoke test)"
     )
+    ap.add_argument(
+        "--threads", type=int, help="PyTorch threads (default: as objrec train chooses them)"
+    )
     ap.add_argument("--out", default=str(RESULTS / "cifar_cnn.json"))
     args = ap.parse_args(argv)
-    threads = configure_threads(None)
+    keep_freed_memory()  # as the objrec command does
+    threads = configure_threads(args.threads)
     load = os.getloadavg()
     Xtr, ytr, Xte, yte = load_cifar()
     tr, va = stratified_holdout(ytr, 5000 / len(ytr), 0)
