@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-frameworks test-litert install install-test system-deps lint format clean litert-env
+.PHONY: demo test test-frameworks test-litert test-triton install install-test system-deps lint format clean litert-env triton-env
 
 demo: install  ## install objrec with every extra, then run the main job on the embedded dataset
 	$(BIN)/objrec compare digits
@@ -54,7 +54,7 @@ format:
 	$(BIN)/ruff format src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(FW_VENV) $(LITERT_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(FW_VENV) $(LITERT_VENV) $(TRITON_VENV) build *.egg-info .pytest_cache
 
 # LiteRT (TFLite) export: litert-torch pins typing-extensions<4.13, which pulls pydantic
 # (and so the server) back, so it gets its own environment beside the main one.
@@ -65,5 +65,19 @@ $(LITERT_VENV)/.installed: pyproject.toml
 	$(LITERT_VENV)/bin/pip install --quiet -e '.[torch]' 'litert-torch==0.10.0' ai-edge-litert pytest pytest-timeout
 	touch $@
 
-test-litert: $(LITERT_VENV)/.installed  ## the .tflite export and its parity check, in that environment
+test-litert: $(LITERT_VENV)/.installed  ## the .tflite export (float and int8) and its checks, in that environment
 	$(LITERT_VENV)/bin/pytest tests/serving/test_export_tflite.py
+
+# A real Triton Inference Server: nvidia-pytriton ships the server binary and serves a Python
+# callable through it. It needs numpy<2, so it gets its own environment too; the binary loads
+# the Python's shared library, found through LD_LIBRARY_PATH (objrec sets it when it starts
+# the server; `objrec serve --engine triton` and the test do).
+TRITON_VENV ?= .venv-triton
+triton-env: $(TRITON_VENV)/.installed  ## an environment for `objrec serve --engine triton`
+$(TRITON_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet -e '.[triton]' pytest pytest-timeout
+	touch $@
+
+test-triton: $(TRITON_VENV)/.installed  ## objrec's predictor behind a real Triton server, queried with tritonclient
+	$(TRITON_VENV)/bin/pytest tests/serving/test_triton_server.py

@@ -1,8 +1,13 @@
 """Size, batch-1 latency, batch-256 throughput and test accuracy of a model's exports, per
-format and precision (ONNX and ExecuTorch float and int8, TorchScript).
+format and precision (ONNX, ExecuTorch and LiteRT float and int8, TorchScript).
 
     python benchmarks/export_formats.py MODEL [--data-dir DIR] [--json OUT] [--files DIR]
-        [--export-only]
+        [--export-only] [--formats onnx torchscript executorch tflite]
+
+LiteRT (``tflite``) needs litert-torch, which lives in its own environment (``make
+litert-env``, without ONNX Runtime or ExecuTorch): run it there with ``--formats tflite``.
+Formats whose runtime is not installed are left out with a message. A LiteRT model has a
+fixed batch of 1, so its batch-256 figure is 256 invocations of one interpreter.
 
 MODEL: a trained CNN's run or model folder; its dataset's test split is the accuracy set,
 512 of its training images calibrate int8. Every export goes through ``objrec``'s own
@@ -41,6 +46,13 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--files", default=None, help="folder keeping the exported files")
     ap.add_argument("--export-only", action="store_true", help="export, do not time")
+    ap.add_argument(
+        "--formats",
+        nargs="+",
+        choices=("onnx", "torchscript", "executorch", "tflite"),
+        default=["onnx", "torchscript", "executorch", "tflite"],
+        help="the formats to export and time (default: every one whose runtime is installed)",
+    )
     args = ap.parse_args()
 
     import objrec
@@ -52,14 +64,27 @@ def main() -> None:
     meta = est.objrec_metadata_
     X, y, calib = quantization_data(est, meta, None, None, 512, args.data_dir)
     classes = np.asarray(est.classes_)
-    formats = [("onnx", None, "model.onnx"), ("onnx", "int8", "model-int8.onnx")]
-    formats.append(("torchscript", None, "model.pt"))
-    try:
-        import executorch.runtime  # noqa: F401
+    import importlib.util
 
-        formats += [("executorch", None, "model.pte"), ("executorch", "int8", "model-int8.pte")]
-    except ImportError:
-        print("executorch not installed: its row is left out")
+    needs = {
+        "onnx": ["onnxruntime"],
+        "torchscript": [],
+        "executorch": ["executorch"],
+        "tflite": ["litert_torch", "ai_edge_litert"],
+    }
+    files = {
+        "onnx": [(None, "model.onnx"), ("int8", "model-int8.onnx")],
+        "torchscript": [(None, "model.pt")],
+        "executorch": [(None, "model.pte"), ("int8", "model-int8.pte")],
+        "tflite": [(None, "model.tflite"), ("int8", "model-int8.tflite")],
+    }
+    formats = []
+    for fmt in args.formats:
+        missing = [m for m in needs[fmt] if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"{fmt}: {', '.join(missing)} not installed, its rows are left out")
+            continue
+        formats += [(fmt, quant, name) for quant, name in files[fmt]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.files or tmp)

@@ -2,6 +2,7 @@
 Runtime) and the REST server under a bounded loopback load test.
 
     flock /tmp/objrec-bench.lock python benchmarks/serving.py [--requests 20000] [--concurrency 32]
+    flock /tmp/objrec-bench.lock python benchmarks/serving.py --server-only --routes v1 v2
 
 1. Trains ``simple_cnn`` for one epoch on 20,000 MNIST training images (../shared/data/mnist;
    the weights do not change the speed, the accuracy shows the model is a real one), saves it.
@@ -16,7 +17,14 @@ Runtime) and the REST server under a bounded loopback load test.
 3. ``objrec serve`` (1 and 2 worker processes, ONNX Runtime, 1 thread each) loaded with
    ``hey`` (Debian package ``hey``): ``--requests`` POST /v1/predict requests, each one
    28x28 PNG as multipart, ``--concurrency`` connections on 127.0.0.1; requests/s,
-   p50/p99 latency and errors.
+   p50/p99 latency and errors. ``--routes v1 v2`` loads each server with both APIs, one after
+   the other: ``POST /v1/predict`` (the PNG as multipart) and the Open Inference Protocol's
+   ``POST /v2/models/simple_cnn/infer`` (the same image decoded, as the JSON tensor a KServe
+   or Triton client sends: ``{"inputs": [{"name": "images", "datatype": "UINT8", "shape":
+   [1, 28, 28, 1], "data": [...]}]}``).
+
+``--server-only`` skips step 2 and writes the section ``## Serving: REST v1 against the
+Open Inference Protocol v2`` instead (the batch tables stay as they are).
 
 Writes ``benchmarks/results/serving.json`` and the ``## Inference and serving`` section of
 BENCHMARKS.md. Records ``os.getloadavg()`` before and after, since the machine is shared.
@@ -44,7 +52,7 @@ from timing import interleaved_rates
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
-LOCK = "/tmp/objrec-bench.lock"
+RESULTS_V1_V2 = ROOT / "benchmarks" / "results" / "serving_v1_v2.json"
 
 
 def command_line(argv: list[str]) -> str:
@@ -52,13 +60,15 @@ def command_line(argv: list[str]) -> str:
     import shlex
 
     try:
-        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
-        locked = parent[0].endswith(b"flock") and LOCK.encode() in parent
-    except OSError:
-        locked = False
+        parent = [
+            a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+        ]
+        lock = parent[1] if parent[0].endswith("flock") and len(parent) > 1 else None
+    except (OSError, UnicodeDecodeError):
+        lock = None
     shown = ["TEXT" if i > 0 and argv[i - 1] == "--notes" else a for i, a in enumerate(argv)]
     cmd = shlex.join(["python", "benchmarks/serving.py", *shown])
-    return f"flock {LOCK} {cmd}" if locked else cmd
+    return f"flock {shlex.quote(lock)} {cmd}" if lock else cmd
 
 
 def batch_inference(est, X: np.ndarray, seconds: float, rounds: int) -> list[dict]:
@@ -118,6 +128,24 @@ def multipart_body(png: bytes, boundary: str = "objrecbenchboundary") -> tuple[b
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def v2_body(image: np.ndarray) -> tuple[bytes, str]:
+    """An Open Inference Protocol v2 infer request for one uint8 image ``(H, W)`` or
+    ``(H, W, C)``: a JSON tensor ``images`` of shape ``[1, H, W, C]``, and its content type."""
+    x = np.asarray(image, np.uint8)
+    x = x[None, ..., None] if x.ndim == 2 else x[None]
+    request = {
+        "inputs": [
+            {
+                "name": "images",
+                "datatype": "UINT8",
+                "shape": list(x.shape),
+                "data": x.ravel().tolist(),
+            }
+        ]
+    }
+    return json.dumps(request).encode(), "application/json"
+
+
 def parse_hey(text: str) -> dict:
     def num(pattern):
         m = re.search(pattern, text)
@@ -157,7 +185,24 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(stats[p][1] for p in keep if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
-def load_test(model_dir: Path, png: bytes, workers: int, n: int, c: int, tmp: Path) -> dict:
+def load_test(
+    model_dir: Path,
+    png: bytes,
+    workers: int,
+    n: int,
+    c: int,
+    tmp: Path,
+    *,
+    routes=("v1",),
+    image: np.ndarray | None = None,
+    model_name: str = "simple_cnn",
+) -> list[dict]:
+    """``hey`` against one ``objrec serve`` with ``workers`` processes, once per route.
+
+    ``routes``: "v1" (``png`` as multipart to /v1/predict) and/or "v2" (``image``, the
+    decoded PNG, as a JSON tensor to /v2/models/``model_name``/infer). Each route gets a
+    warm-up of ``min(n, 2000)`` requests, then ``n`` timed ones at concurrency ``c``.
+    """
     import httpx
 
     port = _free_port()
@@ -176,46 +221,100 @@ def load_test(model_dir: Path, png: bytes, workers: int, n: int, c: int, tmp: Pa
                 time.sleep(0.3)
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((tmp / f"server-{workers}.log").read_text())
-        body, ctype = multipart_body(png)
-        (tmp / "body.bin").write_bytes(body)
-        check = httpx.post(url + "/v1/predict", content=body, headers={"content-type": ctype})
-        assert check.status_code == 200, check.text
-        hey = [
-            "hey",
-            "-n",
-            str(n),
-            "-c",
-            str(c),
-            "-m",
-            "POST",
-            "-T",
-            ctype,
-            "-D",
-            str(tmp / "body.bin"),
-        ]
-        subprocess.run(
-            [*hey[:2], str(min(n, 2000)), *hey[3:], url + "/v1/predict"],
-            capture_output=True,
-            check=True,
-        )
-        cpu0, hey0 = tree_cpu_seconds(proc.pid), os.times()
-        out = subprocess.run(
-            [*hey, url + "/v1/predict"], capture_output=True, text=True, check=True
-        ).stdout
-        hey1 = os.times()
-        server_cpu = tree_cpu_seconds(proc.pid) - cpu0
-        hey_cpu = (
-            hey1.children_user + hey1.children_system - hey0.children_user - hey0.children_system
-        )
-        res = {"workers": workers, "requests": n, "concurrency": c, **parse_hey(out)}
-        res["server_cpu_ms_per_request"] = 1000 * server_cpu / n
-        res["client_cpu_ms_per_request"] = 1000 * hey_cpu / n
-        res["prediction"] = check.json()["predictions"][0]["top_k"][0]
-        return res
+        results = []
+        for route in routes:
+            if route == "v1":
+                body, ctype = multipart_body(png)
+                target = url + "/v1/predict"
+            elif route == "v2":
+                body, ctype = v2_body(image)
+                target = f"{url}/v2/models/{model_name}/infer"
+            else:
+                raise ValueError(f"unknown route {route!r}; use v1 or v2")
+            (tmp / "body.bin").write_bytes(body)
+            check = httpx.post(target, content=body, headers={"content-type": ctype})
+            assert check.status_code == 200, check.text
+            hey = ["hey", "-n", str(n), "-c", str(c), "-m", "POST", "-T", ctype]
+            hey += ["-D", str(tmp / "body.bin")]
+            subprocess.run(
+                [*hey[:2], str(min(n, 2000)), *hey[3:], target], capture_output=True, check=True
+            )
+            cpu0, hey0 = tree_cpu_seconds(proc.pid), os.times()
+            out = subprocess.run([*hey, target], capture_output=True, text=True, check=True).stdout
+            hey1 = os.times()
+            server_cpu = tree_cpu_seconds(proc.pid) - cpu0
+            hey_cpu = (
+                hey1.children_user
+                + hey1.children_system
+                - hey0.children_user
+                - hey0.children_system
+            )
+            res = {"workers": workers, "route": route, "requests": n, "concurrency": c}
+            res.update(parse_hey(out))
+            res["request_bytes"] = len(body)
+            res["server_cpu_ms_per_request"] = 1000 * server_cpu / n
+            res["client_cpu_ms_per_request"] = 1000 * hey_cpu / n
+            if route == "v1":
+                res["prediction"] = check.json()["predictions"][0]["top_k"][0]
+            else:
+                proba = check.json()["outputs"][0]["data"]
+                res["prediction"] = {"index": int(np.argmax(proba)), "probability": max(proba)}
+            results.append(res)
+        return results
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+V1_V2_HEADING = "Serving: REST v1 against the Open Inference Protocol v2"
+
+
+def v1_v2_section(res: dict) -> str:
+    """The ``## Serving: REST v1 against the Open Inference Protocol v2`` section."""
+    la0, la1 = res["loadavg_before"], res["loadavg_after"]
+    lines = [
+        f"## {V1_V2_HEADING}",
+        "",
+        f"Command: `{res['command']}`"
+        + ("" if res["command"].startswith("flock") else " (not under the benchmark lock)")
+        + f" ({res['date']}, git {res['git'] or '?'}). Load average (1/5/15 min) before "
+        f"{la0[0]:.1f}/{la0[1]:.1f}/{la0[2]:.1f}, after {la1[0]:.1f}/{la1[1]:.1f}/{la1[2]:.1f} "
+        f"on this shared machine: {res.get('machine', 'not recorded')}. Model: `simple_cnn` "
+        f"trained 1 epoch on {res['train_size']:,} MNIST images (test accuracy "
+        f"{res['test_accuracy']:.2%}), served by `objrec serve` (ONNX Runtime, 1 thread per "
+        f"worker). `hey`: {res['requests']:,} requests per row after a warm-up, concurrency "
+        f"{res['concurrency']}, loopback. v1: `POST /v1/predict`, one 28x28 PNG as multipart "
+        "(the server decodes it, answers top-k, label and OOD score as JSON). v2: `POST "
+        "/v2/models/simple_cnn/infer`, the same image as a JSON tensor, UINT8 `[1, 28, 28, 1]` "
+        "(no decode; answers the 10 probabilities as a JSON tensor). Both routes of a row's "
+        "worker count hit the same server process(es), v1 first.",
+        "",
+        "| workers | route | request bytes | requests/s | p50 ms | p90 ms | p99 ms | non-200 "
+        "| transport errors | server CPU ms/request | hey CPU ms/request |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in res["server"]:
+        lines.append(
+            f"| {r['workers']} | {r['route']} | {r['request_bytes']:,} | "
+            f"{r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} "
+            f"| {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} |"
+        )
+    lines.append("")
+    for w in sorted({r["workers"] for r in res["server"]}):
+        by = {r["route"]: r for r in res["server"] if r["workers"] == w}
+        if {"v1", "v2"} <= set(by):
+            v1, v2 = by["v1"], by["v2"]
+            lines.append(
+                f"- {w} worker(s): v2 / v1 requests/s {v2['requests_per_s'] / v1['requests_per_s']:.2f}x, "
+                f"p99 {v2['p99_ms'] / v1['p99_ms']:.2f}x, server CPU per request "
+                f"{v2['server_cpu_ms_per_request'] / v1['server_cpu_ms_per_request']:.2f}x."
+            )
+    lines.append("")
+    if res.get("notes"):
+        lines += [res["notes"], ""]
+    return "\n".join(lines)
 
 
 def section(res: dict) -> str:
@@ -275,13 +374,16 @@ def section(res: dict) -> str:
         "| server CPU ms/request | hey CPU ms/request |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in res["server"]:
+    for r in (r for r in res["server"] if r.get("route", "v1") == "v1"):
         lines.append(
             f"| {r['workers']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
             f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} "
             f"| {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} |"
         )
-    best = max(res["server"], key=lambda r: r["requests_per_s"])
+    best = max(
+        (r for r in res["server"] if r.get("route", "v1") == "v1"),
+        key=lambda r: r["requests_per_s"],
+    )
     cpu = best["server_cpu_ms_per_request"] + best["client_cpu_ms_per_request"]
     ok = (
         best["requests_per_s"] >= 1000
@@ -313,15 +415,31 @@ def main() -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--notes", default="", help="text added under the tables")
     p.add_argument("--train-size", type=int, default=20_000, help="MNIST images for the 1 epoch")
+    p.add_argument(
+        "--routes",
+        nargs="+",
+        choices=("v1", "v2"),
+        default=["v1"],
+        help="APIs to load: v1 (/v1/predict, multipart PNG), v2 (Open Inference Protocol "
+        "infer, JSON uint8 tensor)",
+    )
+    p.add_argument(
+        "--server-only",
+        action="store_true",
+        help="skip batch inference; write the v1-against-v2 section instead",
+    )
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     p.add_argument(
         "--only-write", action="store_true", help="rewrite the section from the saved results"
     )
     args = p.parse_args()
+    results = RESULTS_V1_V2 if args.server_only else RESULTS
     if args.only_write:
-        write_section(
-            "Inference and serving", section(json.loads(RESULTS.read_text())), keep="Reading"
-        )
+        saved = json.loads(results.read_text())
+        if args.server_only:
+            write_section(V1_V2_HEADING, v1_v2_section(saved), keep="Reading")
+        else:
+            write_section("Inference and serving", section(saved), keep="Reading")
         return 0
     if shutil.which("hey") is None:
         sys.exit("benchmarks/serving.py needs hey: apt-get install hey")
@@ -351,8 +469,9 @@ def main() -> int:
     est.fit(ds.train.X[:n], ds.train.y[:n], ds.val.X[:2000], ds.val.y[:2000])
     res["test_accuracy"] = float(est.score(ds.test.X, ds.test.y))
     print(f"test accuracy {res['test_accuracy']:.4f}")
-    print("batch inference:")
-    res["batch"] = batch_inference(est, ds.test.X, args.seconds, args.rounds)
+    if not args.server_only:
+        print("batch inference:")
+        res["batch"] = batch_inference(est, ds.test.X, args.seconds, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = objrec.save(est, tmp / "model", dataset="mnist", class_names=ds.classes)
@@ -364,19 +483,33 @@ def main() -> int:
         Image.fromarray(ds.test.X[0]).save(buf, format="PNG")
         res["server"] = []
         for w in args.workers:
-            r = load_test(model_dir, buf.getvalue(), w, args.requests, args.concurrency, tmp)
-            print(
-                f"  server, {w} worker(s): {r['requests_per_s']:,.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                f"p99 {r['p99_ms']:.1f} ms, non-200 {r['non_200']}, errors {r['transport_errors']}"
+            rows = load_test(
+                model_dir,
+                buf.getvalue(),
+                w,
+                args.requests,
+                args.concurrency,
+                tmp,
+                routes=args.routes,
+                image=ds.test.X[0],
             )
-            res["server"].append(r)
+            for r in rows:
+                print(
+                    f"  server, {w} worker(s), {r['route']}: {r['requests_per_s']:,.0f} req/s, "
+                    f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                    f"non-200 {r['non_200']}, errors {r['transport_errors']}"
+                )
+            res["server"] += rows
     res["loadavg_after"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2) + "\n")
-    text = section(res)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(res, indent=2) + "\n")
+    text = v1_v2_section(res) if args.server_only else section(res)
     print(text)
     if not args.no_write:
-        write_section("Inference and serving", text, keep="Reading")
+        if args.server_only:
+            write_section(V1_V2_HEADING, text, keep="Reading")
+        else:
+            write_section("Inference and serving", text, keep="Reading")
     return 0
 
 

@@ -71,7 +71,7 @@ def main() -> int:
             for w in args.workers:
                 for t in trees if r % 2 == 0 else reversed(list(trees)):
                     os.environ["PYTHONPATH"] = trees[t]  # the server process imports this tree
-                    res = load_test(model, png, w, args.requests, args.concurrency, tmp)
+                    res = load_test(model, png, w, args.requests, args.concurrency, tmp)[0]
                     runs[t][w].append(res)
                     print(f"round {r + 1} {t} {w} worker(s): {res['requests_per_s']:.0f} req/s, "
                           f"p99 {res['p99_ms']:.1f} ms, non-200 {res['non_200']}", flush=True)  # fmt: skip

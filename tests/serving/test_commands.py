@@ -215,3 +215,20 @@ def test_serve_reject_below_quiet_and_access_log(serve_calls, capsys):
     assert appmod.ENV_REJECT_BELOW not in os.environ
     assert serve_calls("--reject-below", "2")[0] == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_serve_engine_triton_refuses_objrec_only_options(cnn_model_dir, capsys, monkeypatch):
+    """Options only objrec's own server has are refused with --engine triton, before
+    anything starts (an API key Triton would silently not check above all)."""
+    monkeypatch.delenv("OBJREC_SERVE_API_KEY", raising=False)
+    for extra, name in (
+        (["--max-images", "3"], "--max-images"),
+        (["--api-key", "k"], "--api-key"),
+        (["--workers", "2"], "--workers"),
+        (["--reject-below", "0.5"], "--reject-below"),
+    ):
+        assert main(["serve", str(cnn_model_dir), "--engine", "triton", *extra]) == 2
+        assert f"--engine triton does not take {name}" in capsys.readouterr().err
+    monkeypatch.setenv("OBJREC_SERVE_API_KEY", "secret")
+    assert main(["serve", str(cnn_model_dir), "--engine", "triton"]) == 2
+    assert "Triton has no API key check" in capsys.readouterr().err

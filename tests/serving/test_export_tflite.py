@@ -34,3 +34,95 @@ def test_tflite_refuses_classic_pipelines(tmp_path, pixels_logreg, digits_16):
     _, _, X, _ = digits_16
     with pytest.raises(ExportError, match="for CNNs"):
         export(pixels_logreg, tmp_path / "m.tflite", format="tflite", check_images=X)
+
+
+def test_int8_tflite_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
+    from objrec.serving.export import LITERT_QUANT_SCHEME, tflite_interpreter
+
+    Xtr, _, X, y = digits_16
+    out = tmp_path / "q.tflite"
+    res = export(
+        cnn,
+        out,
+        format="tflite",
+        check_images=X,
+        quantize="int8",
+        calibration_images=Xtr,
+        check_labels=y,
+    )
+    q = res.quantization
+    assert q.scheme == LITERT_QUANT_SCHEME and q.passed and q.calibration_images == len(Xtr)
+    # really int8 kernels: int8 tensors in the written file, uint8 in, float32 out
+    interp = tflite_interpreter(out.read_bytes())
+    dtypes = {t["dtype"] for t in interp.get_tensor_details()}
+    assert np.int8 in dtypes
+    assert interp.get_input_details()[0]["dtype"] == np.uint8
+    assert interp.get_output_details()[0]["dtype"] == np.float32
+    # the recorded numbers, recomputed from the written file and the estimator
+    got = runner(out, "tflite")(X)
+    ref = cnn.predict_proba(X)
+    agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
+    assert q.top1_agreement == pytest.approx(agree) and agree >= 0.99
+    assert q.accuracy_float == pytest.approx(float(np.mean(ref.argmax(1) == y)))
+    assert q.accuracy_quantized == pytest.approx(float(np.mean(got.argmax(1) == y)))
+    assert np.abs(got - ref).max() > 1e-6  # a different (quantised) model
+    fl = tmp_path / "f.tflite"
+    export(cnn, fl, format="tflite", check_images=X[:4])
+    assert out.stat().st_size < fl.stat().st_size / 2  # int8 weights
+
+
+def test_failed_int8_tflite_check_writes_nothing(tmp_path, cnn, digits_16, monkeypatch):
+    import objrec.serving.export as ex
+
+    Xtr, _, X, y = digits_16
+    # calibrated on black images only: the activation ranges are wrong for real digits
+    real = ex.cnn_to_tflite_bytes
+    monkeypatch.setattr(
+        ex,
+        "cnn_to_tflite_bytes",
+        lambda est, calibration_images=None: real(
+            est, calibration_images=calibration_images[:4] * 0
+        ),
+    )
+    out = tmp_path / "q.tflite"
+    with pytest.raises(ExportError, match="int8 check failed"):
+        export(
+            cnn,
+            out,
+            format="tflite",
+            check_images=X,
+            quantize="int8",
+            calibration_images=Xtr,
+            check_labels=y,
+        )
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_export_cli_tflite_int8(cnn_model_dir, tmp_path, capsys):
+    import json
+
+    from objrec.cli import main
+    from objrec.metadata import QuantizationRecord
+
+    out = tmp_path / "q.tflite"
+    rc = main(
+        [
+            "export",
+            str(cnn_model_dir),
+            "--format",
+            "tflite",
+            "--quantize",
+            "int8",
+            "--calibration-size",
+            "128",
+            "-o",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and out.is_file(), text
+    side = json.loads((tmp_path / "q.tflite.json").read_text())
+    q = QuantizationRecord.from_json(side["quantization"])
+    assert q.passed and q.test_images > 100 and q.calibration_images == 128
+    assert side["input"]["shape"][0] == 1  # LiteRT's fixed batch
+    assert f"{q.top1_agreement:.2%}" in text and "latency of one image" in text

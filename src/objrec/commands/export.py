@@ -1,4 +1,5 @@
-"""``objrec export MODEL --format onnx|torchscript|executorch``: a portable model, checked against the original."""
+"""``objrec export MODEL --format onnx|torchscript|executorch|tflite|triton``: a portable
+model, checked against the original."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from objrec.cli_types import opset, positive_float, positive_int
 def register(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained model to ONNX, TorchScript or ExecuTorch (with a parity check)",
+        help="export a trained model to ONNX, TorchScript, ExecuTorch, LiteRT or a Triton "
+        "repository (with a parity check)",
         description="Export a model with its preprocessing inside: the exported model takes raw "
         "uint8 images at the model's input size and returns class probabilities. Every export "
         "is checked on real test images (max |difference| of probabilities <= 1e-4 and the same "
@@ -31,7 +33,8 @@ def register(sub) -> None:
         "--output",
         "-o",
         default=None,
-        help="file to write (default: MODEL/model.onnx, model.pt or model.pte; triton: the "
+        help="file to write (default: MODEL/model.onnx, model.pt, model.pte or model.tflite; "
+        "triton: the "
         "repository folder, default MODEL/triton)",
     )
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
@@ -55,9 +58,10 @@ def register(sub) -> None:
         "--quantize",
         choices=("int8",),
         default=None,
-        help="int8 (ONNX, CNNs): ONNX Runtime static quantisation calibrated on training "
-        "images; the export fails unless the int8 model gives the float model's top-1 class "
-        "on >= 99%% of the test split and loses <= 0.5 points of test accuracy",
+        help="int8 (CNNs): static quantisation calibrated on training images (ONNX and "
+        "triton: ONNX Runtime's; executorch: XNNPACK's PT2E quantiser; tflite: litert-torch's "
+        "PT2E quantiser); the export fails unless the int8 model gives the float model's "
+        "top-1 class on >= 99%% of the test split and loses <= 0.5 points of test accuracy",
     )
     p.add_argument(
         "--calibration-size",
@@ -210,7 +214,9 @@ def run(args) -> int:
             "name": "images",
             "dtype": "uint8",
             "shape": [
-                "batch" if args.dynamic_batch or args.format != "onnx" else 1,
+                "batch"
+                if (args.dynamic_batch or args.format != "onnx") and args.format != "tflite"
+                else 1,
                 *est.input_shape_,
             ],
             "meaning": "raw pixels 0..255, (N, H, W) grey or (N, H, W, C) RGB, resized to the model's input",

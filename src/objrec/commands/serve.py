@@ -19,6 +19,14 @@ def register(sub) -> None:
         "/v1/model need it; /v1/health, /, /docs and /openapi.json stay open.",
     )
     p.add_argument("model", metavar="MODEL", help="run folder or model folder")
+    p.add_argument(
+        "--engine",
+        choices=("objrec", "triton"),
+        default="objrec",
+        help="objrec: this REST server (/v1 and the Open Inference Protocol /v2); triton: "
+        "NVIDIA's Triton Inference Server through nvidia-pytriton (HTTP /v2 on --port, gRPC "
+        "on --port + 1, metrics on --port + 2; its own environment: make triton-env)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1-65535 (default 8000)")
     p.add_argument("--workers", type=positive_int, default=1, help="server processes")
@@ -136,6 +144,8 @@ def run(args) -> int:
     from objrec.serving.ood import check_threshold
 
     folder = resolve(args.model)  # fail early, with a clear message, on a wrong path
+    if args.engine == "triton":
+        return _run_triton(args, folder)
     reject_below = check_threshold(args.reject_below)
     if args.workers < 1:
         raise ObjrecError(f"--workers must be at least 1, got {args.workers}")
@@ -186,6 +196,79 @@ def run(args) -> int:
         access_log=level in ("trace", "debug", "info"),  # access lines are logged at info
         http="objrec.serving.protocol:TimeoutHttpToolsProtocol",
     )
+    return 0
+
+
+#: Options of the objrec engine that Triton's does not have: refused with --engine triton.
+_NOT_FOR_TRITON = (
+    "api_key_file",
+    "api_key",
+    "max_pixels",
+    "max_total_pixels",
+    "max_images",
+    "request_timeout",
+    "reject_below",
+)
+
+
+def _run_triton(args, folder) -> int:
+    """``objrec serve --engine triton``: the model's predictor behind a Triton server
+    (:mod:`objrec.serving.triton_server`), until Ctrl+C."""
+    import os
+
+    from objrec.cpu import usable_cores
+    from objrec.errors import ObjrecError
+    from objrec.serving.app import ENV_API_KEY
+
+    given = [n for n in _NOT_FOR_TRITON if getattr(args, n, None) is not None]
+    if args.workers != 1:
+        given.append("workers")
+    if given:
+        names = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise ObjrecError(f"--engine triton does not take {names} (objrec's own server does)")
+    if os.environ.get(ENV_API_KEY):
+        raise ObjrecError(
+            f"{ENV_API_KEY} is set, but Triton has no API key check: unset it, or put the "
+            "Triton server behind a proxy that checks the key"
+        )
+    if not args.port <= 65533:
+        raise ObjrecError(f"--engine triton uses --port to --port + 2; {args.port} is too high")
+    try:
+        from pytriton.triton import Triton
+    except ImportError as e:
+        raise ObjrecError(
+            f"--engine triton needs nvidia-pytriton ({e}); it needs numpy<2, so it lives in "
+            "its own environment: make triton-env, then .venv-triton/bin/objrec serve ..."
+        ) from e
+    from objrec.serving import triton_server as ts
+    from objrec.serving.predictor import Predictor
+
+    # the server binary pytriton starts loads this Python's libpython from LD_LIBRARY_PATH
+    lib = ts.python_lib_dir()
+    old = os.environ.get("LD_LIBRARY_PATH", "")
+    if lib not in old.split(":"):
+        os.environ["LD_LIBRARY_PATH"] = lib + (f":{old}" if old else "")
+    predictor = Predictor.from_path(
+        folder, backend=args.backend, threads=args.threads or usable_cores()
+    )
+    config = ts.triton_config(
+        host=args.host, http_port=args.port, grpc_port=args.port + 1, metrics_port=args.port + 2
+    )
+    import signal
+
+    # SIGTERM (kill, systemd, docker stop) leaves the `with` below as Ctrl+C does, so the
+    # Triton server process is stopped too instead of left running without its proxy
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"objrec: starting Triton for {folder} ...", flush=True)
+    with Triton(config=config) as triton:
+        name = ts.bind(triton, predictor)
+        triton.run()
+        print(
+            f"objrec: Triton serves model {name!r} on http://{args.host}:{args.port}/v2 "
+            f"(gRPC {args.host}:{args.port + 1}, metrics :{args.port + 2}; Ctrl+C stops it)",
+            flush=True,
+        )
+        triton.serve()
     return 0
 
 

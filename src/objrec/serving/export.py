@@ -25,7 +25,9 @@ What can be exported
   ``executorch.runtime`` runs the parity check).
 * Any ONNX-exportable model as a Triton model repository (``NAME/1/model.onnx`` and
   ``NAME/config.pbtxt``, ONNX Runtime backend, dynamic batching).
-* int8 (CNNs; ONNX, Triton, ExecuTorch): static quantisation calibrated on training
+* CNNs to LiteRT (``.tflite``, ``litert-torch``, batch 1; run by ``ai-edge-litert``'s
+  interpreter for the check; its own environment, ``make litert-env``).
+* int8 (CNNs; ONNX, Triton, ExecuTorch, LiteRT): static quantisation calibrated on training
   images. A quantised model is a different model, so the 1e-4 parity is replaced by
   :data:`MIN_TOP1_AGREEMENT` with the float model and :data:`MAX_ACCURACY_LOSS_POINTS` of
   test accuracy (:class:`objrec.metadata.QuantizationRecord`).
@@ -872,19 +874,23 @@ def export(
     Parameters
     ----------
     est : fitted objrec estimator (``objrec.load(...)``).
-    out : file to write (``.onnx``, ``.pt`` or ``.pte``); written only if every check passes.
-    format : "onnx", "torchscript" (CNNs only), "executorch" (CNNs only) or "triton"
-        (``out`` a folder: a Triton model repository, :func:`export_triton`).
+    out : file to write (``.onnx``, ``.pt``, ``.pte`` or ``.tflite``); written only if every
+        check passes.
+    format : "onnx", "torchscript" (CNNs only), "executorch" (CNNs only), "tflite" (CNNs
+        only, litert-torch's environment) or "triton" (``out`` a folder: a Triton model
+        repository, :func:`export_triton`).
     check_images : uint8 ``(N, *est.input_shape_)``, real images (e.g. the test split).
     opencv : also run the ONNX file in ``cv2.dnn``; default: for CNNs (classic graphs use
         the ``ai.onnx.ml`` operators OpenCV does not implement).
-    quantize : None (float) or "int8" (ONNX, CNNs): the float graph passes the parity
-        check, is quantised (:func:`quantize_onnx_int8`) on ``calibration_images`` (uint8
-        training images), and the int8 model must then agree with the float one on the
+    quantize : None (float) or "int8" (CNNs; ONNX, Triton, ExecuTorch, LiteRT). ONNX: the
+        float graph passes the parity check, is quantised (:func:`quantize_onnx_int8`) on
+        ``calibration_images`` (uint8 training images); ExecuTorch and LiteRT quantise the
+        network by PT2E on those images. The int8 model must then agree with the float one on the
         top-1 class of >= 99% of ``check_images`` and lose <= 0.5 points of accuracy
         against ``check_labels`` (true classes, ``(N,)``; None skips the accuracy limit);
-        the :class:`~objrec.metadata.QuantizationRecord` is stored in the ONNX metadata
-        (``quantization``) and returned.
+        the :class:`~objrec.metadata.QuantizationRecord` is returned (and stored in the
+        ONNX metadata as ``quantization``; ``objrec export`` writes it to the side file
+        ``<file>.json`` for every format).
 
     Raises
     ------
@@ -915,10 +921,10 @@ def export(
             calibration_images=calibration_images,
             check_labels=check_labels,
         )
-    if quantize and (format not in ("onnx", "executorch") or not is_cnn(est)):
+    if quantize and (format not in ("onnx", "executorch", "tflite") or not is_cnn(est)):
         raise ExportError(
-            "--quantize int8 is for CNNs exported to ONNX, Triton or ExecuTorch "
-            "(--format onnx, triton or executorch)"
+            "--quantize int8 is for CNNs exported to ONNX, Triton, ExecuTorch or LiteRT "
+            "(--format onnx, triton, executorch or tflite)"
         )
     if quantize and calibration_images is None:
         raise ExportError("int8 quantisation needs calibration images (training images)")
@@ -1004,12 +1010,28 @@ def export(
         return ExportResult(out, format, reports, record)
     elif format == "tflite":
         _require_cnn(est, "LiteRT")
-        data = cnn_to_tflite_bytes(est)
-        reports.append(compare_outputs(expected, run_tflite(data, X), "litert", tolerance))
-        _fail_on(reports, out)
+        calib = _check(calibration_images, what="calibration images") if quantize else None
+        data = cnn_to_tflite_bytes(est, calibration_images=calib)
+        got = run_tflite(data, X)
+        record = None
+        if quantize:  # the float network is the reference: expected = PyTorch float
+            record = quantization_check(
+                expected,
+                got,
+                labels=check_labels,
+                classes=est.classes_,
+                calibration_images=len(calib),
+                scheme=LITERT_QUANT_SCHEME,
+            )
+            if not record.passed:
+                raise ExportError(f"int8 check failed, {out} not written: {record}")
+        else:
+            reports.append(compare_outputs(expected, got, "litert", tolerance))
+            _fail_on(reports, out)
         from objrec.io import atomic_write_bytes
 
         atomic_write_bytes(out, data)
+        return ExportResult(out, format, reports, record)
     else:
         raise ExportError(
             f"unknown export format {format!r}; use onnx, torchscript, executorch, triton or tflite"
@@ -1020,8 +1042,9 @@ def export(
 def runner(path, format: str, *, threads: int | None = None):
     """A callable uint8 images ``(N, ...)`` -> probabilities ``(N, K)`` for an exported file.
 
-    ``format``: "onnx" (ONNX Runtime, ``threads`` intra-op threads), "torchscript" or
-    "executorch".
+    ``format``: "onnx" (ONNX Runtime, ``threads`` intra-op threads), "torchscript",
+    "executorch" or "tflite" (one LiteRT interpreter, ``threads`` threads, reused by every
+    call; its fixed batch means N a multiple of it).
     """
     path = Path(path)
     if format == "onnx":
@@ -1041,8 +1064,8 @@ def runner(path, format: str, *, threads: int | None = None):
         method = executorch_method(path)
         return lambda X: run_executorch(method, X)
     if format == "tflite":
-        data = path.read_bytes()
-        return lambda X: run_tflite(data, X)
+        interp = tflite_interpreter(path.read_bytes(), threads=threads)
+        return lambda X: run_tflite(interp, X)
     raise ExportError(f"no runner for format {format!r}")
 
 
@@ -1065,14 +1088,11 @@ def latency_ms(run, batch: np.ndarray, *, repeats: int = 50, warmup: int = 5) ->
 # ----------------------------------------------------------------- LiteRT (TFLite)
 
 
-def cnn_to_tflite_bytes(est, *, batch: int = 1) -> bytes:
-    """A LiteRT (TensorFlow Lite) flatbuffer of a CNN with its preprocessing and softmax.
+#: The scheme recorded for a LiteRT int8 export (litert-torch's PT2E quantiser).
+LITERT_QUANT_SCHEME = "litert-pt2e-static-symmetric"
 
-    ``litert_torch.convert`` of :func:`images_to_proba_module` at a fixed batch ``batch``:
-    input uint8 ``(batch, *input_shape)``, output float32 probabilities ``(batch, K)``.
-    Needs ``litert-torch`` (it pins ``typing-extensions<4.13``, so it lives in its own
-    environment: ``make litert-env``).
-    """
+
+def _require_litert_torch():
     try:
         import litert_torch
     except ImportError as e:
@@ -1080,25 +1100,78 @@ def cnn_to_tflite_bytes(est, *, batch: int = 1) -> bytes:
             f"LiteRT export needs litert-torch ({e}); it cannot share objrec's main "
             "environment (typing-extensions<4.13): run it from the one `make litert-env` builds"
         ) from e
+    return litert_torch
+
+
+def cnn_to_tflite_bytes(
+    est, *, batch: int = 1, calibration_images: np.ndarray | None = None
+) -> bytes:
+    """A LiteRT (TensorFlow Lite) flatbuffer of a CNN with its preprocessing and softmax.
+
+    ``litert_torch.convert`` of :func:`images_to_proba_module` at a fixed batch ``batch``:
+    input uint8 ``(batch, *input_shape)``, output float32 probabilities ``(batch, K)``.
+    With ``calibration_images`` (uint8 ``(M, *input_shape)``, training images) the
+    network is quantised to int8 first, by litert-torch's documented PT2E path: its
+    ``PT2EQuantizer`` with symmetric per-channel int8 weights and static int8 activations
+    (histogram observers over those images), ``prepare_pt2e``, the calibration run,
+    ``convert_pt2e(fold_quantize=False)``, then ``convert(..., quant_config=QuantConfig(
+    pt2e_quantizer=...))``, which turns the quantise/dequantise pairs into int8 LiteRT
+    kernels. The uint8 input, the preprocessing and the softmax stay float.
+    Needs ``litert-torch`` (it pins ``typing-extensions<4.13``, so it lives in its own
+    environment: ``make litert-env``).
+    """
+    litert_torch = _require_litert_torch()
     import torch
 
     module = images_to_proba_module(est)
     example = torch.zeros((batch, *est.input_shape_), dtype=torch.uint8)
+    quant_config = None
     with _quiet(), torch.no_grad():
-        edge = litert_torch.convert(module, (example,))
+        if calibration_images is not None:
+            from litert_torch.quantize.pt2e_quantizer import (
+                PT2EQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from litert_torch.quantize.quant_config import QuantConfig
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+            C = np.ascontiguousarray(calibration_images)
+            if len(C) < batch:
+                raise ExportError(f"int8 calibration needs at least {batch} images, got {len(C)}")
+            quantizer = PT2EQuantizer().set_global(
+                get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+            )
+            graph = torch.export.export(module, (example,)).module()
+            prepared = prepare_pt2e(graph, quantizer)
+            for i in range(0, len(C) - batch + 1, batch):  # the graph's fixed batch
+                prepared(torch.as_tensor(C[i : i + batch]))
+            module = convert_pt2e(prepared, fold_quantize=False)
+            quant_config = QuantConfig(pt2e_quantizer=quantizer)
+        edge = litert_torch.convert(module, (example,), quant_config=quant_config)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.tflite"
             edge.export(str(path))
             return path.read_bytes()
 
 
-def run_tflite(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
-    """Run a LiteRT model (``ai_edge_litert``'s interpreter) on uint8 images ``(N, ...)``,
-    in batches of the model's fixed batch size (N must be a multiple of it)."""
+def tflite_interpreter(model_bytes: bytes, *, threads: int | None = None):
+    """A ready LiteRT interpreter (``ai_edge_litert``) for a ``.tflite`` model's bytes;
+    ``threads``: its CPU threads (None: LiteRT's default)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=model_bytes)
+    interp = Interpreter(model_content=model_bytes, num_threads=threads)
     interp.allocate_tensors()
+    return interp
+
+
+def run_tflite(model, X: np.ndarray) -> np.ndarray:
+    """Run a LiteRT model on uint8 images ``(N, ...)``: probabilities ``(N, K)`` float32.
+
+    ``model``: the ``.tflite`` bytes or an interpreter from :func:`tflite_interpreter`
+    (reused across calls). The model has a fixed batch size ``b``; the images are fed
+    ``b`` at a time, so N must be a multiple of it.
+    """
+    interp = tflite_interpreter(model) if isinstance(model, bytes | bytearray) else model
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     b = int(inp["shape"][0])
     if len(X) % b:
@@ -1108,7 +1181,7 @@ def run_tflite(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
         interp.set_tensor(inp["index"], np.ascontiguousarray(X[i : i + b]))
         interp.invoke()
         parts.append(interp.get_tensor(out["index"]).copy())
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else np.zeros((0, int(out["shape"][-1])), np.float32)
 
 
 # ------------------------------------------------------------------------- Triton
