@@ -166,9 +166,10 @@ class UNetSegmenter(Segmenter):
         return torch.from_numpy(X).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
     def _autocast(self):
-        """bfloat16 autocast for the convolutions (``precision`` ``"bf16"``, or ``"auto"``
-        where the CPU has native bfloat16: AVX512-BF16 / AMX), else a no-op context; the
-        weights, the optimiser and the loss stay float32."""
+        """Training's bfloat16 autocast for the convolutions (``precision`` ``"bf16"``, or
+        ``"auto"`` where the CPU has native bfloat16: AVX512-BF16 / AMX), else a no-op
+        context; the weights, the optimiser and the loss stay float32, and prediction runs
+        in float32 (so it matches the ONNX export)."""
         import torch
 
         on = self.precision == "bf16" or (
@@ -199,6 +200,10 @@ class UNetSegmenter(Segmenter):
         """
         import torch
 
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
         self._fitted_on(X)
@@ -261,7 +266,7 @@ class UNetSegmenter(Segmenter):
         X = check_images(images)
         self.net_.eval()
         out = []
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():  # float32, as the ONNX export
             for s in range(0, len(X), batch):
                 logits = self.net_(self._to_tensor(X[s : s + batch])).float()
                 out.append(logits.softmax(1).numpy())
