@@ -103,6 +103,23 @@ def test_unet_loss_falls_and_round_trips(easy_scenes, tmp_path):
         seg.predict(np.zeros((1, 30, 30, 3), np.uint8))
 
 
+def test_unet_precision(easy_scenes):
+    """bf16 autocast trains the same network as float32 (first-epoch losses within a few
+    per cent, both falling); prediction is float32 either way; a bad name is refused."""
+    pytest.importorskip("torch")
+    tr, _ = easy_scenes
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        seg = make_segmenter("unet", width=4, depth=2, epochs=3, batch_size=8, lr=1e-2,
+                             precision=precision)  # fmt: skip
+        runs[precision] = [h["loss"] for h in seg.fit(tr.images, tr.semantic).history_]
+        assert seg.predict_proba(tr.images[:2]).dtype == np.float32
+    assert abs(runs["bf16"][0] - runs["fp32"][0]) < 0.05 * runs["fp32"][0]
+    assert all(r[-1] < r[0] for r in runs.values())
+    with pytest.raises(InputError, match="precision"):
+        make_segmenter("unet", precision="fp16").fit(tr.images, tr.semantic)
+
+
 def test_contract_errors(tmp_path):
     with pytest.raises(ObjrecError, match="unknown segmentation method"):
         make_segmenter("deeplab")
