@@ -79,7 +79,7 @@ def main() -> int:
         seg.fit(tr.images[:n], tr.semantic[:n])
         fit_s = time.perf_counter() - t
         m = measure(seg, data.test, data.n_labels)
-        m.update(fit_seconds=fit_s, train_scenes=n, params=seg.params(),
+        m.update(fit_seconds=fit_s, train_scenes=n, params=seg.get_params(),
                  load=[load0, os.getloadavg()[0]], sizes=sizes,
                  command="python benchmarks/segmentation.py " + " ".join(sys.argv[1:]))  # fmt: skip
         if name == "unet":

@@ -96,17 +96,6 @@ class FilterBankForest(Segmenter):
         self.n_jobs = n_jobs
         self.seed = seed
 
-    def params(self) -> dict:
-        return {
-            "n_estimators": self.n_estimators,
-            "max_depth": self.max_depth,
-            "min_samples_leaf": self.min_samples_leaf,
-            "pixels_per_image": self.pixels_per_image,
-            "scales": list(self.scales),
-            "n_labels": self.n_labels,
-            "seed": self.seed,
-        }
-
     def _sample(self, rng, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image, row, col) indices of the training pixels."""
         out = []

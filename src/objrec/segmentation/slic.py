@@ -232,20 +232,6 @@ class SlicSegmenter(Segmenter):
         self.n_threads = n_threads
         self.seed = seed
 
-    def params(self) -> dict:
-        return {
-            "n_segments": self.n_segments,
-            "compactness": self.compactness,
-            "context": self.context,
-            "max_iter": self.max_iter,
-            "learning_rate": self.learning_rate,
-            "max_leaf_nodes": self.max_leaf_nodes,
-            "max_train_superpixels": self.max_train_superpixels,
-            "n_labels": self.n_labels,
-            "n_threads": self.n_threads,
-            "seed": self.seed,
-        }
-
     def _image_features(self, image: np.ndarray):
         lab, seg, k = superpixels(image, self.n_segments, self.compactness)
         return superpixel_features(lab, seg, k, self.context), seg, k

@@ -149,15 +149,6 @@ class UNetSegmenter(Segmenter):
         self.progress = progress
         self.precision = precision
 
-    def params(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "width", "depth", "epochs", "batch_size", "lr", "dice_weight", "n_labels",
-                "max_seconds", "seed", "precision",
-            )
-        }  # fmt: skip
-
     def _to_tensor(self, X: np.ndarray):
         import torch
 
