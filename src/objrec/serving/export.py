@@ -57,10 +57,14 @@ import contextlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from objrec.errors import ObjrecError
+
+if TYPE_CHECKING:
+    from objrec.metadata import QuantizationRecord
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4
@@ -986,26 +990,15 @@ def export(
         _require_cnn(est, "ExecuTorch")
         calib = _check(calibration_images, what="calibration images") if quantize else None
         data = cnn_to_executorch_bytes(est, calibration_images=calib)
-        record = None
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_file = Path(tmp) / out.name
             tmp_file.write_bytes(data)
             got = run_executorch(executorch_method(tmp_file), X)
-            if quantize:  # the float network is the reference: expected = PyTorch float
-                record = quantization_check(
-                    expected,
-                    got,
-                    labels=check_labels,
-                    classes=est.classes_,
-                    calibration_images=len(calib),
-                    scheme=EXECUTORCH_QUANT_SCHEME,
-                )
-                if not record.passed:
-                    raise ExportError(f"int8 check failed, {out} not written: {record}")
-            else:
-                reports.append(compare_outputs(expected, got, "executorch", tolerance))
-                _fail_on(reports, out)
+            record = _check_runtime(
+                expected, got, "executorch", EXECUTORCH_QUANT_SCHEME, calib, est.classes_,
+                check_labels, tolerance, reports, out,
+            )  # fmt: skip
             tmp_file.replace(out)
         return ExportResult(out, format, reports, record)
     elif format == "tflite":
@@ -1013,21 +1006,10 @@ def export(
         calib = _check(calibration_images, what="calibration images") if quantize else None
         data = cnn_to_tflite_bytes(est, calibration_images=calib)
         got = run_tflite(data, X)
-        record = None
-        if quantize:  # the float network is the reference: expected = PyTorch float
-            record = quantization_check(
-                expected,
-                got,
-                labels=check_labels,
-                classes=est.classes_,
-                calibration_images=len(calib),
-                scheme=LITERT_QUANT_SCHEME,
-            )
-            if not record.passed:
-                raise ExportError(f"int8 check failed, {out} not written: {record}")
-        else:
-            reports.append(compare_outputs(expected, got, "litert", tolerance))
-            _fail_on(reports, out)
+        record = _check_runtime(
+            expected, got, "litert", LITERT_QUANT_SCHEME, calib, est.classes_, check_labels,
+            tolerance, reports, out,
+        )  # fmt: skip
         from objrec.io import atomic_write_bytes
 
         atomic_write_bytes(out, data)
@@ -1240,6 +1222,26 @@ def export_triton(est, repository, **kw) -> ExportResult:
     config = triton_config(name, est.input_shape_, len(est.classes_))
     atomic_write_bytes(folder / "config.pbtxt", config.encode())
     return ExportResult(folder, "triton", res.reports, res.quantization)
+
+
+def _check_runtime(
+    expected, got, runtime, scheme, calib, classes, labels, tolerance, reports, out
+) -> QuantizationRecord | None:
+    """A written model's outputs ``got`` against the PyTorch float network's ``expected``
+    (N, K): the int8 check when ``calib`` (its calibration images) is given, raising
+    ``ExportError`` when it fails, else the parity check of ``runtime`` appended to
+    ``reports`` (raising when it fails). Returns the int8 record, or None."""
+    if calib is None:
+        reports.append(compare_outputs(expected, got, runtime, tolerance))
+        _fail_on(reports, out)
+        return None
+    record = quantization_check(
+        expected, got, labels=labels, classes=classes, calibration_images=len(calib),
+        scheme=scheme,
+    )  # fmt: skip
+    if not record.passed:
+        raise ExportError(f"int8 check failed, {out} not written: {record}")
+    return record
 
 
 def _fail_on(reports: list[ParityReport], out: Path) -> None:
