@@ -2,7 +2,8 @@
 Runtime) and the REST server under a bounded loopback load test.
 
     flock /tmp/objrec-bench.lock python benchmarks/serving.py [--requests 20000] [--concurrency 32]
-    flock /tmp/objrec-bench.lock python benchmarks/serving.py --server-only --routes v1 v2
+    flock /tmp/objrec-bench.lock python benchmarks/serving.py --server-only --routes v1 v2 v2bin \
+        --repeats 4
 
 1. Trains ``simple_cnn`` for one epoch on 20,000 MNIST training images (../shared/data/mnist;
    the weights do not change the speed, the accuracy shows the model is a real one), saves it.
@@ -21,7 +22,10 @@ Runtime) and the REST server under a bounded loopback load test.
    the other: ``POST /v1/predict`` (the PNG as multipart) and the Open Inference Protocol's
    ``POST /v2/models/simple_cnn/infer`` (the same image decoded, as the JSON tensor a KServe
    or Triton client sends: ``{"inputs": [{"name": "images", "datatype": "UINT8", "shape":
-   [1, 28, 28, 1], "data": [...]}]}``).
+   [1, 28, 28, 1], "data": [...]}]}``). ``v2bin`` sends that tensor in the binary tensor data
+   extension instead, as ``tritonclient`` does by default (JSON header + raw bytes, the
+   ``Inference-Header-Content-Length`` header, output asked for in binary). ``--repeats K``
+   runs the routes K times per server, every other pass in reverse order.
 
 ``--server-only`` skips step 2 and writes the section ``## Serving: REST v1 against the
 Open Inference Protocol v2`` instead (the batch tables stay as they are).
@@ -146,6 +150,46 @@ def v2_body(image: np.ndarray) -> tuple[bytes, str]:
     return json.dumps(request).encode(), "application/json"
 
 
+def v2_binary_body(image: np.ndarray) -> tuple[bytes, str, int]:
+    """The same infer request in the binary tensor data extension, as ``tritonclient`` sends
+    it by default: a JSON header (the tensor's ``binary_data_size``, and the output asked for
+    in binary) followed by the raw uint8 pixels. Returns the body, its content type and the
+    header's length in bytes (the ``Inference-Header-Content-Length`` value)."""
+    from objrec.serving.v2 import INPUT_NAME, OUTPUT_NAME
+
+    x = np.asarray(image, np.uint8)
+    x = x[None, ..., None] if x.ndim == 2 else x[None]
+    raw = np.ascontiguousarray(x).tobytes()
+    header = {
+        "inputs": [
+            {
+                "name": INPUT_NAME,
+                "datatype": "UINT8",
+                "shape": list(x.shape),
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
+        "outputs": [{"name": OUTPUT_NAME, "parameters": {"binary_data": True}}],
+    }
+    head = json.dumps(header).encode()
+    return head + raw, "application/octet-stream", len(head)
+
+
+def v2_binary_probabilities(response) -> list[float]:
+    """The float32 probabilities of a binary-output infer response (``httpx.Response``)."""
+    n = int(response.headers["inference-header-content-length"])
+    return np.frombuffer(response.content[n:], np.float32).tolist()
+
+
+def route_orders(routes: list[str], repeats: int) -> list[str]:
+    """``repeats`` passes over ``routes``, every other pass reversed (v1 v2, v2 v1, ...), so
+    that no route always runs first on a warm or a cold server."""
+    out = []
+    for k in range(repeats):
+        out += routes if k % 2 == 0 else routes[::-1]
+    return out
+
+
 def parse_hey(text: str) -> dict:
     def num(pattern):
         m = re.search(pattern, text)
@@ -199,9 +243,11 @@ def load_test(
 ) -> list[dict]:
     """``hey`` against one ``objrec serve`` with ``workers`` processes, once per route.
 
-    ``routes``: "v1" (``png`` as multipart to /v1/predict) and/or "v2" (``image``, the
-    decoded PNG, as a JSON tensor to /v2/models/``model_name``/infer). Each route gets a
-    warm-up of ``min(n, 2000)`` requests, then ``n`` timed ones at concurrency ``c``.
+    ``routes``: "v1" (``png`` as multipart to /v1/predict), "v2" (``image``, the decoded
+    PNG, as a JSON tensor to /v2/models/``model_name``/infer) and/or "v2bin" (the same tensor
+    in the binary tensor data extension, output in binary too); a route may appear several
+    times (:func:`route_orders`), each a row of its own with its ``repeat`` number. Each row
+    gets a warm-up of ``min(n, 2000)`` requests, then ``n`` timed ones at concurrency ``c``.
     """
     import httpx
 
@@ -221,20 +267,27 @@ def load_test(
                 time.sleep(0.3)
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((tmp / f"server-{workers}.log").read_text())
-        results = []
+        results, seen = [], {}
         for route in routes:
+            headers = {}
             if route == "v1":
                 body, ctype = multipart_body(png)
                 target = url + "/v1/predict"
             elif route == "v2":
                 body, ctype = v2_body(image)
                 target = f"{url}/v2/models/{model_name}/infer"
+            elif route == "v2bin":
+                body, ctype, head = v2_binary_body(image)
+                headers = {"Inference-Header-Content-Length": str(head)}
+                target = f"{url}/v2/models/{model_name}/infer"
             else:
-                raise ValueError(f"unknown route {route!r}; use v1 or v2")
+                raise ValueError(f"unknown route {route!r}; use v1, v2 or v2bin")
+            seen[route] = seen.get(route, 0) + 1
             (tmp / "body.bin").write_bytes(body)
-            check = httpx.post(target, content=body, headers={"content-type": ctype})
+            check = httpx.post(target, content=body, headers={"content-type": ctype, **headers})
             assert check.status_code == 200, check.text
             hey = ["hey", "-n", str(n), "-c", str(c), "-m", "POST", "-T", ctype]
+            hey += [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
             hey += ["-D", str(tmp / "body.bin")]
             subprocess.run(
                 [*hey[:2], str(min(n, 2000)), *hey[3:], target], capture_output=True, check=True
@@ -249,13 +302,17 @@ def load_test(
                 - hey0.children_user
                 - hey0.children_system
             )
-            res = {"workers": workers, "route": route, "requests": n, "concurrency": c}
+            res = {"workers": workers, "route": route, "repeat": seen[route]}
+            res.update({"position": len(results), "requests": n, "concurrency": c})
             res.update(parse_hey(out))
             res["request_bytes"] = len(body)
             res["server_cpu_ms_per_request"] = 1000 * server_cpu / n
             res["client_cpu_ms_per_request"] = 1000 * hey_cpu / n
             if route == "v1":
                 res["prediction"] = check.json()["predictions"][0]["top_k"][0]
+            elif route == "v2bin":
+                proba = v2_binary_probabilities(check)
+                res["prediction"] = {"index": int(np.argmax(proba)), "probability": max(proba)}
             else:
                 proba = check.json()["outputs"][0]["data"]
                 res["prediction"] = {"index": int(np.argmax(proba)), "probability": max(proba)}
@@ -287,34 +344,62 @@ def v1_v2_section(res: dict) -> str:
         f"{res['concurrency']}, loopback. v1: `POST /v1/predict`, one 28x28 PNG as multipart "
         "(the server decodes it, answers top-k, label and OOD score as JSON). v2: `POST "
         "/v2/models/simple_cnn/infer`, the same image as a JSON tensor, UINT8 `[1, 28, 28, 1]` "
-        "(no decode; answers the 10 probabilities as a JSON tensor). Both routes of a row's "
-        "worker count hit the same server process(es), v1 first.",
+        "(no decode; answers the 10 probabilities as a JSON tensor). v2bin: the same request "
+        "in the binary tensor data extension (tritonclient's default: a JSON header, then the "
+        "784 raw bytes; the probabilities answered as raw float32). All routes of a worker "
+        "count hit the same server process(es); with several repeats the order alternates "
+        "(v1 v2 v2bin, then v2bin v2 v1, ...).",
         "",
-        "| workers | route | request bytes | requests/s | p50 ms | p90 ms | p99 ms | non-200 "
-        "| transport errors | server CPU ms/request | hey CPU ms/request |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workers | route | repeat | request bytes | requests/s | p50 ms | p90 ms | p99 ms "
+        "| non-200 | transport errors | server CPU ms/request | hey CPU ms/request |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in res["server"]:
         lines.append(
-            f"| {r['workers']} | {r['route']} | {r['request_bytes']:,} | "
+            f"| {r['workers']} | {r['route']} | {r.get('repeat', 1)} | {r['request_bytes']:,} | "
             f"{r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
             f"{r['p99_ms']:.1f} | {r['non_200']} | {r['transport_errors']} "
             f"| {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} |"
         )
     lines.append("")
     for w in sorted({r["workers"] for r in res["server"]}):
-        by = {r["route"]: r for r in res["server"] if r["workers"] == w}
-        if {"v1", "v2"} <= set(by):
-            v1, v2 = by["v1"], by["v2"]
-            lines.append(
-                f"- {w} worker(s): v2 / v1 requests/s {v2['requests_per_s'] / v1['requests_per_s']:.2f}x, "
-                f"p99 {v2['p99_ms'] / v1['p99_ms']:.2f}x, server CPU per request "
-                f"{v2['server_cpu_ms_per_request'] / v1['server_cpu_ms_per_request']:.2f}x."
-            )
+        med = route_medians([r for r in res["server"] if r["workers"] == w])
+        if "v1" not in med:
+            continue
+        v1 = med["v1"]
+        parts = [
+            f"{route} / v1 requests/s {m['requests_per_s'] / v1['requests_per_s']:.2f}x, "
+            f"p99 {m['p99_ms'] / v1['p99_ms']:.2f}x, server CPU per request "
+            f"{m['server_cpu_ms_per_request'] / v1['server_cpu_ms_per_request']:.2f}x"
+            for route, m in med.items()
+            if route != "v1"
+        ]
+        n = max(m["n"] for m in med.values())
+        lines.append(
+            f"- {w} worker(s), medians of {n} repeat(s): "
+            + ", ".join(f"{route} {m['requests_per_s']:,.0f} req/s" for route, m in med.items())
+            + "; "
+            + "; ".join(parts)
+            + "."
+        )
     lines.append("")
     if res.get("notes"):
         lines += [res["notes"], ""]
     return "\n".join(lines)
+
+
+def route_medians(rows: list[dict]) -> dict:
+    """Per route (in first-seen order): the median requests/s, p99 and server CPU per request
+    over that route's rows, and ``n``, the number of rows."""
+    out = {}
+    for route in dict.fromkeys(r["route"] for r in rows):
+        mine = [r for r in rows if r["route"] == route]
+        out[route] = {
+            k: float(np.median([r[k] for r in mine]))
+            for k in ("requests_per_s", "p99_ms", "server_cpu_ms_per_request")
+        }
+        out[route]["n"] = len(mine)
+    return out
 
 
 def section(res: dict) -> str:
@@ -418,10 +503,16 @@ def main() -> int:
     p.add_argument(
         "--routes",
         nargs="+",
-        choices=("v1", "v2"),
+        choices=("v1", "v2", "v2bin"),
         default=["v1"],
         help="APIs to load: v1 (/v1/predict, multipart PNG), v2 (Open Inference Protocol "
-        "infer, JSON uint8 tensor)",
+        "infer, JSON uint8 tensor), v2bin (the same, binary tensor data extension)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="passes over the routes per server, every other one in reverse order",
     )
     p.add_argument(
         "--server-only",
@@ -490,7 +581,7 @@ def main() -> int:
                 args.requests,
                 args.concurrency,
                 tmp,
-                routes=args.routes,
+                routes=route_orders(args.routes, args.repeats),
                 image=ds.test.X[0],
             )
             for r in rows:
