@@ -422,6 +422,26 @@ def create_app(
             f"has no {route}; POST images to /v1/predict (multipart field 'file')",
         )
 
+    async def request_images(request: Request, route: str, wanted: str, limit: int, how: str):
+        """The uploaded images of a POST to ``route``, and the body's ``top_k`` (or None):
+        the API key checked, the model's task checked against ``wanted`` ("classify" or
+        "segment"), and 400 when there is no image (``how``: what to send instead) or more
+        than ``limit``."""
+        await check_key(request)
+        if task != wanted:
+            raise wrong_route(route)
+        items, body_k = await read_images(request)
+        if not items:
+            raise RequestError(400, f"no image in the request: send {how}")
+        if len(items) > limit:
+            raise RequestError(
+                400,
+                _too_many(len(items), limit)
+                if limit > 1
+                else f"{len(items)} images in one request; {route} takes one per request",
+            )
+        return items, body_k
+
     def decode_and_predict(
         opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
@@ -458,18 +478,10 @@ def create_app(
         about 0.1 ms per request here; the OpenAPI entry is added in :func:`openapi` below."""
         top_k = _top_k(request.query_params.get("top_k"), "query parameter")
         with_input = _flag(request.query_params.get("input_image"), "input_image")
-        await check_key(request)
-        if task != "classify":
-            raise wrong_route("/v1/predict")
-        items, body_k = await read_images(request)
-        if not items:
-            raise RequestError(
-                400,
-                "no image in the request: send one or more files in the multipart field 'file' "
-                "(or JSON 'images')",
-            )
-        if len(items) > max_images:
-            raise RequestError(400, _too_many(len(items), max_images))
+        items, body_k = await request_images(
+            request, "/v1/predict", "classify", max_images,
+            "one or more files in the multipart field 'file' (or JSON 'images')",
+        )  # fmt: skip
         k = next(v for v in (top_k, body_k, default_top_k) if v is not None)
         # the pixel budget, from the headers alone: a request of many huge (but small to
         # send) images is refused before any of them is decoded. Each file is opened once:
@@ -516,20 +528,10 @@ def create_app(
         from fastapi.responses import Response
 
         with_input = _flag(request.query_params.get("input_image"), "input_image")
-        await check_key(request)
-        if task != "segment":
-            raise wrong_route("/v1/segment")
-        items, _ = await read_images(request)
-        if not items:
-            raise RequestError(
-                400,
-                "no image in the request: send one file in the multipart field 'file' "
-                "(or JSON 'image')",
-            )
-        if len(items) > 1:
-            raise RequestError(
-                400, f"{len(items)} images in one request; /v1/segment takes one per request"
-            )
+        items, _ = await request_images(
+            request, "/v1/segment", "segment", 1,
+            "one file in the multipart field 'file' (or JSON 'image')",
+        )  # fmt: skip
         opened: list[OpenedImage] = []
         try:
             with bomb_warning_ignored():
