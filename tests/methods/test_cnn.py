@@ -25,6 +25,28 @@ def test_large_inputs_predict_in_nhwc_with_the_same_answers(fitted, digits_small
     assert fitted.model_.features[0].weight.is_contiguous()  # the estimator's net is untouched
 
 
+def test_forward_passes_are_bounded_by_the_pixels_the_network_computes_on(
+    fitted, digits_small, monkeypatch
+):
+    from objrec.methods import cnn
+    from objrec.nets import create_model
+
+    assert cnn.forward_batch(fitted.model_, (28, 28)) == cnn.FORWARD_CAP  # digits: the cap
+    assert cnn.forward_batch(fitted.model_, (64, 64)) == 512
+    lite = create_model("efficientnet_lite0", pretrained=False, image_size=(160, 160))
+    assert cnn.forward_batch(lite, (32, 32)) == (1 << 21) // (160 * 160)  # its own side, 81
+    X = digits_small[2][:200]  # < 256 images: the estimator's own network runs the passes
+    whole = fitted.predict_proba(X)
+    monkeypatch.setattr(cnn, "FORWARD_PIXELS", 50 * 8 * 8)  # 50 of the 8x8 images per pass
+    passes = []
+    hook = fitted.model_.register_forward_hook(lambda m, i, o: passes.append(len(i[0])))
+    try:
+        np.testing.assert_allclose(fitted.predict_proba(X), whole, atol=1e-5)
+    finally:
+        hook.remove()
+    assert passes == [50, 50, 50, 50]
+
+
 def test_every_network_is_a_method():
     from objrec.methods import list_methods, method_spec
     from objrec.nets import list_models

@@ -16,6 +16,9 @@ class Net(nn.Module):
     features: nn.Module
     head: nn.Module
     num_features: int
+    # (H, W) the network resizes its input to before computing (a pretrained backbone's
+    # side); None: it computes at the size of its input.
+    image_size: tuple[int, int] | None = None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) float32 -> (N, D) features."""
