@@ -442,6 +442,14 @@ def create_app(
             )
         return items, body_k
 
+    async def run_model(fn, arg, images: int, pixels: int):
+        """``fn(arg)`` for a request of ``images`` images, ``pixels`` in all: on the event
+        loop when it is small (a thread hop costs more than its inference), else on a
+        worker thread, ``workers`` at a time."""
+        if images <= INLINE_IMAGES and pixels <= INLINE_PIXELS:
+            return fn(arg)
+        return await anyio.to_thread.run_sync(fn, arg, limiter=workers)
+
     def decode_and_predict(
         opened: list[OpenedImage], k: int, with_input: bool = False
     ) -> list[dict]:
@@ -630,7 +638,7 @@ def create_app(
 
     app.openapi = openapi
     if task == "classify":  # the Open Inference Protocol's tensors are class probabilities
-        app.include_router(v2_router(predictor, dependencies=[check_key], max_images=max_images, max_total_pixels=max_total_pixels))  # fmt: skip
+        app.include_router(v2_router(predictor, dependencies=[check_key], max_images=max_images, max_total_pixels=max_total_pixels, run=run_model))  # fmt: skip
 
     @app.get("/v1/health", summary="Liveness and the model being served")
     async def health():
