@@ -325,3 +325,21 @@ def test_quick_budget_caps_the_pretrained_feature_side():
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {}
     ft.set_params(batch_size=None, lr=1e-3)  # a rate of the user's own stays too
     assert C.budget_params("efficientnet_lite0", "quick", ft, 180, (64, 53)) == {"batch_size": 16}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_quick_budget_trains_the_bf16_friendly_scratch_networks_in_bf16_where_native(
+    native, monkeypatch
+):
+    from objrec.training import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda: native)
+    for net in C.QUICK_BF16:
+        est = objrec.make_method(net)
+        got = C.budget_params(net, "quick", est, 700, (64, 64, 3))
+        assert got.get("precision") == ("bf16" if native else None)
+        assert "precision" not in C.budget_params(net, "full", est, 700, (64, 64, 3))
+        est.set_params(precision="fp32")  # the user's choice stays
+        assert "precision" not in C.budget_params(net, "quick", est, 700, (64, 64, 3))
+    lenet = objrec.make_method("lenet5")  # bf16 gains nothing there (benchmarks/train_step.py)
+    assert "precision" not in C.budget_params("lenet5", "quick", lenet, 700, (64, 64, 3))
