@@ -194,3 +194,20 @@ def test_standardize_against_sklearn_and_in_place():
     # Coates et al.'s eps keeps constant features finite
     Z = Standardize().fit_transform(np.ones((5, 2), np.float32))
     np.testing.assert_array_equal(Z, 0.0)
+
+
+def test_report_shows_the_words_that_tell_classes_apart(monkeypatch):
+    """Hand-built word counts: word 0 is used alike by both classes, word 1 only by class 0,
+    word 2 only by class 1, words 3 and 4 rarely; the class-specific ones come first, each
+    with the class that uses it."""
+    from objrec.methods import bovw as B
+    from objrec.report.learned import class_specific_words
+
+    per_class = {0: np.array([50, 40, 0, 1, 0]), 1: np.array([50, 0, 40, 0, 1])}
+    X = np.zeros((4, 8, 8), np.uint8)
+    X[2:] = 1  # the fake counter tells the classes' images apart by their pixels
+    y = np.array([0, 0, 1, 1])
+    monkeypatch.setattr(B, "word_counts", lambda est, Xc: per_class[int(Xc[0, 0, 0])])
+    words, top = class_specific_words(None, X, y, n=5)
+    assert words.tolist() == [1, 2, 0]  # the rare words 3 and 4 are left out
+    assert top.tolist() == [0, 1, 0]

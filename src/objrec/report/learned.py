@@ -141,9 +141,13 @@ def hog_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
 
 
 # -- bag of visual words --------------------------------------------------------------------
-def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
+def bovw_figures(
+    est, X: np.ndarray, y: np.ndarray, class_names: list[str] | None = None
+) -> list[FigureEntry]:
     """Codebook words as patch montages and one image's word histogram
-    (:func:`objrec.methods.bovw.word_montages`, :func:`~objrec.methods.bovw.word_histogram`)."""
+    (:func:`objrec.methods.bovw.word_montages`, :func:`~objrec.methods.bovw.word_histogram`).
+    ``y``: class indices of ``X``; ``class_names``: their names, to label each word with
+    the class that uses it most."""
     from objrec.methods import bovw as B
 
     codebook = getattr(est, "codebook_", None)
@@ -151,20 +155,43 @@ def bovw_figures(est, X: np.ndarray, y: np.ndarray) -> list[FigureEntry]:
         return []
     k = len(codebook)
     sample = X[: min(len(X), 300)]
-    # the 16 words used most on these images, most frequent first
-    counts = B.word_counts(est, sample[:200])
-    words = np.argsort(-counts, kind="stable")[:16]
+    words, top = class_specific_words(est, sample[:200], np.asarray(y)[: min(len(y), 200)])
     mont = B.word_montages(est, sample, n_patches=10)[words]
     centres = B.word_images(est)[words] if getattr(est, "descriptor", "") == "patch" else None
-    out = [_montage_entry(mont, k, words, centres)]
+    labels = [f"word {w}" for w in words]
+    if class_names is not None:
+        labels = [f"{w} ({class_names[int(c)]})" for w, c in zip(labels, top, strict=True)]
+    out = [_montage_entry(mont, k, labels, centres)]
     i = int(_pick(y, 1)[0])
     out.append(_histogram_entry(X[i], B.word_histogram(est, X[i]), k))
     return out
 
 
-def _montage_entry(mont, k: int, words, centres=None) -> FigureEntry:
+def class_specific_words(est, X: np.ndarray, y: np.ndarray, n: int = 16) -> np.ndarray:
+    """The ``n`` visual words whose use differs most between the classes of ``y``, most
+    class-specific first: among the more frequent half of the words on images ``X`` (N, H,
+    W[, C]) uint8, ranked by the largest share of a word in one class's descriptors over
+    its mean share across classes. On natural images the most frequent words are flat
+    patches (sky, walls) that every class uses alike; these are the ones the classifier can
+    tell classes by. Returns (n,) word indices (fewer when the codebook is smaller), and
+    (n,) the class of ``y`` that uses each most."""
+    from objrec.methods import bovw as B
+
+    classes = np.unique(y)
+    share = np.stack([B.word_counts(est, X[y == c]).astype(np.float64) for c in classes])
+    total = share.sum(axis=0)
+    share /= np.maximum(share.sum(axis=1, keepdims=True), 1)  # (classes, words)
+    frequent = total >= np.median(total)
+    ratio = share.max(axis=0) / np.maximum(share.mean(axis=0), 1e-12)
+    ratio[~frequent] = -1.0
+    words = np.argsort(-ratio, kind="stable")[: min(n, int(frequent.sum()))]
+    return words, classes[share[:, words].argmax(axis=0)]
+
+
+def _montage_entry(mont, k: int, labels: list[str], centres=None) -> FigureEntry:
     """``mont``: (n_words, n_patches, s, s[, C]) patches nearest to each word's centre;
-    ``centres``: (n_words, s, s[, C]) uint8 pictures of the words themselves, or None."""
+    ``labels``: a row label per word; ``centres``: (n_words, s, s[, C]) uint8 pictures of
+    the words themselves, or None."""
     mont = np.asarray(mont)
     n_words, n_patches = mont.shape[:2]
     tiles = []
@@ -181,15 +208,17 @@ def _montage_entry(mont, k: int, words, centres=None) -> FigureEntry:
     fig, _, _ = tile_figure(
         tiles,
         cols=n_patches + (2 if centres is not None else 0),
-        row_labels=[f"word {w}" for w in words],
+        row_labels=labels,
         cell=0.5,
-        label_width=0.8,
+        label_width=max(0.8, 0.07 * max(len(t) for t in labels)),
         min_side=24,
     )
     return FigureEntry(
         "Codebook: visual words",
-        f"The {n_words} most frequent of the {k} visual words (k-means centres of local patch "
-        f"descriptors); {first}the {n_patches} test-image patches closest to one word.",
+        f"The {n_words} of the {k} visual words (k-means centres of local patch "
+        "descriptors) whose use differs most between classes (the largest share in one "
+        "class's patches over the mean share, among the more frequent half of the words); "
+        f"{first}the {n_patches} test-image patches closest to one word.",
         fig,
     )
 
@@ -646,7 +675,7 @@ def learned_figures(
         if result.approach == "features":
             return hog_figures(est, X, y_idx)
         if result.approach == "bovw":
-            return bovw_figures(est, X, y_idx)
+            return bovw_figures(est, X, y_idx, class_names)
         if result.approach == "eigen":
             return eigen_figures(est, X, y_idx)
         if result.approach == "cnn":
