@@ -33,8 +33,9 @@ the recipe needs and 60,000 get the recipe's epochs:
   image side (at least 1 pixel; 2 at 64x64), :data:`SMALL_DATA_SHIFT`. Measured on ORL
   faces (5 training images per person, 64x64): ``simple_cnn`` 94.0% -> 96.5% test
   accuracy, where the heavier ``default`` augmentation (rotation, scale) gave 94.0%.
-  The scratch networks keep their own recipes (``simple_cnn`` none, ``resnet_small``
-  ``"default"``) on colour images too: their defaults were measured that way.
+  The scratch networks keep their own recipes on colour images too (``simple_cnn``
+  none, ``resnet_small`` ``"default"``): flips are not measured for them; ``augment=
+  "auto"`` opts in.
 
 Fine-tuning a pretrained network (fastai's ``fine_tune``): phase 1 trains the new head
 with the backbone frozen (BatchNorm in eval mode) for one pass, clipped to
