@@ -256,6 +256,57 @@ def test_freeze_backbone_trains_only_the_head_throughout(digits_small, standin):
         objrec.make_method("simple_cnn", freeze_backbone=True, **QUIET).fit(X[:50], y[:50])
 
 
+def _augment_spy(monkeypatch):
+    """The non-empty augmentation recipes the training loop applies, batch by batch."""
+    import objrec.training.loop as loop
+
+    seen, real = [], loop.augment_batch
+
+    def spy(x, recipe, g):
+        if recipe:
+            seen.append(dict(recipe))
+        return real(x, recipe, g)
+
+    monkeypatch.setattr(loop, "augment_batch", spy)
+    return seen
+
+
+def test_fine_tuning_flips_colour_images_only_and_saves_what_it_used(
+    digits_small, standin, monkeypatch, tmp_path
+):
+    from objrec.training.augment import PRESETS, resolve_recipe
+    from objrec.training.recipes import photo_recipe
+
+    X, y, _, _ = digits_small
+    rgb = np.repeat(X[:120, :, :, None], 3, axis=3)
+    seen = _augment_spy(monkeypatch)
+    est = objrec.make_method("standin_pretrained", min_steps=150, **QUIET).fit(rgb, y[:120])
+    photo = {"translate": 1, "flip": True}  # 1/8 of 8 pixels
+    assert photo == photo_recipe((8, 8))
+    assert seen and all(r == photo for r in seen)  # every training batch
+    assert est.recipe_["settings"]["augment"] == photo
+    assert est.recipe_["augment_rule"].startswith("auto: colour")
+    loaded = objrec.load(objrec.save(est, tmp_path / "rgb"))
+    assert loaded.recipe_["settings"]["augment"] == photo
+    assert loaded.recipe_["augment_rule"] == est.recipe_["augment_rule"]
+
+    seen.clear()  # the same digits in grey: no flips (today's small-data shifts)
+    grey = objrec.make_method("standin_pretrained", min_steps=150, **QUIET)
+    grey.fit(X[:120], y[:120])
+    assert seen and all(r == {"translate": 1} for r in seen)
+    assert grey.recipe_["settings"]["augment"] == {"translate": 1}
+    assert grey.recipe_["augment_rule"] == "auto: grey images, no flips"
+
+    seen.clear()  # an explicit choice wins on colour images
+    off = objrec.make_method("standin_pretrained", augment="none", min_steps=150, **QUIET)
+    off.fit(rgb, y[:120])
+    assert seen == [] and off.recipe_["settings"]["augment"] == "none"
+    assert off.recipe_["augment_rule"] is None
+    assert PRESETS["photo"] == photo_recipe((32, 32))
+    with pytest.raises(ValueError, match="chosen per dataset"):
+        resolve_recipe("auto")  # only the training loop knows the images' channels
+
+
 def test_validation_hold_out_has_every_class_it_can():
     from objrec.methods.cnn import stratified_holdout
 

@@ -42,6 +42,59 @@ def test_small_data_without_augmentation_gets_small_shifts():
     assert R.plan_training(seed, 40, image_size=(64, 64)).recipe["augment"] is None
 
 
+def test_auto_augmentation_flips_colour_photos_and_leaves_grey_images_as_before():
+    rec = _default("efficientnet_lite0")  # a pretrained network: the fine-tuning defaults
+    assert rec["augment"] == R.AUTO_AUGMENT == "auto"
+    # CIFAR-10 at 500 per class: 4,500 colour 32x32 training images
+    rgb = R.plan_training(rec, 4500, fine_tune=True, image_size=(32, 32), channels=3)
+    assert rgb.recipe["augment"] == {"translate": 4, "flip": True}  # CIFAR's pad 4 and crop
+    assert rgb.augment_rule.startswith("auto: colour")
+    assert rgb.summary()["settings"]["augment"] == {"translate": 4, "flip": True}
+    assert rgb.summary()["augment_rule"] == rgb.augment_rule
+    # ORL's faces: 200 grey 64x64 images; the plan is the one a recipe without augmentation
+    # gets (the small-data shifts, no flips), field by field
+    before = R.plan_training(
+        dict(rec, augment=None), 200, fine_tune=True, image_size=(64, 64), channels=1
+    )
+    grey = R.plan_training(rec, 200, fine_tune=True, image_size=(64, 64), channels=1)
+    assert grey.recipe["augment"] == {"translate": 2} == before.recipe["augment"]
+    assert {**grey.summary(), "augment_rule": None} == before.summary()
+    assert grey.augment_rule == "auto: grey images, no flips"
+    big_grey = R.plan_training(rec, 60_000, fine_tune=True, image_size=(28, 28), channels=1)
+    assert big_grey.recipe["augment"] is None  # large grey data: nothing, as before
+    unknown = R.plan_training(rec, 200, fine_tune=True, image_size=(32, 32))
+    assert unknown.recipe["augment"] == {"translate": 1}  # channels unknown: not flipped
+    assert unknown.augment_rule == "auto: unknown images, no flips"
+
+
+def test_an_explicit_augmentation_wins_over_the_auto_rule():
+    for spec in ("none", "shift", {"translate": 3}):
+        rec = _default("efficientnet_lite0", augment=spec)
+        plan = R.plan_training(
+            rec, 4500, explicit={"augment"}, fine_tune=True, image_size=(32, 32), channels=3
+        )
+        assert plan.recipe["augment"] == spec and plan.augment_rule is None
+    # "auto" asked for on a scratch network: photos flip, grey small data gets the shifts
+    auto = _default("simple_cnn", augment="auto")
+    plan = R.plan_training(auto, 40, explicit={"augment"}, image_size=(64, 64), channels=3)
+    assert plan.recipe["augment"] == {"translate": 8, "flip": True}
+    plan = R.plan_training(auto, 40, explicit={"augment"}, image_size=(64, 64), channels=1)
+    assert plan.recipe["augment"] == {"translate": 2}
+    # the scratch networks' own defaults are unchanged on colour images
+    simple = R.plan_training(_default("simple_cnn"), 40, image_size=(32, 32), channels=3)
+    assert simple.recipe["augment"] == {"translate": 1} and simple.augment_rule is None
+    res = R.plan_training(_default("resnet_small"), 40, image_size=(32, 32), channels=3)
+    assert res.recipe["augment"] == "default"
+
+
+def test_photo_recipe_scales_with_the_image():
+    assert R.photo_recipe((32, 32)) == {"translate": 4, "flip": True}
+    assert R.photo_recipe((64, 96)) == {"translate": 8, "flip": True}  # the shorter side
+    assert R.photo_recipe((5, 5)) == {"translate": 1, "flip": True}  # at least a pixel
+    with pytest.raises(ValueError, match="image_size must be positive"):
+        R.photo_recipe((0, 32))
+
+
 def test_a_large_set_trains_the_recipe_epochs():
     plan = R.plan_training(_default("simple_cnn"), 50_000)
     assert (plan.batch_size, plan.lr, plan.epochs) == (64, 3e-3, 2)

@@ -98,8 +98,11 @@ def register(subparsers) -> None:
     g.add_argument("--label-smoothing", type=unit_fraction, help="0 (none) up to, not including, 1")
     g.add_argument(
         "--augment",
-        help="none, shift, default, flip, strong, objects, or key=value list "
-        "(translate=2,rotate=10,scale=0.1,flip,cutout=8)",
+        help="none, shift, default, flip, strong, objects, photo, auto, or key=value list "
+        "(translate=2,rotate=10,scale=0.1,flip,cutout=8). Default: the network's recipe; "
+        "pretrained networks use auto: colour (RGB) images get random horizontal flips and "
+        "shifts of up to 1/8 of the side (photo), grey ones no flips (digits, text); small "
+        "data also gets small shifts. Colour scans of text or digits: give --augment none",
     )
     g.add_argument(
         "--augment-families",

@@ -33,7 +33,7 @@ from objrec.errors import InputError, ModelFileError, ObjrecError
 from objrec.methods import register_method
 from objrec.methods.base import ImageClassifier
 from objrec.nets.registry import list_models, model_info, pretrained_input_side
-from objrec.training.recipes import GLOBAL_DEFAULTS, resolve_recipe
+from objrec.training.recipes import AUTO_AUGMENT, GLOBAL_DEFAULTS, resolve_recipe
 
 __all__ = ["GLOBAL_DEFAULTS", "CNNClassifier"]
 
@@ -73,8 +73,10 @@ class CNNClassifier(ImageClassifier):
     epochs, batch_size, lr, optimizer, schedule, warmup, weight_decay, label_smoothing, augment,
     min_steps
         training recipe (units in :data:`GLOBAL_DEFAULTS`); set ones override ``recipe``.
-        On small data a recipe without augmentation trains with small random shifts
-        (``augment="none"`` switches them off)
+        ``augment="auto"`` (pretrained networks' default): colour images train with
+        random horizontal flips and shifts (``training.recipes.photo_recipe``), grey ones
+        as without augmentation. On small data a recipe without augmentation trains with
+        small random shifts (``augment="none"`` switches all of them off)
     class_weight : None or "balanced" (loss weights inversely proportional to class counts)
     early_stopping : patience in (logged) epochs on ``monitor``, restoring the best weights;
         None: on when the data is small (the step floor applies), 0: off
@@ -293,8 +295,9 @@ class CNNClassifier(ImageClassifier):
         X, y = self._check_fit_any(X, y, info.min_size)
         X, y, X_val, y_val = self._split_validation(X, y, X_val, y_val)
         rec = self.resolved_recipe()
-        try:
-            resolve_augment(rec["augment"])  # a bad name fails before any work
+        try:  # a bad name fails before any work ("auto" waits for the images' channels)
+            if rec["augment"] != AUTO_AUGMENT or rec["recipe"] == "airbench":
+                resolve_augment(rec["augment"])
         except ValueError as e:
             raise InputError(f"augment: {e}") from e
         if rec["recipe"] == "airbench":
@@ -338,6 +341,7 @@ class CNNClassifier(ImageClassifier):
                 fine_tune=fine_tune == "phases",
                 world_size=dist.world_size,
                 image_size=tuple(size),
+                channels=channels,
             )
         except ValueError as e:
             raise InputError(str(e)) from e
@@ -911,6 +915,12 @@ def describe_plan(plan) -> str:
             f"{ph.epochs} epoch{'s' * (ph.epochs != 1)} of {ph.steps_per_epoch} steps"
             + (f" ({what})" if what else "")
         )
+    aug = rec.get("augment")
+    if aug and aug != "none":
+        text = aug if isinstance(aug, str) else ",".join(
+            k if v is True else f"{k}={v:g}" for k, v in aug.items()
+        )  # fmt: skip
+        parts.append(f"augment {text}")
     if plan.early_stopping:
         parts.append(f"early stopping after {plan.early_stopping} epochs without improvement")
     return ", ".join(parts)

@@ -12,6 +12,11 @@ A recipe is a dict (units beside each key)::
     flip:      random horizontal flip (only where mirrored images are valid: clothes,
                objects; never digits or letters)
     cutout:    side in pixels of one zeroed square per image (0: off)
+
+``"auto"`` is not a recipe but a rule, resolved where the images are known
+(:func:`objrec.training.recipes.plan_training`): colour images get
+:func:`objrec.training.recipes.photo_recipe` (the default of pretrained fine-tuning), grey
+ones nothing (or the small-data shifts). The ``"photo"`` preset is that recipe at 32x32.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from objrec.training.recipes import AUTO_AUGMENT, photo_recipe
+
 PRESETS: dict[str, dict] = {
     "none": {},
     "shift": {"translate": 2},
@@ -28,6 +35,7 @@ PRESETS: dict[str, dict] = {
     "flip": {"translate": 2, "flip": True},
     "strong": {"translate": 3, "rotate": 12, "scale": 0.12, "cutout": 8},
     "objects": {"translate": 3, "flip": True, "cutout": 8},
+    "photo": photo_recipe((32, 32)),  # {"translate": 4, "flip": True}
 }
 KEYS = ("translate", "rotate", "scale", "flip", "cutout")
 
@@ -36,6 +44,11 @@ def resolve_recipe(spec) -> dict:
     """A recipe dict from a preset name, ``"key=value,key=value"``, a dict or None."""
     if spec is None or spec is False:
         return {}
+    if isinstance(spec, str) and spec.strip() == AUTO_AUGMENT:
+        raise ValueError(
+            f"{AUTO_AUGMENT!r} is chosen per dataset by objrec's training loop "
+            "(training.recipes.plan_training); give a preset or key=value pairs here"
+        )
     if isinstance(spec, dict):
         recipe = dict(spec)
     elif spec in PRESETS:
@@ -51,8 +64,8 @@ def resolve_recipe(spec) -> dict:
     bad = set(recipe) - set(KEYS)
     if bad:
         raise ValueError(
-            f"unknown augmentation {sorted(bad)}; use a preset ({', '.join(PRESETS)}) "
-            f"or key=value pairs with keys {', '.join(KEYS)}"
+            f"unknown augmentation {sorted(bad)}; use a preset ({', '.join(PRESETS)}), "
+            f"{AUTO_AUGMENT} (objrec's training loop) or key=value pairs with keys {', '.join(KEYS)}"
         )
     return recipe
 
