@@ -199,3 +199,22 @@ def test_lookahead_starts_in_the_fourth_epoch(monkeypatch):
     # step 20, and the weights reset to it at the end of epochs 4 and 5
     assert made == [1]
     assert decays == pytest.approx([1.0, 0.95**5, 1.0])
+
+
+def test_schedule_step_follows_the_time_budget():
+    assert airbench.schedule_step(10, 100, 30.0, None) == 10
+    assert airbench.schedule_step(10, 100, 30.0, 60.0) == 50  # half the budget spent
+    assert airbench.schedule_step(70, 100, 30.0, 60.0) == 70  # the steps are further along
+    assert airbench.schedule_step(10, 100, 90.0, 60.0) == 100  # never past the end
+    with pytest.raises(ValueError, match="max_time"):
+        airbench.schedule_step(0, 100, 1.0, 0.0)
+
+
+def test_a_spent_time_budget_trains_at_the_final_rate():
+    X = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    y = torch.arange(32) % 2
+    rec = {"epochs": 5, "batch_size": 8, "lr": 1.0, "weight_decay": 0.0, "label_smoothing": 0.2}
+    hist = airbench.train(_net(), X, y, [0.5] * 3, [0.25] * 3, rec, amp=False, max_time=1e-9)
+    assert len(hist) == 1 and hist[0]["step"] == 1  # stopped after one step
+    base = 1.0 / (1024 * (1 + 1 / (1 - airbench.MOMENTUM)))
+    assert hist[0]["lr"] == pytest.approx(base * airbench.LR_END)  # annealed, not 0.2 x base

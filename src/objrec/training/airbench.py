@@ -60,6 +60,18 @@ def lr_factor(step: int, total: int) -> float:
     return (1 - f) + LR_END * f
 
 
+def schedule_step(step: int, total: int, elapsed: float, max_time: float | None) -> int:
+    """The step of the ``total``-step schedule (rate and lookahead decay) that optimiser step
+    ``step`` runs at: ``step`` itself, or with a time budget ``max_time`` (seconds) the
+    further along of it and the share ``elapsed / max_time`` of the budget spent, so a run
+    that the budget cuts short still anneals (at most ``total``)."""
+    if max_time is None:
+        return step
+    if max_time <= 0:
+        raise ValueError(f"max_time must be positive, got {max_time}")
+    return min(total, max(step, math.ceil(elapsed / max_time * total)))
+
+
 def make_optimizer(net, lr: float, weight_decay: float, batch_size: int):
     """Nesterov SGD over the trainable weights; ``lr`` and ``weight_decay`` per 1,024 images
     with a summed loss (airbench94's units), BatchNorm biases ``BIAS_SCALER`` times faster."""
@@ -191,8 +203,9 @@ def train(
     ``X`` uint8 (N, C, H, W), ``y`` int64 (N,); ``mean``, ``std`` per channel in 0..1 units;
     ``rec`` the resolved recipe (``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
     ``label_smoothing``, ``augment``: a dict with ``translate`` and ``flip``). ``amp``: bf16
-    autocast. ``max_time``: seconds after which training stops (within an epoch; the rate
-    schedule is then the planned one, cut short). ``on_epoch(net, logs)`` runs after each
+    autocast. ``max_time``: seconds after which training stops (within an epoch); the rate
+    and the lookahead decay then advance by whichever is further along, the steps done or
+    the time spent (:func:`schedule_step`), so a cut-short run still anneals. ``on_epoch(net, logs)`` runs after each
     epoch's logs, outside the timed training (``logs["train_seconds"]`` excludes it, and
     the validation), with the net in eval mode; ``eval_every``: also call it every that
     many steps (logs: epoch, step, train_seconds). ``rec["epochs"]`` may be fractional
@@ -227,8 +240,9 @@ def train(
         sums = torch.zeros(3, dtype=torch.float64)
         stop = False
         for xb, yb in batches.epoch(e):
+            at = schedule_step(step, total, spent + time.perf_counter() - t0, max_time)
             for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(step, total)
+                g["lr"] = g["base_lr"] * lr_factor(at, total)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 logits = net(xb)
             loss = loss_fn(logits.float(), yb).sum()
@@ -244,7 +258,7 @@ def train(
                 if look is None:
                     look = Lookahead(net)
                 else:
-                    look.update(net, lookahead_decay(step, total))
+                    look.update(net, lookahead_decay(min(at + 1, total), total))
             sums += torch.tensor(
                 [loss.item(), (logits.argmax(1) == yb).sum().item(), len(yb)], dtype=torch.float64
             )
