@@ -140,3 +140,81 @@ def test_recipe_rejects_what_its_loop_cannot_do():
         CNNClassifier("airbench", optimizer="adam", verbose=0).fit(X, y)
     with pytest.raises(InputError, match="airbench network only"):
         CNNClassifier("simple_cnn", recipe="airbench", verbose=0).fit(X, y)
+
+
+def test_whitening_computes_in_float32_under_autocast():
+    net = _net().train()
+    x = torch.randn(4, 3, 32, 32)
+    net.init_whitening(x)
+    with torch.no_grad():
+        net.whiten.bias.uniform_(-0.5, 0.5)
+    seen = []
+    net.whiten.register_forward_hook(lambda m, i, out: seen.append(out))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x)
+    want = torch.nn.functional.conv2d(x, net.whiten.weight, net.whiten.bias)
+    assert seen[0].dtype == torch.float32
+    assert torch.allclose(seen[0], want, atol=1e-5)
+
+
+def test_lookahead_update_is_the_hand_computed_average():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    look = airbench.Lookahead(net)
+    a = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].running_mean.fill_(2.0)
+        net[1].num_batches_tracked.fill_(7)
+    b = {k: v.clone() for k, v in net.state_dict().items()}
+    look.update(net, 0.3)
+    for k, v in net.state_dict().items():
+        if v.dtype.is_floating_point:
+            assert torch.allclose(v, 0.3 * a[k] + 0.7 * b[k])
+            assert torch.equal(look.avg[k], v)
+        else:  # the batch counter is not averaged
+            assert int(v) == 7
+    assert airbench.lookahead_decay(10, 20) == pytest.approx(0.95**5 / 8)
+
+
+def test_lookahead_starts_in_the_fourth_epoch(monkeypatch):
+    made, decays = [], []
+
+    class Recording(airbench.Lookahead):
+        def __init__(self, net):
+            super().__init__(net)
+            made.append(1)
+
+        def update(self, net, decay):
+            decays.append(decay)
+            super().update(net, decay)
+
+    monkeypatch.setattr(airbench, "Lookahead", Recording)
+    X = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    y = torch.arange(32) % 2
+    rec = {"epochs": 5, "batch_size": 8, "lr": 1.0, "weight_decay": 0.0, "label_smoothing": 0.2}
+    airbench.train(_net(), X, y, [0.5] * 3, [0.25] * 3, rec, amp=False)
+    # 4 steps an epoch, 20 in all: the average is made at step 15 (epoch 4), updated at
+    # step 20, and the weights reset to it at the end of epochs 4 and 5
+    assert made == [1]
+    assert decays == pytest.approx([1.0, 0.95**5, 1.0])
+
+
+def test_schedule_step_follows_the_time_budget():
+    assert airbench.schedule_step(10, 100, 30.0, None) == 10
+    assert airbench.schedule_step(10, 100, 30.0, 60.0) == 50  # half the budget spent
+    assert airbench.schedule_step(70, 100, 30.0, 60.0) == 70  # the steps are further along
+    assert airbench.schedule_step(10, 100, 90.0, 60.0) == 100  # never past the end
+    with pytest.raises(ValueError, match="max_time"):
+        airbench.schedule_step(0, 100, 1.0, 0.0)
+
+
+def test_a_spent_time_budget_trains_at_the_final_rate():
+    X = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    y = torch.arange(32) % 2
+    rec = {"epochs": 5, "batch_size": 8, "lr": 1.0, "weight_decay": 0.0, "label_smoothing": 0.2}
+    hist = airbench.train(_net(), X, y, [0.5] * 3, [0.25] * 3, rec, amp=False, max_time=1e-9)
+    assert len(hist) == 1 and hist[0]["step"] == 1  # stopped after one step
+    base = 1.0 / (1024 * (1 + 1 / (1 - airbench.MOMENTUM)))
+    assert hist[0]["lr"] == pytest.approx(base * airbench.LR_END)  # annealed, not 0.2 x base

@@ -13,8 +13,10 @@ epochs. Everything else is the general recipe's vocabulary (``epochs``, ``batch_
   :data:`BIAS_SCALER` times faster (not decayed faster);
 - schedule: triangular per step, 0.2 -> 1 over the first 23% of the steps, then down to
   0.07 at the end;
-- lookahead: every 5 steps ``ema = lerp(ema, w, 1 - d)``, ``w = ema``, with
-  ``d = 0.95**5 * (step / total)**3``; at the end ``w = ema``;
+- lookahead: from epoch :data:`LOOKAHEAD_START_EPOCHS` (0-based) on, every 5 steps
+  ``ema = lerp(ema, w, 1 - d)``, ``w = ema``, with ``d = 0.95**5 * (step / total)**3``;
+  the average starts as the weights at its first such step; at the end of each epoch
+  from then on ``w = ema``;
 - augmentation: ``translate`` pixels of random shift (reflect padding) and mirror images
   that alternate: a random half in the first epoch, then each image flipped in every
   other epoch;
@@ -36,13 +38,14 @@ import torch.nn.functional as F
 from objrec.training.loop import NonFiniteLossError
 from objrec.training.recipes import AIRBENCH_RECIPE
 
-__all__ = ["AIRBENCH_RECIPE", "evaluate", "lr_factor", "train"]
+__all__ = ["AIRBENCH_RECIPE", "evaluate", "lookahead_decay", "lr_factor", "train"]
 
 MOMENTUM = 0.85
 BIAS_SCALER = 64.0
 WHITEN_BIAS_EPOCHS = 3
 WHITEN_IMAGES = 5000  # training images whose patches set the whitening layer
 LOOKAHEAD_EVERY = 5
+LOOKAHEAD_START_EPOCHS = 3  # airbench94's ema start_epochs
 WARMUP = 0.23  # share of the steps of rising rate
 LR_START, LR_END = 0.2, 0.07  # multiples of the base rate at the first and the last step
 
@@ -55,6 +58,18 @@ def lr_factor(step: int, total: int) -> float:
         return LR_START * (1 - f) + f
     f = (step - up) / max(total - up, 1)
     return (1 - f) + LR_END * f
+
+
+def schedule_step(step: int, total: int, elapsed: float, max_time: float | None) -> int:
+    """The step of the ``total``-step schedule (rate and lookahead decay) that optimiser step
+    ``step`` runs at: ``step`` itself, or with a time budget ``max_time`` (seconds) the
+    further along of it and the share ``elapsed / max_time`` of the budget spent, so a run
+    that the budget cuts short still anneals (at most ``total``)."""
+    if max_time is None:
+        return step
+    if max_time <= 0:
+        raise ValueError(f"max_time must be positive, got {max_time}")
+    return min(total, max(step, math.ceil(elapsed / max_time * total)))
 
 
 def make_optimizer(net, lr: float, weight_decay: float, batch_size: int):
@@ -80,14 +95,23 @@ def make_optimizer(net, lr: float, weight_decay: float, batch_size: int):
     return torch.optim.SGD(groups, momentum=MOMENTUM, nesterov=True)
 
 
+def lookahead_decay(step: int, total: int) -> float:
+    """The lookahead's decay at optimiser step ``step`` of ``total``: ``0.95**5 *
+    (step / total)**3`` (airbench94's decay_base, every_n_steps and decay_pow)."""
+    return 0.95**LOOKAHEAD_EVERY * (step / total) ** 3
+
+
 class Lookahead:
-    """airbench94's lookahead: a running average of the weights that they are reset to."""
+    """airbench94's lookahead: a running average of the weights (and BatchNorm statistics,
+    every floating-point entry of the state dict) that they are reset to."""
 
     def __init__(self, net):
         self.avg = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
     @torch.no_grad()
     def update(self, net, decay: float) -> None:
+        """``avg = decay * avg + (1 - decay) * w``, then ``w = avg`` (``decay`` 1: reset
+        the weights to the average only)."""
         for k, v in net.state_dict().items():
             if v.dtype.is_floating_point:
                 self.avg[k].lerp_(v, 1 - decay)
@@ -179,8 +203,9 @@ def train(
     ``X`` uint8 (N, C, H, W), ``y`` int64 (N,); ``mean``, ``std`` per channel in 0..1 units;
     ``rec`` the resolved recipe (``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
     ``label_smoothing``, ``augment``: a dict with ``translate`` and ``flip``). ``amp``: bf16
-    autocast. ``max_time``: seconds after which training stops (within an epoch; the rate
-    schedule is then the planned one, cut short). ``on_epoch(net, logs)`` runs after each
+    autocast. ``max_time``: seconds after which training stops (within an epoch); the rate
+    and the lookahead decay then advance by whichever is further along, the steps done or
+    the time spent (:func:`schedule_step`), so a cut-short run still anneals. ``on_epoch(net, logs)`` runs after each
     epoch's logs, outside the timed training (``logs["train_seconds"]`` excludes it, and
     the validation), with the net in eval mode; ``eval_every``: also call it every that
     many steps (logs: epoch, step, train_seconds). ``rec["epochs"]`` may be fractional
@@ -206,7 +231,7 @@ def train(
     )
     total = max(1, math.ceil(float(rec["epochs"]) * len(batches)))
     epochs = math.ceil(total / len(batches))
-    look = Lookahead(net)
+    look = None  # created at the first lookahead step of epoch LOOKAHEAD_START_EPOCHS
     step, spent, history = 0, 0.0, []
     for e in range(epochs):
         net.whiten.bias.requires_grad_(e < WHITEN_BIAS_EPOCHS)
@@ -215,8 +240,9 @@ def train(
         sums = torch.zeros(3, dtype=torch.float64)
         stop = False
         for xb, yb in batches.epoch(e):
+            at = schedule_step(step, total, spent + time.perf_counter() - t0, max_time)
             for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(step, total)
+                g["lr"] = g["base_lr"] * lr_factor(at, total)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 logits = net(xb)
             loss = loss_fn(logits.float(), yb).sum()
@@ -228,8 +254,11 @@ def train(
             loss.backward()
             opt.step()
             step += 1
-            if step % LOOKAHEAD_EVERY == 0:
-                look.update(net, 0.95**5 * (step / total) ** 3)
+            if e >= LOOKAHEAD_START_EPOCHS and step % LOOKAHEAD_EVERY == 0:
+                if look is None:
+                    look = Lookahead(net)
+                else:
+                    look.update(net, lookahead_decay(min(at + 1, total), total))
             sums += torch.tensor(
                 [loss.item(), (logits.argmax(1) == yb).sum().item(), len(yb)], dtype=torch.float64
             )
@@ -242,8 +271,8 @@ def train(
                 stop = True
             if stop or step >= total:
                 break
-        if stop or e == epochs - 1:
-            look.update(net, 1.0)  # the weights end as the average
+        if look is not None:
+            look.update(net, 1.0)  # each epoch ends with the weights as the average
         seconds = time.perf_counter() - t0
         spent += seconds
         logs = {
