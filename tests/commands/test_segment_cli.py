@@ -50,7 +50,19 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     assert (cmp_dir / "unet" / "weights.safetensors").is_file()
     onnx = tmp_path / "u.onnx"
     assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0
-    assert onnx.stat().st_size > 0 and "argmax agreement" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert onnx.stat().st_size > 0 and "argmax agreement" in out and "centre head" in out
+    # the compared U-Net learnt centres (the default); evaluate it with both groupings
+    meta = json.loads((cmp_dir / "unet" / "objrec.json").read_text())
+    assert meta["params"]["grouping"] == "centers"
+    for grouping in ("watershed", "centers"):
+        ev = tmp_path / f"ev-{grouping}"
+        assert main(["segment", "evaluate", str(cmp_dir / "unet"), *common, "--grouping",
+                     grouping, "--no-report", "--out", str(ev)]) == 0  # fmt: skip
+        assert 0 <= json.loads((ev / "segmentation-test.json").read_text())["panoptic"]["pq"] <= 1
+    capsys.readouterr()
+    bad = ["segment", "evaluate", str(run), *common, "--grouping", "centers", "--no-report"]
+    assert main(bad) == 2 and "--grouping is for the U-Net" in capsys.readouterr().err
 
 
 def test_segment_bad_sizes(capsys):

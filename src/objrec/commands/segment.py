@@ -47,6 +47,9 @@ def _method_options(p) -> None:
     p.add_argument("--epochs", type=positive_int, default=10, help="U-Net epochs (default 10)")
     p.add_argument("--width", type=positive_int, default=16, help="U-Net base width (default 16)")
     p.add_argument("--max-seconds", type=float, help="U-Net: stop training after this long")
+    p.add_argument("--grouping", choices=("centers", "watershed"),
+                   help="U-Net: objects from a centre and offset head trained with the "
+                   "network (centers, the default) or by watershed on the probabilities")  # fmt: skip
     p.add_argument("--trees", type=positive_int, default=30, help="forest: trees (default 30)")
     p.add_argument("--superpixels", type=positive_int, default=300,
                    help="slic: superpixels per image (default 300)")  # fmt: skip
@@ -84,6 +87,9 @@ def register(sub) -> None:
     _data_options(e, positional=True)
     e.add_argument("--split", choices=("test", "val", "all"), default="test",
                    help="scenes or images to evaluate on (all: every split of your own data)")  # fmt: skip
+    e.add_argument("--grouping", choices=("centers", "watershed"),
+                   help="U-Net: group objects this way instead of the model's own "
+                   "(centers needs a network trained with its centre head)")  # fmt: skip
     _out_options(e)
     e.add_argument("--no-report", action="store_true",
                    help="skip report-SPLIT.html and its plots")  # fmt: skip
@@ -160,23 +166,26 @@ def _make(args, method: str):
     from objrec.segmentation import make_segmenter
 
     if method == "unet":
+        grouping = {"grouping": args.grouping} if getattr(args, "grouping", None) else {}
         return make_segmenter("unet", epochs=args.epochs, width=args.width,
-                              max_seconds=args.max_seconds, progress=not args.quiet)  # fmt: skip
+                              max_seconds=args.max_seconds, progress=not args.quiet,
+                              **grouping)  # fmt: skip
     if method == "slic":
         return make_segmenter("slic", n_segments=args.superpixels)
     return make_segmenter("forest", n_estimators=args.trees)
 
 
-def predict_and_measure(seg, split, n_labels: int) -> tuple[dict, tuple]:
+def predict_and_measure(seg, split, n_labels: int, **predict_kw) -> tuple[dict, tuple]:
     """Every metric of ``seg`` on a scene split, with predict time (seconds, per image),
-    and its predictions (semantic uint8 (N, H, W), instances uint16 (N, H, W))."""
+    and its predictions (semantic uint8 (N, H, W), instances uint16 (N, H, W));
+    ``predict_kw`` go to ``seg.predict_panoptic`` (the U-Net's ``grouping``)."""
     import time
 
     from objrec.evaluation.segmentation import segmentation_scores
     from objrec.segmentation.base import IGNORE
 
     start = time.perf_counter()
-    sem, inst, scores = seg.predict_panoptic(split.images)
+    sem, inst, scores = seg.predict_panoptic(split.images, **predict_kw)
     seconds = time.perf_counter() - start
     out = segmentation_scores(split.semantic, split.instances, sem, inst, n_labels, scores=scores,
                               ignore_index=IGNORE)  # fmt: skip
@@ -213,7 +222,10 @@ def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]
     seg = _make(args, method)
     n = args.train_limit or len(tr)
     start = time.perf_counter()
-    seg.fit(tr.images[:n], tr.semantic[:n])
+    if method == "unet":  # the centre head learns from the instance maps
+        seg.fit(tr.images[:n], tr.semantic[:n], instances=tr.instances[:n])
+    else:
+        seg.fit(tr.images[:n], tr.semantic[:n])
     fit_seconds = time.perf_counter() - start
     m, pred = predict_and_measure(seg, data.test, data.n_labels)
     m.update(fit_seconds=fit_seconds, train_scenes=n, method=method)
@@ -366,7 +378,12 @@ def run_evaluate(args) -> int:
     if args.split == "all" and not user:
         raise ObjrecError("--split all is for your own data; a scene set has test and val")
     split = _split(data, args.split)
-    m, pred = predict_and_measure(seg, split, data.n_labels)
+    kw = {}
+    if args.grouping:
+        if seg.method != "unet":
+            raise ObjrecError(f"--grouping is for the U-Net; {args.model} is a {seg.method}")
+        kw["grouping"] = args.grouping
+    m, pred = predict_and_measure(seg, split, data.n_labels, **kw)
     given = Path(args.model)
     if args.out:
         out = Path(args.out)
@@ -404,4 +421,10 @@ def run_export(args) -> int:
     if r["max_abs_diff"] > 1e-3:
         raise ObjrecError(f"{path}: ONNX probabilities differ from PyTorch's by "
                           f"{r['max_abs_diff']:.2e} (> 1e-3)")  # fmt: skip
+    if "offset_max_abs_diff" in r:
+        print(f"centre head: max |heat_onnx - heat_torch| = {r['center_max_abs_diff']:.2e}, "
+              f"max |offset_onnx - offset_torch| = {r['offset_max_abs_diff']:.2e} px")  # fmt: skip
+        if r["center_max_abs_diff"] > 1e-3 or r["offset_max_abs_diff"] > 1e-2:
+            raise ObjrecError(f"{path}: ONNX centre heatmap or offsets differ from PyTorch's "
+                              "(> 1e-3, > 1e-2 px)")  # fmt: skip
     return 0

@@ -14,10 +14,13 @@ Methods: ``forest`` (:mod:`objrec.segmentation.classic`, a per-pixel random fore
 filter bank, the TextonBoost idea), ``slic`` (:mod:`objrec.segmentation.slic`, SLIC
 superpixels with colour, texture, shape and HOG features and a gradient-boosting
 classifier) and ``unet`` (:mod:`objrec.segmentation.unet`, a
-small U-Net trained with cross-entropy + Dice). All turn semantic probabilities into
-objects the same way (:mod:`objrec.segmentation.postprocess`): connected components,
-one label per component by summed probability, split by watershed on the distance
-transform.
+small U-Net trained with cross-entropy + Dice). The classic methods turn semantic
+probabilities into objects by :mod:`objrec.segmentation.postprocess`: connected
+components, one label per component by summed probability, split by watershed on the
+distance transform. The U-Net (``grouping="centers"``) also learns object centres and
+offsets from the instance maps (``fit(images, masks, instances=ids)``) and groups pixels
+around the predicted centres (:mod:`objrec.segmentation.centers`, Panoptic-DeepLab);
+``grouping="watershed"`` gives it the classic post-processing instead.
 """
 
 from __future__ import annotations

@@ -7,6 +7,15 @@ transposed convolutions (x2) concatenated with the encoder's features; a 1x1
 convolution to ``n_labels`` logits. Image sides must be multiples of ``2 ** depth``
 (96 = 3 x 32 is). Inputs are RGB scaled to -1..1.
 
+With ``grouping="centers"`` the same network also predicts per pixel an object-centre
+heatmap (one channel, mean squared error against Gaussians of ``center_sigma`` pixels
+around the objects' centres of mass) and the offset from the pixel to its object's centre
+(two channels, dy and dx in pixels, L1 loss on object pixels), from a small extra head on
+the last decoder features, and instances are grouped from them
+(:mod:`objrec.segmentation.centers`, Panoptic-DeepLab); ``grouping="watershed"`` trains
+the semantic head only and splits components by watershed
+(:mod:`objrec.segmentation.postprocess`).
+
 Training runs under bfloat16 autocast where the CPU has native bfloat16 (``precision``
 ``"auto"``): on 2 cores of an AVX512-BF16 / AMX Xeon a width-8 step on 32 96x96 scenes ran
 about 1.3-1.6x faster than float32 (BENCHMARKS.md "Segmentation"); prediction is float32.
@@ -36,10 +45,17 @@ WEIGHTS_NAME = "weights.safetensors"
 MAX_DEPTH = 8
 MAX_WIDTH = 1024
 PRECISIONS = ("auto", "bf16", "fp32")
+GROUPINGS = ("centers", "watershed")
+#: the offset channels' raw output is multiplied by this (pixels), so that offsets of tens
+#: of pixels need raw values of a few units
+OFFSET_SCALE = 10.0
 
 
-def build_unet(n_labels: int, width: int = 16, depth: int = 3):
-    """The network: (B, 3, H, W) float -> (B, n_labels, H, W) logits."""
+def build_unet(n_labels: int, width: int = 16, depth: int = 3, centers: bool = False):
+    """The network: (B, 3, H, W) float -> (B, n_labels, H, W) logits; with ``centers``
+    (B, n_labels + 3, H, W): the logits, then the centre heatmap (1 channel) and the
+    offsets to the object's centre (2 channels, dy and dx in pixels) of the ``centers``
+    head (a 3x3 convolution, ReLU and a 1x1 convolution on the last decoder features)."""
     import torch
     from torch import nn
 
@@ -66,6 +82,12 @@ def build_unet(n_labels: int, width: int = 16, depth: int = 3):
             )
             self.dec = nn.ModuleList([block(2 * chans[i], chans[i]) for i in range(depth)])
             self.head = nn.Conv2d(chans[0], n_labels, 1)
+            if centers:
+                self.centers = nn.Sequential(
+                    nn.Conv2d(chans[0], chans[0], 3, padding=1),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(chans[0], 3, 1),
+                )
             self.pool = nn.MaxPool2d(2)
 
         def forward(self, x):
@@ -78,7 +100,10 @@ def build_unet(n_labels: int, width: int = 16, depth: int = 3):
             for i in reversed(range(depth)):
                 x = self.up[i](x)
                 x = self.dec[i](torch.cat([x, skips[i]], 1))
-            return self.head(x)
+            if not centers:
+                return self.head(x)
+            extra = self.centers(x)
+            return torch.cat([self.head(x), extra[:, :1], extra[:, 1:] * OFFSET_SCALE], 1)
 
     return UNet()
 
@@ -105,8 +130,28 @@ def dice_ce_loss(logits, target, n_labels: int, dice_weight: float = 1.0):
     return ce + dice_weight * dice_loss
 
 
+def center_offset_loss(extra, heat, offset, thing, valid):
+    """(centre loss, offset loss): the mean squared error of the predicted heatmap
+    ``extra[:, 0]`` against ``heat`` (B, H, W) over the ``valid`` pixels (bool (B, H, W)),
+    and the mean over the object pixels (``thing & valid``) of the L1 distance
+    ``|dy - dy*| + |dx - dx*|`` (pixels) of ``extra[:, 1:]`` to ``offset`` (B, 2, H, W)."""
+    v = valid.to(extra.dtype)
+    heat_loss = ((extra[:, 0] - heat) ** 2 * v).sum() / v.sum().clamp_min(1.0)
+    t = (thing & valid).to(extra.dtype)
+    off_loss = ((extra[:, 1:] - offset).abs().sum(1) * t).sum() / t.sum().clamp_min(1.0)
+    return heat_loss, off_loss
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1, float32."""
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
 class UNetSegmenter(Segmenter):
-    """U-Net estimator: ``fit(images, masks)``, ``predict_proba``, ``predict``."""
+    """U-Net estimator: ``fit(images, masks, instances=...)``, ``predict_proba``,
+    ``predict``, ``predict_panoptic`` (objects grouped by ``grouping``)."""
 
     method = "unet"
     _param_rules: ClassVar[dict] = {
@@ -121,6 +166,10 @@ class UNetSegmenter(Segmenter):
         "seed": ("a whole number >= 0", _whole(0)),
         "progress": ("true or false", lambda v: isinstance(v, bool)),
         "precision": ("'auto', 'bf16' or 'fp32'", lambda v: v in PRECISIONS),
+        "grouping": ("'centers' or 'watershed'", lambda v: v in GROUPINGS),
+        "center_sigma": ("a number > 0", _number(0, strict=True)),
+        "center_weight": ("a number >= 0", _number(0)),
+        "offset_weight": ("a number >= 0", _number(0)),
     }
 
     def __init__(
@@ -136,6 +185,10 @@ class UNetSegmenter(Segmenter):
         seed: int = 0,
         progress: bool = False,
         precision: str = "auto",
+        grouping: str = "centers",
+        center_sigma: float = 4.0,
+        center_weight: float = 200.0,
+        offset_weight: float = 0.01,
     ) -> None:
         self.width = width
         self.depth = depth
@@ -148,6 +201,19 @@ class UNetSegmenter(Segmenter):
         self.seed = seed
         self.progress = progress
         self.precision = precision
+        self.grouping = grouping
+        self.center_sigma = center_sigma
+        self.center_weight = center_weight
+        self.offset_weight = offset_weight
+
+    @property
+    def has_centers(self) -> bool:
+        """Whether the network has the centre/offset head: the fitted network's, else
+        whether ``grouping`` is "centers" (the network that ``fit`` will build)."""
+        net = self.__dict__.get("net_")
+        if net is not None:
+            return hasattr(net, "centers")
+        return self.grouping == "centers"
 
     def _to_tensor(self, X: np.ndarray):
         import torch
@@ -186,12 +252,21 @@ class UNetSegmenter(Segmenter):
             return self.lr * max(t / 0.05, 0.02)
         return self.lr * 0.5 * (1 + math.cos(math.pi * (t - 0.05) / 0.95))
 
-    def fit(self, images, masks, *, val=None) -> UNetSegmenter:
+    def _check_grouping(self, grouping) -> str:
+        if grouping not in GROUPINGS:
+            raise InputError(f"grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
+        return grouping
+
+    def fit(self, images, masks, *, instances=None, val=None) -> UNetSegmenter:
         """Train on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background.
 
-        Stops after ``epochs`` epochs or once ``max_seconds`` have passed (at the end of
-        a batch). ``history_`` holds per-epoch mean training loss and seconds; with
-        ``val=(images, masks)`` also the validation pixel accuracy.
+        ``instances``: the object ids (N, H, W) (integers, 0 = none) that the centre and
+        offset targets come from (``grouping`` "centers"); without them every 8-connected
+        region of one label is taken for one object (touching objects of one class then
+        teach one centre). Stops after ``epochs`` epochs or once ``max_seconds`` have passed
+        (at the end of a batch). ``history_`` holds per-epoch mean training loss (with the
+        centre head also its parts ``semantic_loss``, ``center_loss``, ``offset_loss``, each
+        weighted) and seconds; with ``val=(images, masks)`` also the validation pixel accuracy.
         """
         import torch
 
@@ -199,18 +274,34 @@ class UNetSegmenter(Segmenter):
             raise InputError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        self._check_grouping(self.grouping)
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
+        inst = None
+        centers = self.grouping == "centers"  # not has_centers: a refit builds a new network
+        if centers:
+            from objrec.segmentation.centers import center_targets
+
+            for name in ("center_sigma", "center_weight", "offset_weight"):
+                want, ok = self._param_rules[name]
+                if not ok(getattr(self, name)):
+                    raise InputError(f"{name} must be {want}, got {getattr(self, name)!r}")
+            inst = self._instances_for(Y, instances)
+        elif instances is not None:  # checked, though only the centre head uses them
+            self._instances_for(Y, instances)
         self._fitted_on(X)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        self.net_ = build_unet(self.n_labels_, self.width, self.depth)
+        self.net_ = build_unet(self.n_labels_, self.width, self.depth, centers=centers)
         # start from the label prior (the output bias = log pixel frequency): otherwise Adam
         # moves the bias by about lr per step and needs thousands of steps to learn that
         # ~90 % of the pixels are background
         freq = np.bincount(Y.ravel(), minlength=self.n_labels_)[: self.n_labels_] + 1.0
         with torch.no_grad():
             self.net_.head.bias.copy_(torch.from_numpy(np.log(freq / freq.sum())).float())
+            if centers:  # start at heatmap 0, offsets 0: no large early centre-loss gradients
+                self.net_.centers[-1].weight.zero_()
+                self.net_.centers[-1].bias.zero_()
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
         steps = self.epochs * max(1, -(-len(X) // self.batch_size))
         step = 0
@@ -221,13 +312,25 @@ class UNetSegmenter(Segmenter):
             self.net_.train()
             order = rng.permutation(len(X))
             total, n = 0.0, 0
+            parts = np.zeros(3)
             for s in range(0, len(X), self.batch_size):
                 b = order[s : s + self.batch_size]
                 xb = self._to_tensor(X[b])
                 yb = torch.from_numpy(Y[b].astype(np.int64))
                 with self._autocast():
-                    logits = self.net_(xb)
-                loss = dice_ce_loss(logits.float(), yb, self.n_labels_, self.dice_weight)
+                    out = self.net_(xb)
+                out = out.float()
+                L = self.n_labels_
+                loss = dice_ce_loss(out[:, :L], yb, L, self.dice_weight)
+                if inst is not None:
+                    heat, off = center_targets(inst[b], self.center_sigma)
+                    heat_l, off_l = center_offset_loss(
+                        out[:, L:], torch.from_numpy(heat), torch.from_numpy(off),
+                        torch.from_numpy(inst[b] > 0), yb != IGNORE,
+                    )  # fmt: skip
+                    heat_l, off_l = self.center_weight * heat_l, self.offset_weight * off_l
+                    parts += np.array([loss.item(), heat_l.item(), off_l.item()]) * len(b)
+                    loss = loss + heat_l + off_l
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -241,6 +344,9 @@ class UNetSegmenter(Segmenter):
                     break
             row = {"epoch": epoch + 1, "loss": total / max(n, 1),
                    "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+            if inst is not None:
+                names = ("semantic_loss", "center_loss", "offset_loss")
+                row.update({k: float(v) / max(n, 1) for k, v in zip(names, parts, strict=True)})
             if val is not None:
                 pred = self.predict(val[0])
                 vy = np.asarray(val[1])
@@ -253,21 +359,68 @@ class UNetSegmenter(Segmenter):
         self.net_.eval()
         return self
 
-    def predict_proba(self, images, *, batch: int = 64) -> np.ndarray:
-        """Label probabilities float32 (N, L, H, W) (softmax of the logits)."""
+    def _instances_for(self, Y: np.ndarray, instances) -> np.ndarray:
+        """The instance maps (N, H, W) the centre targets come from (uint16 where the ids
+        fit, to keep 10,000 scenes small): ``instances`` checked against the masks ``Y``, or
+        the 8-connected regions of each label."""
+        from objrec.data.segfolders import instances_from_semantic
+
+        if instances is None:
+            return np.stack([instances_from_semantic(y) for y in Y] or [Y.astype(np.uint16)])
+        inst = np.asarray(instances)
+        if inst.shape != Y.shape:
+            raise InputError(f"instances {inst.shape} do not match the masks {Y.shape}")
+        if not np.issubdtype(inst.dtype, np.integer) or (inst.size and inst.min() < 0):
+            raise InputError(f"instances must hold object ids >= 0 (integers), got {inst.dtype}")
+        return inst.astype(np.uint16 if int(inst.max(initial=0)) < 2**16 else np.int64)
+
+    def _forward(self, images, batch: int) -> np.ndarray:
+        """The network's float32 output (N, L [+ 3], H, W) on ``images`` (float32, no
+        autocast, as the ONNX export)."""
         import torch
 
         self._check_fitted()
         X = check_images(images)
         self.net_.eval()
         out = []
-        with torch.inference_mode():  # float32, as the ONNX export
+        with torch.inference_mode():
             for s in range(0, len(X), batch):
-                logits = self.net_(self._to_tensor(X[s : s + batch])).float()
-                out.append(logits.softmax(1).numpy())
+                out.append(self.net_(self._to_tensor(X[s : s + batch])).float().numpy())
         if not out:
-            return np.zeros((0, self.n_labels_, *X.shape[1:3]), np.float32)
+            k = self.n_labels_ + (3 if self.has_centers else 0)
+            return np.zeros((0, k, *X.shape[1:3]), np.float32)
         return np.concatenate(out).astype(np.float32)
+
+    def predict_proba(self, images, *, batch: int = 64) -> np.ndarray:
+        """Label probabilities float32 (N, L, H, W) (softmax of the logits)."""
+        return _softmax(self._forward(images, batch)[:, : self.n_labels_])
+
+    def predict_heads(self, images, *, batch: int = 64):
+        """(label probabilities float32 (N, L, H, W), centre heatmap float32 (N, H, W),
+        offsets to the object's centre float32 (N, 2, H, W), dy and dx in pixels) of a
+        network with the centre head (``grouping`` "centers")."""
+        self._check_fitted()
+        if not self.has_centers:
+            raise InputError(
+                "this U-Net's network has no centre and offset head (it was trained with "
+                "grouping='watershed'); train it with grouping='centers'"
+            )
+        out = self._forward(images, batch)
+        L = self.n_labels_
+        return _softmax(out[:, :L]), out[:, L], out[:, L + 1 : L + 3]
+
+    def predict_panoptic(self, images, *, grouping: str | None = None, **kw):
+        """(semantic uint8 (N, H, W), instances uint16 (N, H, W), scores [{id: score}]):
+        objects grouped by ``grouping`` (default the segmenter's): "centers" from the
+        centre and offset head (:func:`objrec.segmentation.centers.panoptic_centers_batch`,
+        ``kw`` its options), "watershed" from the probabilities alone
+        (:func:`objrec.segmentation.postprocess.panoptic_batch`)."""
+        g = self._check_grouping(self.grouping if grouping is None else grouping)
+        if g == "watershed":
+            return super().predict_panoptic(images, **kw)
+        from objrec.segmentation.centers import panoptic_centers_batch
+
+        return panoptic_centers_batch(*self.predict_heads(images), **kw)
 
     # ----------------------------------------------------------------- model file
     def _save_artifact(self, folder) -> dict:
@@ -299,6 +452,8 @@ class UNetSegmenter(Segmenter):
         from objrec.metadata import META_NAME
 
         est = cls._from_metadata(folder, meta)
+        if "grouping" not in meta.params:  # saved before the centre head: semantic head only
+            est.grouping = "watershed"
         where = Path(folder) / META_NAME
         side = 2**est.depth
         H, W = est.input_shape_[:2]
@@ -318,7 +473,9 @@ class UNetSegmenter(Segmenter):
         with torch.device("meta"):
             wanted = {
                 k: tuple(v.shape)
-                for k, v in build_unet(est.n_labels_, est.width, est.depth).state_dict().items()
+                for k, v in build_unet(est.n_labels_, est.width, est.depth, centers=est.has_centers)
+                .state_dict()
+                .items()
             }
         head = stored.get("head.weight")
         if head is not None and head[0] != est.n_labels_:
@@ -329,11 +486,12 @@ class UNetSegmenter(Segmenter):
         if stored != wanted:
             bad = sorted(set(stored) ^ set(wanted)) or [k for k in wanted if stored[k] != wanted[k]]
             raise ModelFileError(
-                f"{where}: field 'params' (width {est.width}, depth {est.depth}) does not fit "
+                f"{where}: field 'params' (width {est.width}, depth {est.depth}, grouping "
+                f"{est.grouping}) does not fit "
                 f"the weights in {file.name} (first difference: {bad[0]}); the model file was "
                 "edited"
             )
-        est.net_ = build_unet(est.n_labels_, est.width, est.depth)
+        est.net_ = build_unet(est.n_labels_, est.width, est.depth, centers=est.has_centers)
         try:
             est.net_.load_state_dict(load_file(str(file)))
         except (SafetensorError, RuntimeError, OSError, ValueError) as e:
