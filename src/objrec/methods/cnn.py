@@ -51,7 +51,7 @@ def forward_batch(net, input_hw) -> int:
     """Images per forward pass without autograd: at most :data:`FORWARD_CAP`, and at most
     :data:`FORWARD_PIXELS` pixels per pass at the side the network computes on: its
     ``image_size`` (H, W) where it resizes its input inside (the pretrained backbones),
-    else ``input_hw``, the (H, W) of the images given to it."""
+    else ``input_hw``, the (H, W) of the images given to it (also when ``net`` is None)."""
     h, w = getattr(net, "image_size", None) or input_hw
     return max(1, min(FORWARD_CAP, FORWARD_PIXELS // max(1, int(h) * int(w))))
 
@@ -538,9 +538,10 @@ class CNNClassifier(ImageClassifier):
         from objrec.data.lazy import chunk_size
         from objrec.training.streaming import StreamingLoader
 
+        net = getattr(self, "model_", None)  # None while fitting: channel statistics
         ld = StreamingLoader(
             X, torch.arange(len(X)),
-            chunk_size(X.shape[1:], cap=forward_batch(self.model_, self.input_shape_[:2])),
+            chunk_size(X.shape[1:], cap=forward_batch(net, X.shape[1:3])),
             num_workers=self._workers(), skip_errors=skip_errors,
         )  # fmt: skip
         return iter(ld)
