@@ -769,10 +769,8 @@ def word_montages(
     for s in range(0, len(X), step):
         D = describe(X[s : s + step])
         d2 = squared_distances(D.reshape(-1, D.shape[-1]), est.codebook_)  # (n*K, n_words)
-        if len(d2) > n_patches:  # each word's n_patches nearest, unordered: linear, no sort
-            top = np.argpartition(d2, n_patches - 1, axis=0)[:n_patches]
-        else:
-            top = np.broadcast_to(np.arange(len(d2))[:, None], d2.shape)
+        # each word's n_patches nearest, unordered: a partition, linear, no sort
+        top = np.argpartition(d2, min(n_patches, len(d2)) - 1, axis=0)[:n_patches]
         cand_i = np.concatenate([best_i, top + s * k])
         cand_d = np.concatenate([best_d, np.take_along_axis(d2, top, axis=0)])
         keep = np.argsort(cand_d, axis=0, kind="stable")[:n_patches]

@@ -167,7 +167,9 @@ def bovw_figures(
     return out
 
 
-def class_specific_words(est, X: np.ndarray, y: np.ndarray, n: int = 16) -> np.ndarray:
+def class_specific_words(
+    est, X: np.ndarray, y: np.ndarray, n: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` visual words whose use differs most between the classes of ``y``, most
     class-specific first: among the more frequent half of the words on images ``X`` (N, H,
     W[, C]) uint8, ranked by the largest share of a word in one class's descriptors over

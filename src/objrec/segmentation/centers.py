@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from objrec.errors import InputError
+from objrec.segmentation.postprocess import stack_panoptic
 
 
 def center_targets(instances, sigma: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +170,4 @@ def panoptic_centers_batch(
     out = [
         panoptic_from_centers(p, h, o, **kw) for p, h, o in zip(proba, heat, offset, strict=True)
     ]
-    H, W = proba.shape[2:]
-    sem = np.stack([o[0] for o in out]) if out else np.zeros((0, H, W), np.uint8)
-    inst = np.stack([o[1] for o in out]) if out else np.zeros((0, H, W), np.uint16)
-    return sem, inst, [o[2] for o in out]
+    return stack_panoptic(out, proba.shape[2:])

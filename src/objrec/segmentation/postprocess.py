@@ -98,8 +98,14 @@ def panoptic_batch(proba: np.ndarray, **kw) -> tuple[np.ndarray, np.ndarray, lis
     proba = np.asarray(proba)
     if proba.ndim != 4:
         raise InputError(f"probabilities must be (N, L, H, W), got {proba.shape}")
-    out = [panoptic_from_proba(p, **kw) for p in proba]
-    H, W = proba.shape[2:]
+    return stack_panoptic([panoptic_from_proba(p, **kw) for p in proba], proba.shape[2:])
+
+
+def stack_panoptic(out: list, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Per-image ``(semantic (H, W), instances (H, W), scores)`` results of images of
+    ``size`` (H, W) as a batch: semantic uint8 (N, H, W), instances uint16 (N, H, W) and
+    the N score dicts (N may be 0)."""
+    H, W = size
     sem = np.stack([o[0] for o in out]) if out else np.zeros((0, H, W), np.uint8)
     inst = np.stack([o[1] for o in out]) if out else np.zeros((0, H, W), np.uint16)
     return sem, inst, [o[2] for o in out]

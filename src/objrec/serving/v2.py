@@ -104,16 +104,15 @@ def input_tensor(request: dict, binary: bytes) -> np.ndarray:
     return arr.astype(np.uint8).reshape(shape)
 
 
-def v2_router(predictor, *, dependencies=(), max_images: int, max_total_pixels: int, run=None):
+def v2_router(predictor, *, dependencies=(), max_images: int, max_total_pixels: int, run):
     """The v2 routes for ``predictor`` (:class:`objrec.serving.predictor.Predictor`).
 
     ``dependencies``: FastAPI dependencies every route but the health checks runs (the
     server's API key check); ``max_images`` and ``max_total_pixels`` bound one request.
     ``run``: ``await run(fn, arg, images, pixels)`` computes ``fn(arg)`` for a request of
     ``images`` images and ``pixels`` pixels in all, where the server runs its inference
-    (the same policy as /v1/predict's); None: always on a worker thread.
+    (the same policy as /v1/predict's).
     """
-    import anyio.to_thread
     from fastapi import APIRouter, Depends, Request
     from fastapi.responses import JSONResponse, Response
 
@@ -132,11 +131,6 @@ def v2_router(predictor, *, dependencies=(), max_images: int, max_total_pixels: 
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, predictor.n_classes]}],
         "parameters": {"classes": json.dumps(list(predictor.classes))},
     }
-
-    async def on_thread(fn, arg, images: int, pixels: int):
-        return await anyio.to_thread.run_sync(fn, arg)
-
-    execute = run or on_thread
     router = APIRouter(prefix="/v2", include_in_schema=False)
     guarded = {"dependencies": [Depends(d) for d in dependencies]}
 
@@ -188,9 +182,9 @@ def v2_router(predictor, *, dependencies=(), max_images: int, max_total_pixels: 
             X = X[..., 0] if X.ndim == 4 and X.shape[3] == 1 else X
             pixels = int(np.prod(X.shape[:3], dtype=np.int64))
             if tuple(X.shape[1:]) == tuple(shape):
-                proba = await execute(predictor.scores, X, len(X), pixels)
+                proba = await run(predictor.scores, X, len(X), pixels)
             else:
-                proba = await execute(predictor.predict_proba, list(X), len(X), pixels)
+                proba = await run(predictor.predict_proba, list(X), len(X), pixels)
         proba = np.ascontiguousarray(proba, np.float32)
         out = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": list(proba.shape)}
         head = {"model_name": name, "model_version": VERSION}
