@@ -31,6 +31,23 @@ def cnn(digits_16):
 
 
 @pytest.fixture(scope="session")
+def export_int8(cnn, digits_16):
+    """``export_int8(out, fmt)``: ``cnn`` exported to ``out`` in format ``fmt`` and int8,
+    calibrated on the training images and checked on the test images and labels."""
+    from objrec.serving.export import export
+
+    Xtr, _, X, y = digits_16
+
+    def run(out, fmt="onnx"):
+        return export(
+            cnn, out, format=fmt, check_images=X, quantize="int8", calibration_images=Xtr,
+            check_labels=y,
+        )  # fmt: skip
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def pixels_logreg(digits_16):
     import objrec
 

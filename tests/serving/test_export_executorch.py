@@ -88,19 +88,10 @@ def test_export_cli_executorch(cnn_model_dir, digits_16, tmp_path, capsys):
     assert "KiB" in text and "latency of one image" in text
 
 
-def test_int8_executorch_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
-    Xtr, _, X, y = digits_16
+def test_int8_executorch_keeps_top1_and_accuracy(tmp_path, cnn, digits_16, export_int8):
+    _, _, X, y = digits_16
     out = tmp_path / "q.pte"
-    res = export(
-        cnn,
-        out,
-        format="executorch",
-        check_images=X,
-        quantize="int8",
-        calibration_images=Xtr,
-        check_labels=y,
-    )
-    q = res.quantization
+    q = export_int8(out, "executorch").quantization
     assert q.scheme == "xnnpack-pt2e-static-symmetric" and q.passed
     got = runner(out, "executorch")(X)  # recomputed from the written file
     ref = cnn.predict_proba(X)

@@ -19,12 +19,12 @@ from objrec.serving.export import (
 pytest.importorskip("onnxruntime.quantization")
 
 
-def test_int8_onnx_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
+def test_int8_onnx_keeps_top1_and_accuracy(tmp_path, cnn, digits_16, export_int8):
     import onnx
 
     Xtr, _, X, y = digits_16
     out = tmp_path / "q.onnx"
-    res = export(cnn, out, check_images=X, quantize="int8", calibration_images=Xtr, check_labels=y)
+    res = export_int8(out)
     q = res.quantization
     data = out.read_bytes()
     model = onnx.load_from_string(data)
@@ -66,16 +66,15 @@ def test_quantization_check_limits():
     assert edge.passed and edge.accuracy_loss_points == pytest.approx(0.5)
 
 
-def test_failed_int8_check_writes_nothing(tmp_path, cnn, digits_16, monkeypatch):
+def test_failed_int8_check_writes_nothing(tmp_path, monkeypatch, export_int8):
     import objrec.serving.export as ex
 
-    Xtr, _, X, y = digits_16
     # a quantiser that breaks the model: its answers no longer follow the float model's
     real = ex.quantize_onnx_int8
     monkeypatch.setattr(ex, "quantize_onnx_int8", lambda d, c: real(d, c[:1] * 0 + 255))
     out = tmp_path / "q.onnx"
     with pytest.raises(ExportError, match="int8 check failed"):
-        export(cnn, out, check_images=X, quantize="int8", calibration_images=Xtr, check_labels=y)
+        export_int8(out)
     assert not out.exists()
 
 

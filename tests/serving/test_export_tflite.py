@@ -36,21 +36,12 @@ def test_tflite_refuses_classic_pipelines(tmp_path, pixels_logreg, digits_16):
         export(pixels_logreg, tmp_path / "m.tflite", format="tflite", check_images=X)
 
 
-def test_int8_tflite_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
+def test_int8_tflite_keeps_top1_and_accuracy(tmp_path, cnn, digits_16, export_int8):
     from objrec.serving.export import LITERT_QUANT_SCHEME, tflite_interpreter
 
     Xtr, _, X, y = digits_16
     out = tmp_path / "q.tflite"
-    res = export(
-        cnn,
-        out,
-        format="tflite",
-        check_images=X,
-        quantize="int8",
-        calibration_images=Xtr,
-        check_labels=y,
-    )
-    q = res.quantization
+    q = export_int8(out, "tflite").quantization
     assert q.scheme == LITERT_QUANT_SCHEME and q.passed and q.calibration_images == len(Xtr)
     # really int8 kernels: int8 tensors in the written file, uint8 in, float32 out
     interp = tflite_interpreter(out.read_bytes())
@@ -71,10 +62,9 @@ def test_int8_tflite_keeps_top1_and_accuracy(tmp_path, cnn, digits_16):
     assert out.stat().st_size < fl.stat().st_size / 2  # int8 weights
 
 
-def test_failed_int8_tflite_check_writes_nothing(tmp_path, cnn, digits_16, monkeypatch):
+def test_failed_int8_tflite_check_writes_nothing(tmp_path, monkeypatch, export_int8):
     import objrec.serving.export as ex
 
-    Xtr, _, X, y = digits_16
     # calibrated on black images only: the activation ranges are wrong for real digits
     real = ex.cnn_to_tflite_bytes
     monkeypatch.setattr(
@@ -86,15 +76,7 @@ def test_failed_int8_tflite_check_writes_nothing(tmp_path, cnn, digits_16, monke
     )
     out = tmp_path / "q.tflite"
     with pytest.raises(ExportError, match="int8 check failed"):
-        export(
-            cnn,
-            out,
-            format="tflite",
-            check_images=X,
-            quantize="int8",
-            calibration_images=Xtr,
-            check_labels=y,
-        )
+        export_int8(out, "tflite")
     assert not out.exists() and not list(tmp_path.iterdir())
 
 

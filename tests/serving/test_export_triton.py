@@ -47,19 +47,11 @@ def test_cnn_triton_repository(tmp_path, cnn, digits_16):
     np.testing.assert_allclose(got, cnn.predict_proba(X), atol=1e-4)
 
 
-def test_classic_and_int8_triton_repositories(tmp_path, pixels_logreg, cnn, digits_16):
-    Xtr, _, X, y = digits_16
+def test_classic_and_int8_triton_repositories(tmp_path, pixels_logreg, cnn, digits_16, export_int8):
+    _, _, X, _ = digits_16
     res = export(pixels_logreg, tmp_path / "repo", format="triton", check_images=X)
     _check_repository(res.path, pixels_logreg)
-    q = export(
-        cnn,
-        tmp_path / "q",
-        format="triton",
-        check_images=X,
-        quantize="int8",
-        calibration_images=Xtr,
-        check_labels=y,
-    )
+    q = export_int8(tmp_path / "q", "triton")
     assert q.quantization.passed
     _check_repository(q.path, cnn)
 
