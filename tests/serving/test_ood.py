@@ -124,6 +124,17 @@ def test_server_fields_unknown_and_model_input(stats_model_dir, digits_16):
     assert "input_image" not in r.json()["predictions"][0]  # only when asked for
     r = c.post("/v1/predict?input_image=maybe", files={"file": ("x.png", png_bytes(big))})
     assert r.status_code == 422 and "input_image" in r.json()["error"]
+    # the flag takes exactly the values its OpenAPI schema lists ("": the bare flag)
+    enum = next(
+        q["schema"]["enum"]
+        for q in c.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["parameters"]
+        if q["name"] == "input_image"
+    )
+    for value, status in [*((v, 200) for v in enum), ("TRUE", 422), (" 1", 422)]:
+        r = c.post(f"/v1/predict?input_image={value}", files={"file": ("x.png", png_bytes(big))})
+        assert r.status_code == status, (value, r.text)
+        if status == 200:
+            assert ("input_image" in r.json()["predictions"][0]) == (value in ("1", "true", "yes"))
     ico = c.get("/favicon.ico")
     assert ico.status_code == 200 and ico.headers["content-type"] == "image/x-icon"
     assert ico.content[:4] == b"\x00\x00\x01\x00"  # an ICO file

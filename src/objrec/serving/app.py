@@ -207,7 +207,7 @@ def _segment_operation(errors: dict) -> dict:
                     "name": "input_image",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                    "schema": {"type": "string", "enum": list(FLAG_VALUES)},
                     "description": "1: also return the image as the model sees it "
                     "(input_image, a PNG data URL)",
                 }
@@ -608,7 +608,7 @@ def create_app(
                                 "name": "input_image",
                                 "in": "query",
                                 "required": False,
-                                "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+                                "schema": {"type": "string", "enum": list(FLAG_VALUES)},
                                 "description": "1: return each image as the model sees it "
                                 "(input_image, a PNG data URL)",
                             },
@@ -699,15 +699,24 @@ def _top_k(value, where: str, *, text: bool = True) -> int | None:
         raise RequestError(422, str(e)) from e
 
 
+# A query flag's values, exactly as the OpenAPI schema lists them ("": the bare flag).
+FLAG_VALUES = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "": False,
+}
+
+
 def _flag(value: str | None, name: str) -> bool:
-    """A query flag: absent, "0"/"false" or "1"/"true"; 422 for anything else."""
+    """A query flag: absent, or one of :data:`FLAG_VALUES`; 422 for anything else."""
     if value is None:
         return False
-    v = value.strip().lower()
-    if v in ("1", "true", "yes"):
-        return True
-    if v in ("0", "false", "no", ""):
-        return False
+    if value in FLAG_VALUES:
+        return FLAG_VALUES[value]
     raise RequestError(422, f"query parameter {name} must be 1 or 0 (true or false), got {value!r}")
 
 
