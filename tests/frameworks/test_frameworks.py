@@ -247,3 +247,69 @@ def test_every_file_starts_from_glorot_uniform_weights_and_zero_biases(name):
         assert np.abs(w).max() <= bound * (1 + 1e-6)
         # uniform on [-a, a]: its standard deviation is a / sqrt(3) (at least 288 draws per layer)
         assert np.std(w) == pytest.approx(bound / np.sqrt(3), rel=0.1)
+
+
+def _notes_params(side: int, channels: int = 1, classes: int = 10) -> int:
+    """The notes' network, as the framework files build it: two unpadded 3x3 convolutions
+    (32, 64) with 2x2 max-pools, the last map flattened as it is, then 64 and ``classes``."""
+    f = ((side - 2) // 2 - 2) // 2
+    conv = (9 * channels + 1) * 32 + (9 * 32 + 1) * 64
+    return conv + (64 * f * f + 1) * 64 + (64 + 1) * classes
+
+
+@pytest.mark.parametrize("side", range(8, 41))
+def test_reference_sides_are_where_simple_cnn_is_the_notes_network(side):
+    pytest.importorskip("torch")
+    from objrec.frameworks import REFERENCE_SIDES
+    from objrec.nets import create_model
+
+    net = create_model("simple_cnn", in_channels=1, num_classes=10, input_size=(side, side))
+    params = sum(p.numel() for p in net.parameters())
+    assert (side in REFERENCE_SIDES) == (side >= 10 and params == _notes_params(side))
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Three classes of crops of scikit-image's photos: mixed sizes, colour and grey, six
+    images a class, and one corrupt file."""
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, img in (
+        ("cat", data.chelsea()),
+        ("coffee", data.coffee()),
+        ("man", data.astronaut()),
+    ):
+        (root / name).mkdir()
+        for i in range(6):
+            h, w = rng.integers(90, 200, size=2)
+            r, c = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
+            pic = Image.fromarray(img[r : r + h, c : c + w])
+            (pic.convert("L") if i % 3 == 0 else pic).save(root / name / f"{i}.png")
+    (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return root
+
+
+def test_a_photo_folder_trains_the_same_network_in_every_framework(photo_folder, tmp_path, capsys):
+    if missing_modules(FRAMEWORKS["pytorch"]):
+        pytest.skip("needs torch")
+    from objrec.cli import main
+
+    out = tmp_path / "run"
+    argv = ["frameworks", str(photo_folder), "--frameworks", "pytorch", "objrec"]
+    assert main([*argv, "--epochs", "1", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "frameworks.json").read_text())
+    assert doc["config"]["shape"] == "28x28x3"
+    params = {r["framework"]: r["params"] for r in doc["rows"]}
+    assert params == {"pytorch": _notes_params(28, 3, 3), "objrec": _notes_params(28, 3, 3)}
+
+
+@pytest.mark.parametrize("size", ["64", "8", "28x32"])
+def test_a_size_where_the_networks_differ_is_refused(photo_folder, size, capsys):
+    from objrec.cli import main
+
+    assert main(["frameworks", str(photo_folder), "--size", size, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the same in every framework only for sides of 10 to 29 pixels" in err

@@ -4,7 +4,10 @@ PyTorch and Lightning on the same split; a table, ``frameworks.json``/``.csv`` a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from objrec.cli_types import non_negative_int, positive_int
+from objrec.errors import ObjrecError
 
 
 def register(sub) -> None:
@@ -16,9 +19,11 @@ def register(sub) -> None:
         "loop and objrec's own loop; PyTorch Lightning), each in its own process, on objrec's split with the same "
         "normalisation, Adam 1e-3 and seed; print test accuracy, time per epoch, import time, "
         "peak memory, parameters and lines of code, and write frameworks.json/.csv and "
-        "frameworks.html (the notes' opinion table beside the measured rows). Images smaller "
-        "than 10x10 (digits) are resized to 28x28. Frameworks not installed are listed with "
-        "how to install them: pip install 'objrec[frameworks]'.",
+        "frameworks.html (the notes' opinion table beside the measured rows). Images are "
+        "brought to the reference's 28x28 (a folder of photos, the 8x8 digits); --size "
+        "chooses another size from 10 to 29 pixels a side, where every framework's network "
+        "is still the same one. Frameworks not installed are listed with how to install "
+        "them: pip install 'objrec[frameworks]'.",
     )
     p.add_argument(
         "dataset", metavar="DATASET", help="digits, mnist, fashion-mnist, ... or a folder"
@@ -63,9 +68,27 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from pathlib import Path
+def reference_size(size: str | None) -> tuple[int, int]:
+    """The (height, width) every framework trains at: 28x28 unless ``--size`` says otherwise.
 
+    Other sizes are refused rather than measured as different networks
+    (:data:`objrec.frameworks.REFERENCE_SIDES`)."""
+    from objrec.data.images import parse_size
+    from objrec.frameworks import REFERENCE_SIDES
+
+    hw = parse_size(size) or (28, 28)
+    bad = [s for s in hw if s not in REFERENCE_SIDES]
+    if bad:
+        lo, hi = REFERENCE_SIDES[0], REFERENCE_SIDES[-1]
+        raise ObjrecError(
+            f"--size {size}: the reference network is the same in every framework only for "
+            f"sides of {lo} to {hi} pixels (at {bad[0]} pixels simple_cnn has a layer the "
+            "notes' network does not); use --size 28, the reference, or leave it out"
+        )
+    return hw
+
+
+def run(args) -> int:
     from objrec.cpu import usable_cores
     from objrec.data import load_dataset
     from objrec.frameworks import INIT_SCHEME
@@ -74,17 +97,21 @@ def run(args) -> int:
     from objrec.runs import open_run, write_run_info
 
     frameworks = resolve(args.frameworks)  # unknown names fail before loading data
-    size = args.size
+    size = reference_size(args.size)
+    log = (lambda *a, **k: None) if args.quiet else print
+    # A folder is decoded at the reference size at once; a named set is loaded as stored and
+    # resized only when its images are not the reference's shape.
+    is_folder = Path(args.dataset).expanduser().is_dir()
     data = load_dataset(
         args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet,
-        size=size, color=args.color, fit=args.fit,
+        size=size if (args.size or is_folder) else None, color=args.color, fit=args.fit,
     )  # fmt: skip
-    log = (lambda *a, **k: None) if args.quiet else print
-    if size is None and min(data.image_shape[:2]) < 10:
-        log(f"{data.name}: {data.image_shape[0]}x{data.image_shape[1]} images resized to 28x28")
+    if tuple(data.image_shape[:2]) != size:
+        h, w = data.image_shape[:2]
+        log(f"{data.name}: {h}x{w} images resized to {size[0]}x{size[1]} (the reference size)")
         data = load_dataset(
             args.dataset, data_dir=args.data_dir, seed=args.seed, progress=False,
-            size=28, color=args.color, fit=args.fit,
+            size=size, color=args.color, fit=args.fit,
         )  # fmt: skip
     if args.limit:
         from objrec.evaluation.compare import limit_train

@@ -25,6 +25,13 @@ INIT_SCHEME = (
 )
 
 
+#: Image sides (pixels) at which objrec's ``simple_cnn`` is the notes' network layer for layer,
+#: as every framework file builds it: unpadded convolutions need at least 10 pixels, and above
+#: 29 the last map is larger than 5x5, which ``simple_cnn`` average-pools (``GridPool``) while
+#: the notes' network flattens it as it is.
+REFERENCE_SIDES = range(10, 30)
+
+
 @dataclass(frozen=True)
 class Framework:
     """One row of the comparison: the file (module under ``objrec.frameworks``) that trains
