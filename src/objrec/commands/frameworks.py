@@ -106,6 +106,8 @@ def run(args) -> int:
         args.dataset, data_dir=args.data_dir, seed=args.seed, progress=not args.quiet,
         size=size if (args.size or is_folder) else None, color=args.color, fit=args.fit,
     )  # fmt: skip
+    if is_folder and not args.size:
+        log(f"{data.name}: images resized to {size[0]}x{size[1]}, the reference network's input")
     if tuple(data.image_shape[:2]) != size:
         h, w = data.image_shape[:2]
         log(f"{data.name}: {h}x{w} images resized to {size[0]}x{size[1]} (the reference size)")
