@@ -238,9 +238,8 @@ def fit(
             totals.add(loss, hits, count, len(x), parts)
             if i % 10 == 0 and show:
                 loss_so_far, metric_so_far = totals.local()
-                bar.set_postfix(
-                    {"loss": f"{loss_so_far:.4f}", state.metric.label: f"{metric_so_far:.4f}"}
-                )
+                shown = {"loss": f"{loss_so_far:.4f}", state.metric.label: f"{metric_so_far:.4f}"}
+                bar.set_postfix(**shown)
         bar.close()
         if totals.n == 0:  # the time budget ran out before this epoch's first batch
             break
