@@ -1,5 +1,6 @@
-"""Hand-built image files that make a decoder fail in a particular way, shared by the
-server, CLI and fuzz tests (importable because ``tests/`` holds the root conftest)."""
+"""Hand-built files shared by the server, CLI and fuzz tests (importable because
+``tests/`` holds the root conftest): image files that make a decoder fail in a particular
+way, and a small segmentation folder."""
 
 from __future__ import annotations
 
@@ -25,3 +26,28 @@ def tiff_with_fractional_strip_offsets() -> bytes:
             struct.pack_into("<H", data, entry + 2, 5)  # type RATIONAL
             return bytes(data)
     raise AssertionError("no StripOffsets tag")
+
+
+def segmentation_folder(root, n=8, side=32):
+    """``n`` noisy images with one bright square (label 1) or ring (label 2) each, palette
+    masks with a 255 border row, and classes.txt."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        img = rng.integers(0, 90, (side, side, 3), np.uint8)
+        sem = np.zeros((side, side), np.uint8)
+        y, x = rng.integers(2, side - 14, 2)
+        sem[y : y + 12, x : x + 12] = 1 + i % 2
+        if i % 2:
+            sem[y + 4 : y + 8, x + 4 : x + 8] = 0
+        img[sem > 0] = (230, 200, 40)
+        sem[y - 1, x : x + 12] = 255
+        Image.fromarray(img).save(root / "images" / f"s{i}.png")
+        m = Image.fromarray(sem)
+        m.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 3 * 253)
+        m.save(root / "masks" / f"s{i}.png")
+    (root / "classes.txt").write_text("background\nsquare\nring\n")
+    return root

@@ -4,6 +4,11 @@
 (libraries and git hash), ``metrics.json``, per-epoch ``history.csv``/``history.json``
 for networks, the plots, and ``model/`` (the artifact, see :mod:`objrec.artifact`).
 
+A run that trains a network also keeps ``checkpoints/last.pt`` (and ``best.pt``) there
+(:mod:`objrec.training.checkpoint`), and ``--resume RUN`` continues it: :func:`add_resume_option`,
+:func:`resume_config`, :func:`last_checkpoint` and :func:`interrupted_note` are what
+``objrec train`` and ``objrec segment train`` share for that.
+
 One run writes a folder at a time: :func:`open_run` takes an exclusive ``fcntl.flock``
 on ``.objrec-run.lock`` inside it for the run's lifetime, so a second ``objrec train``
 or ``objrec compare`` given the same ``--out`` (or a ``--resume`` of it) is refused
@@ -35,6 +40,10 @@ except ImportError:  # pragma: no cover - Windows
 DEFAULT_ROOT = Path("runs")
 #: The lock file inside every run folder; it also marks the folder as an objrec run's.
 LOCK_NAME = ".objrec-run.lock"
+#: The folder inside a run that holds its checkpoints (``last.pt``, ``best.pt``).
+CHECKPOINTS = "checkpoints"
+#: The commands whose runs ``--resume`` continues.
+RESUMABLE = ("train", "segment train")
 
 
 def git_hash(cwd: str | Path | None = None) -> str | None:
@@ -81,6 +90,48 @@ def write_run_info(folder: str | Path, config: dict) -> None:
     folder = Path(folder)
     write_json(folder / "config.json", config)
     write_json(folder / "versions.json", {**library_versions(), "git": git_hash()})
+
+
+def add_resume_option(parser) -> None:
+    """The ``--resume RUN`` option (an argparse parser or argument group)."""
+    parser.add_argument(
+        "--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint"
+    )
+
+
+def resume_config(folder: str | Path, command: str) -> dict:
+    """The ``config.json`` of the run in ``folder`` that ``objrec COMMAND --resume`` is to
+    continue; :class:`ObjrecError` when there is none."""
+    from objrec.io import read_json
+
+    file = Path(folder) / "config.json"
+    if not file.is_file():
+        raise ObjrecError(
+            f"--resume {folder}: no config.json there; give a run folder written by objrec {command}"
+        )
+    return read_json(file)
+
+
+def last_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint (``checkpoints/last.pt``) a resumed run in ``folder`` starts from;
+    :class:`ObjrecError` when the run has none."""
+    path = Path(folder) / CHECKPOINTS / "last.pt"
+    if not path.is_file():
+        raise ObjrecError(
+            f"--resume {folder}: no {CHECKPOINTS}/last.pt there (the run ended before "
+            "its first epoch, or it was deleted); train again instead"
+        )
+    return path
+
+
+def interrupted_note(folder: str | Path, command: str) -> str:
+    """What an interrupted (Ctrl-C) training run in ``folder`` tells: where its last
+    checkpoint is and the command that continues it."""
+    folder = Path(folder)
+    return (
+        f"objrec: interrupted; the last finished epoch is saved in {folder / CHECKPOINTS}. "
+        f"Continue with: objrec {command} --resume {folder}"
+    )
 
 
 # Locks this process holds: resolved folder -> [file descriptor, holders].
@@ -295,7 +346,7 @@ def open_run(
                 raise ObjrecError(
                     f"{folder}: holds another run ({_shown(entries)}); give --overwrite to "
                     "replace it"
-                    + (f", --resume {folder} to continue it" if command == "train" else "")
+                    + (f", --resume {folder} to continue it" if command in RESUMABLE else "")
                     + ", or write to another folder (--out)"
                 )
             _clear(folder)

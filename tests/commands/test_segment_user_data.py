@@ -6,34 +6,12 @@ import json
 import numpy as np
 from PIL import Image
 
+from crafted_files import segmentation_folder
 from objrec.cli import main
 
 
-def _folder(root, n=8, side=32):
-    """``n`` noisy images with one bright square (label 1) or ring (label 2) each, palette
-    masks with a 255 border row, and classes.txt."""
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for i in range(n):
-        img = rng.integers(0, 90, (side, side, 3), np.uint8)
-        sem = np.zeros((side, side), np.uint8)
-        y, x = rng.integers(2, side - 14, 2)
-        sem[y : y + 12, x : x + 12] = 1 + i % 2
-        if i % 2:
-            sem[y + 4 : y + 8, x + 4 : x + 8] = 0
-        img[sem > 0] = (230, 200, 40)
-        sem[y - 1, x : x + 12] = 255
-        Image.fromarray(img).save(root / "images" / f"s{i}.png")
-        m = Image.fromarray(sem)
-        m.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 3 * 253)
-        m.save(root / "masks" / f"s{i}.png")
-    (root / "classes.txt").write_text("background\nsquare\nring\n")
-    return root
-
-
 def test_train_evaluate_compare_on_a_folder(tmp_path, capsys):
-    data = _folder(tmp_path / "data")
+    data = segmentation_folder(tmp_path / "data")
     run = tmp_path / "run"
     args = ["segment", "train", "slic", str(data), "--superpixels", "40", "--quiet"]
     assert main([*args, "--out", str(run)]) == 0
@@ -56,11 +34,11 @@ def test_train_evaluate_compare_on_a_folder(tmp_path, capsys):
 
 
 def test_evaluate_refuses_unknown_labels(tmp_path, capsys):
-    data = _folder(tmp_path / "data")
+    data = segmentation_folder(tmp_path / "data")
     run = tmp_path / "run"
     assert main(["segment", "train", "forest", str(data), "--trees", "2", "--quiet",
                  "--out", str(run)]) == 0  # fmt: skip
-    other = _folder(tmp_path / "other")
+    other = segmentation_folder(tmp_path / "other")
     (other / "classes.txt").unlink()
     m = Image.open(other / "masks" / "s0.png")
     a = np.asarray(m).copy()
@@ -75,7 +53,7 @@ def test_train_on_coco_json(tmp_path):
     import pytest
 
     pytest.importorskip("pycocotools")
-    data = _folder(tmp_path / "data", n=4)
+    data = segmentation_folder(tmp_path / "data", n=4)
     images, anns = [], []
     for i in range(4):
         sem = np.asarray(Image.open(data / "masks" / f"s{i}.png"))

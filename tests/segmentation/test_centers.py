@@ -169,9 +169,11 @@ def test_unet_center_head_fits_saves_loads(square_scenes, tmp_path):
                          grouping="centers", center_sigma=2.0)  # fmt: skip
     seg.fit(tr.images, tr.semantic, instances=tr.instances)
     h = seg.history_
-    assert {"semantic_loss", "center_loss", "offset_loss"} <= set(h[0])
-    assert h[-1]["loss"] < h[0]["loss"]
-    assert h[-1]["offset_loss"] < h[0]["offset_loss"]
+    assert {"train_semantic_loss", "train_center_loss", "train_offset_loss"} <= set(h[0])
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert h[-1]["train_offset_loss"] < h[0]["train_offset_loss"]
+    parts = sum(h[0][f"train_{k}_loss"] for k in ("semantic", "center", "offset"))
+    assert h[0]["train_loss"] == pytest.approx(parts, rel=1e-6)  # the loss is their sum
     P, heat, off = seg.predict_heads(te.images)
     assert P.shape == (6, 3, 32, 32) and heat.shape == (6, 32, 32) and off.shape == (6, 2, 32, 32)
     assert np.allclose(P, seg.predict_proba(te.images), atol=1e-6)

@@ -90,7 +90,7 @@ def test_unet_loss_falls_and_round_trips(easy_scenes, tmp_path):
     tr, te = easy_scenes
     seg = make_segmenter("unet", width=4, depth=2, epochs=6, batch_size=8, lr=1e-2)
     seg.fit(tr.images, tr.semantic)
-    losses = [h["loss"] for h in seg.history_]
+    losses = [h["train_loss"] for h in seg.history_]
     assert losses[-1] < 0.8 * losses[0]  # 1.90 -> 1.40 when written
     pred = seg.predict(te.images)
     assert pred.shape == (10, 32, 32) and pred.dtype == np.uint8
@@ -112,7 +112,7 @@ def test_unet_precision(easy_scenes):
     for precision in ("fp32", "bf16"):
         seg = make_segmenter("unet", width=4, depth=2, epochs=3, batch_size=8, lr=1e-2,
                              precision=precision)  # fmt: skip
-        runs[precision] = [h["loss"] for h in seg.fit(tr.images, tr.semantic).history_]
+        runs[precision] = [h["train_loss"] for h in seg.fit(tr.images, tr.semantic).history_]
         assert seg.predict_proba(tr.images[:2]).dtype == np.float32
     assert abs(runs["bf16"][0] - runs["fp32"][0]) < 0.05 * runs["fp32"][0]
     assert all(r[-1] < r[0] for r in runs.values())

@@ -5,7 +5,11 @@ classic forest, SLIC superpixels and the U-Net.
 
 Each verb writes a run folder (``runs/NAME``): ``config.json``, ``versions.json``,
 ``metrics.json`` (mIoU, per-class IoU, Dice, PQ/SQ/RQ per class, mask AP) and, for
-``train``, the fitted segmenter in ``model/``. ``compare`` also writes ``report.html``
+``train``, the fitted segmenter in ``model/``. ``train unet`` also validates every epoch
+and writes, as ``objrec train`` does, ``checkpoints/last.pt`` (every epoch) and
+``best.pt`` (best validation pixel accuracy), ``history.csv``/``history.json``,
+``loss.png`` and ``pixel_accuracy.png``; ``segment train --resume RUN [--epochs N]``
+continues such a run from its last checkpoint. ``compare`` also writes ``report.html``
 (and ``evaluate`` ``report-SPLIT.html``): right and wrong scenes as colour overlays, per-class
 IoU bars, the PQ/SQ/RQ table, the methods side by side (:mod:`objrec.report.segmentation`).
 """
@@ -13,6 +17,9 @@ IoU bars, the PQ/SQ/RQ table, the methods side by side (:mod:`objrec.report.segm
 from __future__ import annotations
 
 from objrec.cli_types import non_negative_int, positive_int
+
+#: U-Net epochs when --epochs is not given
+EPOCHS = 10
 
 
 def _sizes(text: str) -> tuple[int, int, int]:
@@ -44,7 +51,8 @@ def _data_options(p, positional: bool = False) -> None:
 
 
 def _method_options(p) -> None:
-    p.add_argument("--epochs", type=positive_int, default=10, help="U-Net epochs (default 10)")
+    p.add_argument("--epochs", type=positive_int,
+                   help=f"U-Net epochs (default {EPOCHS}; with --resume: the new total)")  # fmt: skip
     p.add_argument("--width", type=positive_int, default=16, help="U-Net base width (default 16)")
     p.add_argument("--max-seconds", type=float, help="U-Net: stop training after this long")
     p.add_argument("--grouping", choices=("centers", "watershed"),
@@ -76,11 +84,14 @@ def register(sub) -> None:
         "Dice, panoptic quality PQ = SQ x RQ, COCO-style mask AP.",
     )
     verbs = p.add_subparsers(dest="segment_verb", metavar="VERB")
+    from objrec.runs import add_resume_option
+
     t = verbs.add_parser("train", help="fit one method and evaluate it on the test scenes")
-    t.add_argument("method", choices=METHODS)
+    t.add_argument("method", nargs="?", choices=METHODS, help="(with --resume: the run's)")
     _data_options(t, positional=True)
     _method_options(t)
     _out_options(t)
+    add_resume_option(t)
     t.set_defaults(func=run_train)
     e = verbs.add_parser("evaluate", help="evaluate a trained segmenter (run or model folder)")
     e.add_argument("model", metavar="RUN|MODEL")
@@ -209,8 +220,10 @@ def _summary(name: str, m: dict) -> str:
 HEADER = "method     mIoU  pixacc     PQ  PQthg     SQ     RQ mask-AP  fit (s)"
 
 
-def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]:
-    """(metrics on the test scenes, with fit time; the test predictions)."""
+def _fit_and_measure(args, method: str, data, folder=None, run=None) -> tuple[dict, tuple]:
+    """(metrics on the test scenes, with fit time; the test predictions). ``run``: the run
+    folder of ``segment train``, where a U-Net validates every epoch and keeps its
+    checkpoints and history (resuming from them with ``args.resume``)."""
     import time
 
     from objrec.errors import DatasetError
@@ -223,7 +236,24 @@ def _fit_and_measure(args, method: str, data, folder=None) -> tuple[dict, tuple]
     n = args.train_limit or len(tr)
     start = time.perf_counter()
     if method == "unet":  # the centre head learns from the instance maps
-        seg.fit(tr.images[:n], tr.semantic[:n], instances=tr.instances[:n])
+        kw = {}
+        if run is not None:
+            from objrec.runs import CHECKPOINTS
+            from objrec.training.callbacks import HistoryWriter
+
+            ckpts = run / CHECKPOINTS
+            seg.set_params(checkpoint_dir=str(ckpts),
+                           resume=str(ckpts / "last.pt") if args.resume else None)  # fmt: skip
+            va = data.val
+            kw["callbacks"] = [HistoryWriter(run)]
+            if len(va):
+                kw["val"] = (va.images, va.semantic, va.instances)
+        seg.fit(tr.images[:n], tr.semantic[:n], instances=tr.instances[:n], **kw)
+        if run is not None and seg.history_:
+            from objrec.training.plots import plot_history
+
+            plot_history(seg.history_, run, title=f"unet on {data.name}", metric="pixel_accuracy",
+                         loss="training loss")  # fmt: skip
     else:
         seg.fit(tr.images[:n], tr.semantic[:n])
     fit_seconds = time.perf_counter() - start
@@ -274,15 +304,68 @@ def _config(args, data) -> dict:
     return cfg
 
 
-def run_train(args) -> int:
-    from objrec.io import write_json
-    from objrec.runs import open_run, write_run_info
+#: the options ``segment train --resume`` leaves as they are; the others are the run's own
+_NOT_RESUMED = ("resume", "out", "overwrite", "quiet", "epochs", "command", "segment_verb", "func")
 
+
+def _resumed(args) -> None:
+    """Set ``args`` to the options of the run ``args.resume`` continues (its
+    ``config.json``), but for ``--epochs`` (when given: the new total) and ``--quiet``."""
+    from objrec.errors import ObjrecError
+    from objrec.runs import last_checkpoint, resume_config
+
+    cfg = resume_config(args.resume, "segment train")
+    if cfg.get("command") != "segment" or cfg.get("segment_verb") != "train":
+        raise ObjrecError(
+            f"--resume {args.resume}: not a run of objrec segment train; give a folder "
+            "written by objrec segment train unet"
+        )
+    method = cfg.get("method")
+    if method != "unet":
+        raise ObjrecError(
+            f"--resume {args.resume}: {method} is trained in one pass with no checkpoints to "
+            f"continue from; train it again (objrec segment train {method})"
+        )
+    if args.method not in (None, method):
+        raise ObjrecError(
+            f"--resume {args.resume} continues a {method} run; leave out {args.method}"
+        )
+    if args.data or args.dataset:
+        raise ObjrecError(f"--resume {args.resume} continues that run on its own data; leave out "
+                          f"{args.data or args.dataset!r}")  # fmt: skip
+    last_checkpoint(args.resume)
+    for k, v in cfg.items():
+        if hasattr(args, k) and k not in _NOT_RESUMED:
+            setattr(args, k, v)
+    if args.epochs is None:
+        args.epochs = cfg.get("epochs") or EPOCHS
+
+
+def run_train(args) -> int:
+    import sys
+
+    from objrec.errors import ObjrecError
+    from objrec.io import write_json
+    from objrec.runs import interrupted_note, open_run, write_run_info
+
+    if args.resume:
+        _resumed(args)
+    elif args.method is None:
+        raise ObjrecError("give a method (objrec segment train unet), or --resume RUN")
+    args.epochs = args.epochs or EPOCHS
     data = _load(args)
-    with open_run(args.out, prefix=f"segment-{args.method}", overwrite=args.overwrite,
+    with open_run(args.resume or args.out, prefix=f"segment-{args.method}",
+                  overwrite=args.overwrite, resume=bool(args.resume),
                   command="segment train") as folder:  # fmt: skip
-        write_run_info(folder, _config(args, data))
-        m, _ = _fit_and_measure(args, args.method, data, folder / "model")
+        if not args.resume:
+            write_run_info(folder, _config(args, data))
+        try:
+            m, _ = _fit_and_measure(args, args.method, data, folder / "model", run=folder)
+        except KeyboardInterrupt:
+            if args.method != "unet":
+                raise
+            print(interrupted_note(folder, "segment train"), file=sys.stderr)
+            return 130
         write_json(folder / "metrics.json", m)
     print(HEADER)
     print(_summary(args.method, m))
@@ -294,6 +377,7 @@ def run_compare(args) -> int:
     from objrec.io import write_json
     from objrec.runs import open_run, write_run_info
 
+    args.epochs = args.epochs or EPOCHS
     data = _load(args)
     results = {}
     report = None

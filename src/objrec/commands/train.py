@@ -203,12 +203,12 @@ def register(subparsers) -> None:
         help="image folders too large for memory: networks decode batches from disk in "
         "worker processes instead of loading every image first",
     )
+    from objrec.runs import add_resume_option
+
     o = p.add_argument_group("run")
     o.add_argument("--name", help="run name: writes runs/NAME (default: METHOD-DATE)")
     o.add_argument("--out", help="run folder to write instead of runs/NAME")
-    o.add_argument(
-        "--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint"
-    )
+    add_resume_option(o)
     o.add_argument(
         "--overwrite",
         action="store_true",
@@ -362,22 +362,15 @@ def _parse_params(items: list[str]) -> dict:
 
 def _resolve_config(args: argparse.Namespace) -> dict:
     """The run's configuration: from the command line, or from the resumed run plus overrides."""
-    from pathlib import Path
-
     from objrec.errors import ObjrecError
-    from objrec.io import read_json
+    from objrec.runs import last_checkpoint, resume_config
 
     if args.resume and args.dataset:
         raise ObjrecError(
             f"--resume {args.resume} continues that run on its own dataset; leave out {args.dataset!r}"
         )
     if args.resume:
-        cfg_file = Path(args.resume) / "config.json"
-        if not cfg_file.is_file():
-            raise ObjrecError(
-                f"--resume {args.resume}: no config.json there; give a run folder written by objrec train"
-            )
-        cfg = read_json(cfg_file)
+        cfg = resume_config(args.resume, "train")
         if cfg.get("command") == "compare" or "params" not in cfg or "method" not in cfg:
             raise ObjrecError(
                 f"--resume {args.resume}: a run of objrec {cfg.get('command', 'compare')} "
@@ -390,11 +383,7 @@ def _resolve_config(args: argparse.Namespace) -> dict:
                 "one pass with no checkpoints to continue from; train it again "
                 f"(objrec train {cfg.get('dataset', 'DATASET')} --method {cfg['method']})"
             )
-        if not (Path(args.resume) / "checkpoints" / "last.pt").is_file():
-            raise ObjrecError(
-                f"--resume {args.resume}: no checkpoints/last.pt there (the run ended before "
-                "its first epoch, or it was deleted); train again instead"
-            )
+        last_checkpoint(args.resume)
         if args.epochs:
             cfg["params"]["epochs"] = args.epochs
         cfg["quiet"] = args.quiet
@@ -517,7 +506,7 @@ def _run(args: argparse.Namespace, stack) -> int:
     from objrec.io import write_json
     from objrec.methods.base import method_warnings
     from objrec.progress import on_terminal
-    from objrec.runs import write_run_info
+    from objrec.runs import CHECKPOINTS, interrupted_note, write_run_info
     from objrec.training.distributed import DistInfo, cleanup
 
     cfg = _resolve_config(args)
@@ -558,11 +547,11 @@ def _run(args: argparse.Namespace, stack) -> int:
         )
     if is_net:
         est.set_params(
-            checkpoint_dir=str(folder / "checkpoints"),
+            checkpoint_dir=str(folder / CHECKPOINTS),
             # quiet or off a terminal (a log file): epoch lines, no bars
             verbose=1 if cfg["quiet"] or not on_terminal() else True,
             tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
-            resume=str(folder / "checkpoints" / "last.pt") if args.resume else None,
+            resume=str(folder / CHECKPOINTS / "last.pt") if args.resume else None,
         )
     if cfg.get("augment_families"):
         from objrec.evaluation.augment import AugmentedFit
@@ -585,11 +574,7 @@ def _run(args: argparse.Namespace, stack) -> int:
             )
         except KeyboardInterrupt:
             if main:
-                print(
-                    f"objrec: interrupted; the last finished epoch is saved in {folder / 'checkpoints'}. "
-                    f"Continue with: objrec train --resume {folder}",
-                    file=sys.stderr,
-                )
+                print(interrupted_note(folder, "train"), file=sys.stderr)
             return 130
     else:
         inner = getattr(est, "estimator", est)  # inside AugmentedFit

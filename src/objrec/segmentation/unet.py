@@ -16,14 +16,20 @@ the last decoder features, and instances are grouped from them
 the semantic head only and splits components by watershed
 (:mod:`objrec.segmentation.postprocess`).
 
-Training runs under bfloat16 autocast where the CPU has native bfloat16 (``precision``
-``"auto"``): on 2 cores of an AVX512-BF16 / AMX Xeon a width-8 step on 32 96x96 scenes ran
-about 1.3-1.6x faster than float32 (BENCHMARKS.md "Segmentation"); prediction is float32.
+Training goes through classification's loop (:func:`objrec.training.loop.fit`): the
+same progress bar and per-epoch lines (:class:`~objrec.training.callbacks.EpochPrinter`),
+time budget, checkpoints (``checkpoint_dir``: ``last.pt`` every epoch, ``best.pt`` on the
+best validation pixel accuracy, :mod:`objrec.training.checkpoint`) and ``resume``; the
+task's parts are the Dice + cross-entropy (+ centre and offset) loss and pixel accuracy
+as the metric. It runs under bfloat16 autocast where the CPU has native bfloat16
+(``precision`` ``"auto"``): on 2 cores of an AVX512-BF16 / AMX Xeon a width-8 step on 32
+96x96 scenes ran about 1.3-1.6x faster than float32 (BENCHMARKS.md "Segmentation");
+prediction and validation are float32.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -142,6 +148,95 @@ def center_offset_loss(extra, heat, offset, thing, valid):
     return heat_loss, off_loss
 
 
+def lr_factor(progress: float) -> float:
+    """The U-Net's learning rate as a multiple of ``lr`` at training ``progress`` (0..1,
+    clipped): a linear warm-up over the first 5 % (from 0.02), then cosine decay to 0."""
+    t = min(progress, 1.0)
+    if t < 0.05:
+        return max(t / 0.05, 0.02)
+    return 0.5 * (1 + math.cos(math.pi * (t - 0.05) / 0.95))
+
+
+class SceneBatches:
+    """Training or validation batches of scenes for :func:`objrec.training.loop.fit`:
+    ``(x, targets)`` with ``x`` float32 (B, 3, H, W) in -1..1 and ``targets`` the labels
+    int64 (B, H, W), or with ``instances`` (grouping "centers") the tuple (labels, centre
+    heatmap float32 (B, H, W), offsets float32 (B, 2, H, W) in pixels, object pixels bool
+    (B, H, W)) from :func:`objrec.segmentation.centers.center_targets`.
+
+    ``images`` uint8 (N, H, W, 3), ``masks`` uint8 (N, H, W), ``instances`` object ids
+    (N, H, W) or None. With ``shuffle`` the order of epoch ``e`` is the permutation
+    :class:`objrec.training.loader.BatchLoader` draws from ``seed`` and ``e``, so a resumed
+    run sees the same batches as an uninterrupted one; the last batch may be smaller.
+    """
+
+    def __init__(self, images, masks, instances, batch_size: int, *, to_tensor,
+                 shuffle: bool = False, seed: int = 0, sigma: float = 4.0):  # fmt: skip
+        import torch
+
+        from objrec.training.loader import BatchLoader
+
+        ids = torch.arange(len(images))
+        self.images, self.masks, self.instances = images, masks, instances
+        self.to_tensor, self.sigma = to_tensor, sigma
+        self.loader = BatchLoader(ids, ids, batch_size, shuffle=shuffle, seed=seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        import torch
+
+        from objrec.segmentation.centers import center_targets
+
+        for idx in self.loader.batch_indices():
+            b = idx.numpy()
+            x = self.to_tensor(self.images[b])
+            y = torch.from_numpy(self.masks[b].astype(np.int64))
+            if self.instances is None:
+                yield x, y
+                continue
+            inst = self.instances[b]
+            heat, off = center_targets(inst, self.sigma)
+            yield x, (y, torch.from_numpy(heat), torch.from_numpy(off), torch.from_numpy(inst > 0))
+
+
+class UNetLoss:
+    """The training loss of the U-Net on (output float32 (B, L [+ 3], H, W), targets of
+    :class:`SceneBatches`): :func:`dice_ce_loss` of the logits; with the centre head
+    (tuple targets) plus ``center_weight`` x and ``offset_weight`` x the two terms of
+    :func:`center_offset_loss`, returned as (sum, {"semantic_loss", "center_loss",
+    "offset_loss"}: the three weighted terms)."""
+
+    def __init__(self, n_labels: int, dice_weight: float, center_weight: float = 0.0,
+                 offset_weight: float = 0.0):  # fmt: skip
+        self.n_labels, self.dice_weight = n_labels, dice_weight
+        self.center_weight, self.offset_weight = center_weight, offset_weight
+
+    def __call__(self, out, targets):
+        L = self.n_labels
+        if not isinstance(targets, tuple):
+            return dice_ce_loss(out[:, :L], targets, L, self.dice_weight)
+        y, heat, off, thing = targets
+        sem = dice_ce_loss(out[:, :L], y, L, self.dice_weight)
+        heat_l, off_l = center_offset_loss(out[:, L:], heat, off, thing, y != IGNORE)
+        heat_l, off_l = self.center_weight * heat_l, self.offset_weight * off_l
+        loss = sem + heat_l + off_l
+        return loss, {"semantic_loss": sem, "center_loss": heat_l, "offset_loss": off_l}
+
+
+def pixel_hits(out, targets, n_labels: int):
+    """(pixels whose most probable label is the true one, labelled pixels) of output
+    (B, L [+ 3], H, W) against the targets of :class:`SceneBatches`; :data:`IGNORE`
+    pixels count in neither."""
+    y = targets[0] if isinstance(targets, tuple) else targets
+    valid = y != IGNORE
+    return ((out[:, :n_labels].argmax(1) == y) & valid).sum(), valid.sum()
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 1, float32."""
     z = logits - logits.max(1, keepdims=True)
@@ -170,6 +265,8 @@ class UNetSegmenter(Segmenter):
         "center_sigma": ("a number > 0", _number(0, strict=True)),
         "center_weight": ("a number >= 0", _number(0)),
         "offset_weight": ("a number >= 0", _number(0)),
+        "checkpoint_dir": ("a folder path or null", lambda v: v is None or isinstance(v, str)),
+        "resume": ("a checkpoint path or null", lambda v: v is None or isinstance(v, str)),
     }
 
     def __init__(
@@ -189,6 +286,8 @@ class UNetSegmenter(Segmenter):
         center_sigma: float = 4.0,
         center_weight: float = 200.0,
         offset_weight: float = 0.01,
+        checkpoint_dir: str | None = None,
+        resume: str | None = None,
     ) -> None:
         self.width = width
         self.depth = depth
@@ -205,6 +304,8 @@ class UNetSegmenter(Segmenter):
         self.center_sigma = center_sigma
         self.center_weight = center_weight
         self.offset_weight = offset_weight
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
 
     @property
     def has_centers(self) -> bool:
@@ -226,49 +327,52 @@ class UNetSegmenter(Segmenter):
             )
         return torch.from_numpy(X).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
-    def _autocast(self):
-        """Training's bfloat16 autocast for the convolutions (``precision`` ``"bf16"``, or
-        ``"auto"`` where the CPU has native bfloat16: AVX512-BF16 / AMX), else a no-op
-        context; the weights, the optimiser and the loss stay float32, and prediction runs
-        in float32 (so it matches the ONNX export)."""
+    def _bf16(self) -> bool:
+        """Whether training runs under bfloat16 autocast for the convolutions (``precision``
+        ``"bf16"``, or ``"auto"`` where the CPU has native bfloat16: AVX512-BF16 / AMX); the
+        weights, the optimiser and the loss stay float32, and prediction and validation run
+        in float32 (so they match the ONNX export)."""
         import torch
 
-        on = self.precision == "bf16" or (
+        return self.precision == "bf16" or (
             self.precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         )
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)
-
-    def _lr_at(self, step_fraction: float, seconds: float) -> float:
-        """Learning rate: linear warm-up over the first 5 % of training, then cosine decay
-        to zero; training's progress is the larger of the steps done and, with
-        ``max_seconds``, the time spent (so a time budget still ends annealed)."""
-        import math
-
-        t = step_fraction
-        if self.max_seconds:
-            t = max(t, seconds / self.max_seconds)
-        t = min(t, 1.0)
-        if t < 0.05:
-            return self.lr * max(t / 0.05, 0.02)
-        return self.lr * 0.5 * (1 + math.cos(math.pi * (t - 0.05) / 0.95))
 
     def _check_grouping(self, grouping) -> str:
         if grouping not in GROUPINGS:
             raise InputError(f"grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
         return grouping
 
-    def fit(self, images, masks, *, instances=None, val=None) -> UNetSegmenter:
+    def fit(self, images, masks, *, instances=None, val=None, callbacks=()) -> UNetSegmenter:
         """Train on uint8 images (N, H, W, 3) and label masks (N, H, W), 0 = background.
 
         ``instances``: the object ids (N, H, W) (integers, 0 = none) that the centre and
         offset targets come from (``grouping`` "centers"); without them every 8-connected
         region of one label is taken for one object (touching objects of one class then
-        teach one centre). Stops after ``epochs`` epochs or once ``max_seconds`` have passed
-        (at the end of a batch). ``history_`` holds per-epoch mean training loss (with the
-        centre head also its parts ``semantic_loss``, ``center_loss``, ``offset_loss``, each
-        weighted) and seconds; with ``val=(images, masks)`` also the validation pixel accuracy.
+        teach one centre). ``val``: (images, masks[, instances]) validated after every epoch
+        (loss and pixel accuracy, float32). ``callbacks``: extra
+        :mod:`objrec.training.callbacks` objects, run after the built-in ones.
+
+        Trains through :func:`objrec.training.loop.fit` with AdamW (weight decay 1e-4) at
+        ``lr`` x :func:`lr_factor` of the progress, the larger of the steps done and, with
+        ``max_seconds``, the time spent (so a time budget still ends annealed). Stops after
+        ``epochs`` epochs or once ``max_seconds`` have passed (at the end of a batch).
+        ``checkpoint_dir``: write ``last.pt`` there every epoch and ``best.pt`` when the
+        validation pixel accuracy improves; ``resume``: a checkpoint (file or folder) to
+        continue from, with its optimiser, schedule and random state (``epochs`` the new
+        total; raised, the schedule stretches to it), the same scenes and network needed.
+
+        ``history_``: one dict per epoch: ``epoch``, ``train_loss`` (mean per scene), with
+        the centre head also its weighted parts ``train_semantic_loss``,
+        ``train_center_loss``, ``train_offset_loss``; ``train_pixel_accuracy``; ``val_loss``
+        and ``val_pixel_accuracy`` (None without ``val``); ``lr``; ``seconds`` (the epoch's).
         """
         import torch
+
+        from objrec.training import callbacks as cb
+        from objrec.training.checkpoint import load_checkpoint, set_rng_state
+        from objrec.training.loop import Metric, TrainState
+        from objrec.training.loop import fit as fit_loop
 
         if self.precision not in PRECISIONS:
             raise InputError(
@@ -277,21 +381,21 @@ class UNetSegmenter(Segmenter):
         self._check_grouping(self.grouping)
         X = check_images(images)
         Y, self.n_labels_ = check_masks(X, masks, self.n_labels)
-        inst = None
         centers = self.grouping == "centers"  # not has_centers: a refit builds a new network
         if centers:
-            from objrec.segmentation.centers import center_targets
-
             for name in ("center_sigma", "center_weight", "offset_weight"):
                 want, ok = self._param_rules[name]
                 if not ok(getattr(self, name)):
                     raise InputError(f"{name} must be {want}, got {getattr(self, name)!r}")
+        inst = None  # checked when given, though only the centre head uses them
+        if centers or instances is not None:
             inst = self._instances_for(Y, instances)
-        elif instances is not None:  # checked, though only the centre head uses them
-            self._instances_for(Y, instances)
+        val_batches = self._val_batches(val, centers)
         self._fitted_on(X)
+        ckpt = load_checkpoint(self.resume) if self.resume else None
+        if ckpt is not None:
+            self._check_resumable(ckpt)
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         self.net_ = build_unet(self.n_labels_, self.width, self.depth, centers=centers)
         # start from the label prior (the output bias = log pixel frequency): otherwise Adam
         # moves the bias by about lr per step and needs thousands of steps to learn that
@@ -302,62 +406,92 @@ class UNetSegmenter(Segmenter):
             if centers:  # start at heatmap 0, offsets 0: no large early centre-loss gradients
                 self.net_.centers[-1].weight.zero_()
                 self.net_.centers[-1].bias.zero_()
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr * 0.02, weight_decay=1e-4)
-        steps = self.epochs * max(1, -(-len(X) // self.batch_size))
-        step = 0
-        self.history_ = []
+        train = SceneBatches(
+            X, Y, inst if centers else None, self.batch_size, to_tensor=self._to_tensor,
+            shuffle=True, seed=self.seed, sigma=self.center_sigma,
+        )  # fmt: skip
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=1e-4)
+        steps = self.epochs * max(1, len(train))
         start = time.perf_counter()
-        stop = False
-        for epoch in range(self.epochs):
-            self.net_.train()
-            order = rng.permutation(len(X))
-            total, n = 0.0, 0
-            parts = np.zeros(3)
-            for s in range(0, len(X), self.batch_size):
-                b = order[s : s + self.batch_size]
-                xb = self._to_tensor(X[b])
-                yb = torch.from_numpy(Y[b].astype(np.int64))
-                with self._autocast():
-                    out = self.net_(xb)
-                out = out.float()
-                L = self.n_labels_
-                loss = dice_ce_loss(out[:, :L], yb, L, self.dice_weight)
-                if inst is not None:
-                    heat, off = center_targets(inst[b], self.center_sigma)
-                    heat_l, off_l = center_offset_loss(
-                        out[:, L:], torch.from_numpy(heat), torch.from_numpy(off),
-                        torch.from_numpy(inst[b] > 0), yb != IGNORE,
-                    )  # fmt: skip
-                    heat_l, off_l = self.center_weight * heat_l, self.offset_weight * off_l
-                    parts += np.array([loss.item(), heat_l.item(), off_l.item()]) * len(b)
-                    loss = loss + heat_l + off_l
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-                for group in opt.param_groups:
-                    group["lr"] = self._lr_at(step / steps, time.perf_counter() - start)
-                total += loss.item() * len(b)
-                n += len(b)
-                if self.max_seconds and time.perf_counter() - start > self.max_seconds:
-                    stop = True
-                    break
-            row = {"epoch": epoch + 1, "loss": total / max(n, 1),
-                   "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
-            if inst is not None:
-                names = ("semantic_loss", "center_loss", "offset_loss")
-                row.update({k: float(v) / max(n, 1) for k, v in zip(names, parts, strict=True)})
-            if val is not None:
-                pred = self.predict(val[0])
-                vy = np.asarray(val[1])
-                row["val_pixel_accuracy"] = float((pred == vy)[vy != IGNORE].mean())
-            self.history_.append(row)
-            if self.progress:
-                print(json.dumps(row), flush=True)
-            if stop:
-                break
-        self.net_.eval()
+
+        def factor(step: int) -> float:
+            t = step / steps
+            if self.max_seconds:
+                t = max(t, (time.perf_counter() - start) / self.max_seconds)
+            return lr_factor(t)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        loss_fn = UNetLoss(self.n_labels_, self.dice_weight, self.center_weight,
+                           self.offset_weight)  # fmt: skip
+        metric = Metric(
+            "pixel_accuracy", "pixacc", lambda out, t: pixel_hits(out, t, self.n_labels_)
+        )
+        state = TrainState(self.net_, opt, sched, loss_fn, amp=self._bf16(), metric=metric)
+        if self.max_seconds:
+            state.deadline = start + float(self.max_seconds)
+        if ckpt is not None:
+            self.net_.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            state.epoch = int(ckpt["epoch"])
+            state.history = list(ckpt["meta"].get("history", []))
+            set_rng_state(ckpt["rng"])
+        cbs = [cb.EpochPrinter()] if self.progress else []
+        saver = None
+        if self.checkpoint_dir:
+            saver = cb.Checkpointer(
+                self.checkpoint_dir, self._checkpoint_meta, "val_pixel_accuracy"
+            )
+            cbs.append(saver)
+        cbs += list(callbacks)
+        try:
+            fit_loop(state, train, val_batches, self.epochs, cbs, progress=self.progress)
+        except KeyboardInterrupt:
+            if saver is not None and state.epoch == 0:
+                saver.save(state)  # a resumable starting point even before epoch 1 ends
+            raise
+        finally:
+            self.history_ = list(state.history)
+            self.net_.eval()
         return self
+
+    def _val_batches(self, val, centers: bool):
+        """The :class:`SceneBatches` of ``val`` = (images, masks[, instances]), or None."""
+        if val is None:
+            return None
+        if not isinstance(val, tuple | list) or len(val) not in (2, 3):
+            raise InputError("val must be (images, masks) or (images, masks, instances)")
+        Xv = check_images(val[0])
+        Yv, _ = check_masks(Xv, val[1], self.n_labels_)
+        self._to_tensor(Xv[:0])  # sides that fit the network, before training starts
+        inst = self._instances_for(Yv, val[2] if len(val) == 3 else None) if centers else None
+        return SceneBatches(Xv, Yv, inst, 64, to_tensor=self._to_tensor, sigma=self.center_sigma)
+
+    def _checkpoint_meta(self, state) -> dict:
+        """What a checkpoint records besides the weights: the parameters, the labels, the
+        image shape and the history so far."""
+        keep = (str, int, float, bool, type(None))
+        return {
+            "method": self.method,
+            "params": {k: v for k, v in self.get_params().items() if isinstance(v, keep)},
+            "n_labels": self.n_labels_,
+            "input_shape": list(self.input_shape_),
+            "history": state.history,
+        }
+
+    def _check_resumable(self, ckpt) -> None:
+        """The checkpoint ``ckpt`` was written by a U-Net of this network on such scenes."""
+        m = ckpt["meta"]
+        p = m.get("params", {})
+        mine = (self.n_labels_, list(self.input_shape_), self.width, self.depth, self.grouping)
+        theirs = (m.get("n_labels"), m.get("input_shape"), p.get("width"), p.get("depth"),
+                  p.get("grouping"))  # fmt: skip
+        if m.get("method") != self.method or mine != theirs:
+            raise InputError(
+                f"{self.resume}: the checkpoint is of a U-Net with (labels, image shape, width, "
+                f"depth, grouping) {theirs}, this one {mine}; resume needs the same scenes and "
+                "network"
+            )
 
     def _instances_for(self, Y: np.ndarray, instances) -> np.ndarray:
         """The instance maps (N, H, W) the centre targets come from (uint16 where the ids

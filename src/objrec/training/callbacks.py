@@ -40,19 +40,22 @@ def _score(logs: dict, monitor: str) -> tuple | None:
 
 
 class EpochPrinter(Callback):
-    """One summary line per epoch (rank 0 only)."""
+    """One summary line per epoch (rank 0 only): loss and the state's metric (``acc`` for
+    accuracy), on the training and the validation split, learning rate, seconds."""
 
     def on_epoch_end(self, state, logs):
         if not current().is_main:
             return
         from tqdm.auto import tqdm
 
+        metric = getattr(state, "metric", None)
+        name, label = (metric.name, metric.label) if metric is not None else ("accuracy", "acc")
         val = ""
         if logs.get("val_loss") is not None:
-            val = f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}"
+            val = f"  val_loss {logs['val_loss']:.4f}  val_{label} {logs[f'val_{name}']:.4f}"
         tqdm.write(
-            f"epoch {logs['epoch']:>3}  loss {logs['train_loss']:.4f}  acc {logs['train_accuracy']:.4f}"
-            f"{val}  lr {logs['lr']:.2e}  {logs['seconds']:.1f}s"
+            f"epoch {logs['epoch']:>3}  loss {logs['train_loss']:.4f}  "
+            f"{label} {logs[f'train_{name}']:.4f}{val}  lr {logs['lr']:.2e}  {logs['seconds']:.1f}s"
         )
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_history(history: list[dict], folder, title: str = "") -> list[Path]:
-    """Write ``loss.png`` and ``accuracy.png`` (train vs val per epoch) into ``folder``."""
+def plot_history(
+    history: list[dict], folder, title: str = "", metric: str = "accuracy", loss: str = ""
+) -> list[Path]:
+    """Write ``loss.png`` and ``METRIC.png`` (train vs val per epoch, the logs'
+    ``train_METRIC`` and ``val_METRIC``) into ``folder``; ``loss``: the loss's axis label
+    (default cross-entropy)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,20 +20,21 @@ def plot_history(history: list[dict], folder, title: str = "") -> list[Path]:
     folder = Path(folder)
     epochs = [h["epoch"] for h in history]
     out = []
-    for metric, ylabel in (("loss", "cross-entropy loss"), ("accuracy", "accuracy")):
+    curves = (("loss", loss or "cross-entropy loss"), (metric, metric.replace("_", " ")))
+    for key, ylabel in curves:
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
-        ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
-        val = [h.get(f"val_{metric}") for h in history]
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
+        val = [h.get(f"val_{key}") for h in history]
         if any(v is not None for v in val):
             ax.plot(epochs, val, "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{title}: {metric}" if title else metric)
+        ax.set_title(f"{title}: {key}" if title else key)
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        path = folder / f"{metric}.png"
+        path = folder / f"{key}.png"
         fig.savefig(path)
         plt.close(fig)
         out.append(path)
