@@ -37,7 +37,7 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     assert 'id="m-forest"' in page and f"{m['fit_seconds']:,.1f} s" in page
     cmp_dir = tmp_path / "cmp"
     args = ["segment", "compare", "forest", "unet", "--trees", "2", "--epochs", "1",
-            "--width", "4", *common, "--out", str(cmp_dir)]  # fmt: skip
+            "--width", "4", "--grouping", "centers", *common, "--out", str(cmp_dir)]  # fmt: skip
     assert main(args) == 0
     both = json.loads((cmp_dir / "metrics.json").read_text())
     assert set(both) == {"forest", "unet"}
@@ -52,7 +52,7 @@ def test_segment_train_evaluate_compare(shared_data, tmp_path, capsys):
     assert main(["segment", "export", str(cmp_dir / "unet"), "--out", str(onnx)]) == 0
     out = capsys.readouterr().out
     assert onnx.stat().st_size > 0 and "argmax agreement" in out and "centre head" in out
-    # the compared U-Net learnt centres (the default); evaluate it with both groupings
+    # the compared U-Net learnt centres (--grouping centers); evaluate it with both groupings
     meta = json.loads((cmp_dir / "unet" / "objrec.json").read_text())
     assert meta["params"]["grouping"] == "centers"
     for grouping in ("watershed", "centers"):

@@ -91,7 +91,7 @@ def test_unet_loss_falls_and_round_trips(easy_scenes, tmp_path):
     seg = make_segmenter("unet", width=4, depth=2, epochs=6, batch_size=8, lr=1e-2)
     seg.fit(tr.images, tr.semantic)
     losses = [h["train_loss"] for h in seg.history_]
-    assert losses[-1] < 0.8 * losses[0]  # 1.90 -> 1.40 when written
+    assert losses[-1] < 0.9 * losses[0]  # Dice + cross-entropy 1.24 -> 1.01 when written
     pred = seg.predict(te.images)
     assert pred.shape == (10, 32, 32) and pred.dtype == np.uint8
     base = semantic_scores(te.semantic, np.zeros_like(te.semantic), 3)["pixel_accuracy"]

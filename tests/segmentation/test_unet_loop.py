@@ -15,7 +15,15 @@ from objrec.segmentation.unet import lr_factor  # noqa: E402
 from objrec.training.checkpoint import load_checkpoint  # noqa: E402
 
 # 12 scenes in batches of 4: 3 steps an epoch; float32, so that runs repeat exactly
-KW = {"width": 4, "depth": 2, "batch_size": 4, "lr": 1e-2, "precision": "fp32", "seed": 1}
+KW = {
+    "width": 4,
+    "depth": 2,
+    "batch_size": 4,
+    "lr": 1e-2,
+    "precision": "fp32",
+    "seed": 1,
+    "grouping": "centers",
+}  # the centre head: its loss parts are logged too
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,9 @@ def _method_options(p) -> None:
     p.add_argument("--width", type=positive_int, default=16, help="U-Net base width (default 16)")
     p.add_argument("--max-seconds", type=float, help="U-Net: stop training after this long")
     p.add_argument("--grouping", choices=("centers", "watershed"),
-                   help="U-Net: objects from a centre and offset head trained with the "
-                   "network (centers, the default) or by watershed on the probabilities")  # fmt: skip
+                   help="U-Net: objects by watershed on the probabilities (watershed, the "
+                   "default) or from a centre and offset head trained with the network "
+                   "(centers; it slows the semantic head, BENCHMARKS.md)")  # fmt: skip
     p.add_argument("--trees", type=positive_int, default=30, help="forest: trees (default 30)")
     p.add_argument("--superpixels", type=positive_int, default=300,
                    help="slic: superpixels per image (default 300)")  # fmt: skip

@@ -17,10 +17,10 @@ classifier) and ``unet`` (:mod:`objrec.segmentation.unet`, a
 small U-Net trained with cross-entropy + Dice). The classic methods turn semantic
 probabilities into objects by :mod:`objrec.segmentation.postprocess`: connected
 components, one label per component by summed probability, split by watershed on the
-distance transform. The U-Net (``grouping="centers"``) also learns object centres and
-offsets from the instance maps (``fit(images, masks, instances=ids)``) and groups pixels
-around the predicted centres (:mod:`objrec.segmentation.centers`, Panoptic-DeepLab);
-``grouping="watershed"`` gives it the classic post-processing instead.
+distance transform; so does the U-Net by default. With ``grouping="centers"`` it also
+learns object centres and offsets from the instance maps (``fit(images, masks,
+instances=ids)``) and groups pixels around the predicted centres
+(:mod:`objrec.segmentation.centers`, Panoptic-DeepLab).
 """
 
 from __future__ import annotations
