@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from interrupts import StopAfter  # noqa: E402
 from objrec.data.scenes import render_scenes  # noqa: E402
 from objrec.errors import InputError  # noqa: E402
 from objrec.segmentation import make_segmenter  # noqa: E402
@@ -36,23 +37,6 @@ def scenes():
     va = render_scenes(X, np.array([0, 1]), 4, seed=1, size=32, max_objects=3)
     tr.semantic[:, 0, :5] = IGNORE
     return tr, va
-
-
-class StopAfter:
-    """Callback: Ctrl-C (KeyboardInterrupt) once epoch ``n`` is logged and checkpointed."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def on_train_begin(self, state):
-        pass
-
-    def on_epoch_end(self, state, logs):
-        if state.epoch == self.n:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, state):
-        pass
 
 
 def _fit(tr, va=None, **kw):

@@ -9,28 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import objrec  # noqa: E402
+from interrupts import StopAfter  # noqa: E402
 from objrec.training.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from objrec.training.loop import NonFiniteLossError  # noqa: E402
 
 KW = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "sgd", "schedule": "onecycle",
       "augment": "default", "min_steps": 0, "verbose": False, "threads": 1, "seed": 3}  # fmt: skip
-
-
-class StopAfter:
-    """Callback: Ctrl-C (KeyboardInterrupt) after ``n`` epochs, once the checkpoint is written."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def on_train_begin(self, state):
-        pass
-
-    def on_epoch_end(self, state, logs):
-        if state.epoch == self.n:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, state):
-        pass
 
 
 class Poison(StopAfter):
