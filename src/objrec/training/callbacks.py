@@ -48,8 +48,7 @@ class EpochPrinter(Callback):
             return
         from tqdm.auto import tqdm
 
-        metric = getattr(state, "metric", None)
-        name, label = (metric.name, metric.label) if metric is not None else ("accuracy", "acc")
+        name, label = state.metric.name, state.metric.label
         val = ""
         if logs.get("val_loss") is not None:
             val = f"  val_loss {logs['val_loss']:.4f}  val_{label} {logs[f'val_{name}']:.4f}"
