@@ -51,3 +51,15 @@ def segmentation_folder(root, n=8, side=32):
         m.save(root / "masks" / f"s{i}.png")
     (root / "classes.txt").write_text("background\nsquare\nring\n")
     return root
+
+
+def square_and_ring(side: int = 8) -> np.ndarray:
+    """The two objects of the tests' toy scenes, (2, side, side) uint8 for
+    ``objrec.data.scenes.render_scenes``: class 0 a full square inside a 1-pixel margin,
+    class 1 the same square with a centred hole of ``side // 3`` pixels (a ring)."""
+    X = np.zeros((2, side, side), np.uint8)
+    X[:, 1 : side - 1, 1 : side - 1] = 255
+    hole = side // 3
+    lo = (side - hole) // 2
+    X[1, lo : lo + hole, lo : lo + hole] = 0
+    return X

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from crafted_files import square_and_ring
 from objrec.commands.segment import measure
 from objrec.data.scenes import render_scenes
 from objrec.errors import InputError
@@ -23,10 +24,7 @@ CLASSES = ["square", "ring"]
 
 @pytest.fixture(scope="module")
 def split():
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[0, 1:7, 1:7] = 255
-    X[1, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     return render_scenes(X, np.array([0, 1]), 5, seed=3, size=32, max_objects=3)
 
 

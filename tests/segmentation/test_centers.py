@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import objrec
+from crafted_files import square_and_ring
 from objrec.data.scenes import render_scenes
 from objrec.errors import InputError, ModelFileError
 from objrec.evaluation.segmentation import panoptic_quality
@@ -143,9 +144,7 @@ def test_find_centers_suppresses_neighbours_and_plateaus():
 @pytest.fixture(scope="module")
 def square_scenes():
     """32x32 scenes of 8x8 objects: label 1 a full square, 2 a ring."""
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[:, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 24, seed=0, size=32, max_objects=4)
     te = render_scenes(X, np.array([0, 1]), 6, seed=1, size=32, max_objects=4)
     return tr, te

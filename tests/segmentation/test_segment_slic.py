@@ -4,6 +4,7 @@ baseline, the probability contract, save/load; ignored pixels in training."""
 import numpy as np
 import pytest
 
+from crafted_files import square_and_ring
 from objrec.data.scenes import render_scenes
 from objrec.errors import InputError
 from objrec.evaluation.segmentation import semantic_scores
@@ -15,9 +16,7 @@ from objrec.segmentation.slic import N_FEATURES, superpixel_features, superpixel
 @pytest.fixture(scope="module")
 def scenes():
     """40 training and 10 test scenes 48x48 of two 10x10 object classes (square, ring)."""
-    X = np.zeros((2, 12, 12), np.uint8)
-    X[:, 1:11, 1:11] = 255
-    X[1, 4:8, 4:8] = 0
+    X = square_and_ring(12)
     tr = render_scenes(X, np.array([0, 1]), 40, seed=0, size=48, max_objects=3)
     te = render_scenes(X, np.array([0, 1]), 10, seed=1, size=48, max_objects=3)
     return tr, te

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import objrec
+from crafted_files import square_and_ring
 from objrec.data.scenes import render_scenes
 from objrec.errors import ModelFileError
 from objrec.segmentation import load_segmenter, make_segmenter
@@ -19,9 +20,7 @@ NAMES = ["background", "square", "ring"]
 @pytest.fixture(scope="module")
 def scenes():
     """32x32 scenes of 8x8 objects (label 1 a full square, 2 a ring): 8 to fit, 4 to test."""
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[:, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 8, seed=0, size=32, max_objects=3)
     te = render_scenes(X, np.array([0, 1]), 4, seed=1, size=32, max_objects=3)
     return tr, te

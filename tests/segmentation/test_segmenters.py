@@ -4,6 +4,7 @@ post-processing from probabilities to objects on hand-built cases."""
 import numpy as np
 import pytest
 
+from crafted_files import square_and_ring
 from objrec.data.scenes import render_scenes
 from objrec.errors import InputError, ModelFileError, ObjrecError
 from objrec.evaluation.segmentation import semantic_scores
@@ -14,10 +15,7 @@ from objrec.segmentation.postprocess import panoptic_batch, panoptic_from_proba
 @pytest.fixture(scope="module")
 def easy_scenes():
     """32x32 scenes of 8x8 objects: class 0 a full square, class 1 a ring."""
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[0, 1:7, 1:7] = 255
-    X[1, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 40, seed=0, size=32, max_objects=3)
     te = render_scenes(X, np.array([0, 1]), 10, seed=1, size=32, max_objects=3)
     return tr, te

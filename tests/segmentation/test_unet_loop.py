@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from crafted_files import square_and_ring  # noqa: E402
 from interrupts import StopAfter  # noqa: E402
 from objrec.data.scenes import render_scenes  # noqa: E402
 from objrec.errors import InputError  # noqa: E402
@@ -30,9 +31,7 @@ KW = {
 @pytest.fixture(scope="module")
 def scenes():
     """(train, val): 12 and 4 32x32 scenes of 8x8 squares and rings, a few pixels ignored."""
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[:, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 12, seed=0, size=32, max_objects=3)
     va = render_scenes(X, np.array([0, 1]), 4, seed=1, size=32, max_objects=3)
     tr.semantic[:, 0, :5] = IGNORE

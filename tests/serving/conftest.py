@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crafted_files import square_and_ring
+
 
 @pytest.fixture(scope="session")
 def digits_16():
@@ -80,9 +82,7 @@ def toy_scenes():
     """32x32 scenes of 8x8 objects (label 1 a full square, 2 a ring): 8 to fit, 3 to test."""
     from objrec.data.scenes import render_scenes
 
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[:, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 8, seed=0, size=32, max_objects=3)
     te = render_scenes(X, np.array([0, 1]), 3, seed=1, size=32, max_objects=3)
     return tr, te

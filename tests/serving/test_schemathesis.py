@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi import formats
 
+from crafted_files import square_and_ring
+
 KEY = "test-key"
 
 
@@ -115,9 +117,7 @@ def _segment_app(api_key=None):
     from objrec.serving.app import create_app
     from objrec.serving.segment import SegmentPredictor
 
-    X = np.zeros((2, 8, 8), np.uint8)
-    X[:, 1:7, 1:7] = 255
-    X[1, 3:5, 3:5] = 0
+    X = square_and_ring()
     tr = render_scenes(X, np.array([0, 1]), 8, seed=0, size=32, max_objects=3)
     seg = make_segmenter("forest", n_estimators=3, pixels_per_image=100, scales=(1.0,), n_jobs=1)
     predictor = SegmentPredictor(seg.fit(tr.images, tr.semantic), metadata={"method": "forest"})
