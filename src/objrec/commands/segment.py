@@ -239,12 +239,12 @@ def _fit_and_measure(args, method: str, data, folder=None, run=None) -> tuple[di
     if method == "unet":  # the centre head learns from the instance maps
         kw = {}
         if run is not None:
-            from objrec.runs import CHECKPOINTS
+            from objrec.runs import CHECKPOINTS, last_checkpoint
             from objrec.training.callbacks import HistoryWriter
 
             ckpts = run / CHECKPOINTS
             seg.set_params(checkpoint_dir=str(ckpts),
-                           resume=str(ckpts / "last.pt") if args.resume else None)  # fmt: skip
+                           resume=str(last_checkpoint(run)) if args.resume else None)  # fmt: skip
             va = data.val
             kw["callbacks"] = [HistoryWriter(run)]
             if len(va):

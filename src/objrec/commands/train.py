@@ -506,7 +506,7 @@ def _run(args: argparse.Namespace, stack) -> int:
     from objrec.io import write_json
     from objrec.methods.base import method_warnings
     from objrec.progress import on_terminal
-    from objrec.runs import CHECKPOINTS, interrupted_note, write_run_info
+    from objrec.runs import CHECKPOINTS, interrupted_note, last_checkpoint, write_run_info
     from objrec.training.distributed import DistInfo, cleanup
 
     cfg = _resolve_config(args)
@@ -551,7 +551,7 @@ def _run(args: argparse.Namespace, stack) -> int:
             # quiet or off a terminal (a log file): epoch lines, no bars
             verbose=1 if cfg["quiet"] or not on_terminal() else True,
             tensorboard=str(folder / "tensorboard") if cfg.get("tensorboard") else None,
-            resume=str(folder / CHECKPOINTS / "last.pt") if args.resume else None,
+            resume=str(last_checkpoint(folder)) if args.resume else None,
         )
     if cfg.get("augment_families"):
         from objrec.evaluation.augment import AugmentedFit
