@@ -46,6 +46,30 @@ def test_postprocess_components_vote_and_small_pieces():
     assert set(scores) == {1, 2} and all(0 < v <= 1 for v in scores.values())
 
 
+def test_postprocess_mix_threshold_splits_a_minority_label_and_votes_away_noise():
+    # one 20x40 component; its last columns hold a second label
+    def one_component(label2_cols):
+        sem = np.zeros((30, 50), np.uint8)
+        sem[5:25, 5:45] = 1
+        sem[5:25, 45 - label2_cols : 45] = 2
+        return sem
+
+    # 8 of 40 columns: label 2 holds 23% of the component's object probability (p = 0.9),
+    # above the default mix (0.15): two objects, each with its own label
+    sem = one_component(8)
+    s, inst, _ = panoptic_from_proba(_proba_from(sem, 3), split_radius=100)
+    assert len(np.unique(inst)) - 1 == 2
+    assert (s == sem).all()
+    # with the earlier threshold (0.3) the same component is one object of the majority label
+    s, inst, _ = panoptic_from_proba(_proba_from(sem, 3), split_radius=100, mix=0.3)
+    assert len(np.unique(inst)) - 1 == 1 and set(np.unique(s).tolist()) == {0, 1}
+    # 2 of 40 columns (10% of the mass): noise, voted to the majority's label
+    sem = one_component(2)
+    s, inst, _ = panoptic_from_proba(_proba_from(sem, 3), split_radius=100)
+    assert len(np.unique(inst)) - 1 == 1
+    assert (s[5:25, 5:45] == 1).all()
+
+
 def test_postprocess_splits_touching_discs_and_mixed_labels():
     shape = (40, 60)
     sem = np.zeros(shape, np.uint8)

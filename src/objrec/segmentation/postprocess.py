@@ -10,6 +10,12 @@ its distance transform when it holds several maxima at least ``split_radius`` pi
 from the edge (blobs such as clothes; strokes such as digits are thinner and stay
 whole). Pieces under ``min_area`` pixels become background. An object's score is the
 mean probability of its label over its pixels.
+
+``mix`` defaults to 0.15, chosen on the validation scenes of mnist-scenes (1,000 scenes,
+a width-16 U-Net trained 15 minutes; BENCHMARKS.md "Segmentation"): from 0.3 to 0.15
+mIoU rose 0.719 -> 0.770, PQ 0.717 -> 0.725 and mask AP 0.569 -> 0.613, since touching
+objects of different classes are no longer given the majority's label; at 0.1 PQ fell
+again (0.719), single objects then break into pieces of their confused pixels.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def panoptic_from_proba(
     proba: np.ndarray,
     *,
     min_area: int = 12,
-    mix: float = 0.3,
+    mix: float = 0.15,
     split_radius: float = 5.0,
     min_distance: int = 7,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
