@@ -3,8 +3,8 @@ predict speed and peak memory.
 
     python benchmarks/segmentation.py --sizes 10000,100,1000 --forest-train 800
 
-The U-Net's options default to the segmenter's own (width 16, depth 3, watershed grouping)
-with batch 16 and a 900 s training cap, the issue's 15 minutes.
+The U-Net's options default to the segmenter's own (``UNetSegmenter()``'s parameters), with
+at most 40 epochs and a 900 s training cap, the issue's 15 minutes.
 
 Runs in one process on this machine's cores, saves
 ``benchmarks/results/segmentation-DATASET.json`` and rewrites the data part of the
@@ -37,13 +37,16 @@ def main() -> int:
     p.add_argument("--forest-trees", type=int, default=30)
     p.add_argument("--slic-train", type=int, default=800, help="scenes SLIC fits on")
     p.add_argument("--slic-segments", type=int, default=300, help="SLIC superpixels per scene")
-    p.add_argument("--unet-width", type=int, default=16)
-    p.add_argument("--unet-depth", type=int, default=3)
+    from objrec.segmentation.unet import PRECISIONS, UNetSegmenter
+
+    unet = UNetSegmenter().get_params()  # the segmenter's defaults are the benchmark's
+    p.add_argument("--unet-width", type=int, default=unet["width"])
+    p.add_argument("--unet-depth", type=int, default=unet["depth"])
     p.add_argument("--unet-epochs", type=int, default=40, help="at most; --unet-seconds caps")
     p.add_argument("--unet-seconds", type=float, default=900.0, help="training time cap")
-    p.add_argument("--unet-batch", type=int, default=16)
-    p.add_argument("--unet-precision", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--unet-grouping", default="watershed", choices=["centers", "watershed"])
+    p.add_argument("--unet-batch", type=int, default=unet["batch_size"])
+    p.add_argument("--unet-precision", default=unet["precision"], choices=PRECISIONS)
+    p.add_argument("--unet-grouping", default=unet["grouping"], choices=["centers", "watershed"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=["forest", "slic", "unet"],
                    help="methods to run; the others' saved results are kept")  # fmt: skip
@@ -68,8 +71,9 @@ def main() -> int:
         "forest": (make_segmenter("forest", n_estimators=args.forest_trees, n_jobs=args.threads),
                    args.forest_train),
         "slic": (make_segmenter("slic", n_segments=args.slic_segments), args.slic_train),
-        "unet": (make_segmenter("unet", width=args.unet_width, depth=args.unet_depth, epochs=args.unet_epochs,
-                                max_seconds=args.unet_seconds, batch_size=args.unet_batch,
+        "unet": (make_segmenter("unet", width=args.unet_width, depth=args.unet_depth,
+                                epochs=args.unet_epochs, max_seconds=args.unet_seconds,
+                                batch_size=args.unet_batch,
                                 precision=args.unet_precision, grouping=args.unet_grouping,
                                 progress=True), len(tr)),
     }  # fmt: skip
