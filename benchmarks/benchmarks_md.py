@@ -77,16 +77,19 @@ def cpu_peak_flops() -> tuple[float, str]:
     )
 
 
-def write_section(heading: str, text: str, *, keep: str | None = None) -> None:
+def write_section(heading: str, text: str, *, keep: str | bool | None = None) -> None:
     """Replace the ``## heading`` section of BENCHMARKS.md with ``text`` (append it when
     the section is new). ``keep``: the title of a ``### keep`` block inside the old section
-    (e.g. a written reading of the numbers) that is carried over to the end of the new one.
+    (e.g. a written reading of the numbers) that is carried over, with every block after
+    it, to the end of the new one; ``True``: every ``###`` block of the old section (for
+    a generated part without ``###`` headings of its own).
     """
     doc = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
     m = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
     section = text.rstrip() + "\n"
     if m and keep:
-        kept = re.search(rf"^### {re.escape(keep)}\n.*", m.group(0), flags=re.S | re.M)
+        title = r".*" if keep is True else re.escape(keep)
+        kept = re.search(rf"^### {title}\n.*", m.group(0), flags=re.S | re.M)
         if kept:
             section += "\n" + kept.group(0).rstrip() + "\n"
     if m:

@@ -8,7 +8,7 @@ at most 40 epochs and a 900 s training cap, the issue's 15 minutes.
 
 Runs in one process on this machine's cores, saves
 ``benchmarks/results/segmentation-DATASET.json`` and rewrites the data part of the
-``## Segmentation`` section of BENCHMARKS.md (a ``### Reading`` block is kept).
+``## Segmentation`` section of BENCHMARKS.md (its written ``###`` blocks are kept).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks_md import write_section
+from benchmarks_md import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,6 +57,7 @@ def main() -> int:
     from objrec.commands.segment import measure
     from objrec.cpu import keep_freed_memory
     from objrec.data.scenes import load_scene_set
+    from objrec.evaluation.cost import PeakMemory
     from objrec.segmentation import make_segmenter
 
     keep_freed_memory()  # as the objrec command does: large activations, ~2x faster steps
@@ -83,15 +84,18 @@ def main() -> int:
         if name not in args.methods:
             continue
         load0 = os.getloadavg()[0]
-        t = time.perf_counter()
-        if name == "unet":
-            seg.fit(tr.images[:n], tr.semantic[:n], instances=tr.instances[:n])
-        else:
-            seg.fit(tr.images[:n], tr.semantic[:n])
-        fit_s = time.perf_counter() - t
-        m = measure(seg, data.test, data.n_labels)
+        with PeakMemory() as fit_mem:  # resident memory above the start (the scenes held)
+            t = time.perf_counter()
+            if name == "unet":
+                seg.fit(tr.images[:n], tr.semantic[:n], instances=tr.instances[:n])
+            else:
+                seg.fit(tr.images[:n], tr.semantic[:n])
+            fit_s = time.perf_counter() - t
+        with PeakMemory() as predict_mem:
+            m = measure(seg, data.test, data.n_labels)
         m.update(fit_seconds=fit_s, train_scenes=n, params=seg.get_params(),
-                 load=[load0, os.getloadavg()[0]], sizes=sizes,
+                 fit_peak_mib=fit_mem.peak_mib, predict_peak_mib=predict_mem.peak_mib,
+                 load=[load0, os.getloadavg()[0]], sizes=sizes, machine=machine(),
                  command="python benchmarks/segmentation.py " + " ".join(sys.argv[1:]))  # fmt: skip
         if name == "unet":
             m["history"] = seg.history_
@@ -108,14 +112,20 @@ def main() -> int:
         "load_after": os.getloadavg(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": args.threads,
+        "machine": machine(),
         "results": results,
         "command": "python benchmarks/segmentation.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(out, indent=1) + "\n")
-    write_section("Segmentation", render(out), keep="Reading")
+    write_section("Segmentation", render(out), keep=True)  # every ### block
     print(render(out))
     return 0
+
+
+def _mib(v) -> str:
+    """A table cell for a memory figure in MiB ("-" where it was not measured)."""
+    return "-" if v is None else f"{v:,.0f}"
 
 
 def render(r: dict) -> str:
@@ -123,32 +133,40 @@ def render(r: dict) -> str:
     lines = [
         "## Segmentation",
         "",
-        f"`{r['command']}` (last run) on Intel Xeon (AVX-512, AVX512-BF16, AMX), 2 cores shared with other "
-        f"jobs (load average {la[0]:.1f} before, {lb[0]:.1f} after), {r['threads']} threads. "
+        f"`{r['command']}` (last run) on {r.get('machine', 'Intel Xeon (AVX-512, AVX512-BF16, AMX)')}"
+        f" (load average {la[0]:.1f} before, {lb[0]:.1f} after), {r['threads']} threads. "
         f"{r['dataset']} scaled down to {r['sizes'][0]:,} / {r['sizes'][1]:,} / "
         f"{r['sizes'][2]:,} train / val / test scenes (96x96, 1-6 objects, backgrounds: "
         f"{r['backgrounds'].split(' (')[0]} + scikit-image photos); scenes built in "
         f"{r['scene_build_seconds']:.0f} s; peak RSS {r['peak_rss_mib']:.0f} MiB. Metrics on the "
         "test scenes after the same post-processing (components, label vote, watershed) for the "
         "classic methods; the U-Net's objects are grouped as its `grouping` parameter says "
-        "(recorded in the results JSON).",
+        "(recorded in the results JSON). Peak memory: resident memory above its level when "
+        "the fit (or the prediction of the test scenes) began, sampled; '-' where a run "
+        "predates the measurement.",
         "",
-        "| method | train scenes | mIoU | pixel acc | PQ | PQ things | SQ | RQ | mask AP | AP50 "
-        "| fit (s) | predict (ms/scene) | load before/after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| method | train / test scenes | mIoU | pixel acc | PQ | PQ things | SQ | RQ | mask AP | AP50 "
+        "| fit (s) | predict (ms/scene) | fit peak (MiB) | predict peak (MiB) | load before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, m in r["results"].items():
         s, p, a = m["semantic"], m["panoptic"], m["mask_ap"]
         lines.append(
-            f"| {name} | {m['train_scenes']:,} | {s['miou']:.3f} | {s['pixel_accuracy']:.3f} | "
+            f"| {name} | {m['train_scenes']:,} / {m.get('sizes', r['sizes'])[2]:,} | {s['miou']:.3f} | {s['pixel_accuracy']:.3f} | "
             f"{p['pq']:.3f} | {p['pq_things']:.3f} | {p['sq']:.3f} | {p['rq']:.3f} | "
             f"{a['ap']:.3f} | {a['ap50']:.3f} | {m['fit_seconds']:.0f} | "
             f"{m['predict_ms_per_image']:.1f} | "
+            + " | ".join(_mib(m.get(k)) for k in ("fit_peak_mib", "predict_peak_mib"))
+            + " | "
             + ("/".join(f"{v:.1f}" for v in m["load"]) if "load" in m else "-")
             + " |"
         )
     lines.append("")
-    lines += [f"- {name}: `{m.get('command', r['command'])}`" for name, m in r["results"].items()]
+    lines += [
+        f"- {name}: `{m.get('command', r['command'])}`"
+        + (f" ({m['machine']})" if "machine" in m else "")
+        for name, m in r["results"].items()
+    ]
     return "\n".join(lines) + "\n"
 
 
