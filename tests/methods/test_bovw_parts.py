@@ -109,6 +109,11 @@ def test_word_histogram_and_montages(bovw):
         for c in range(X.shape[2] - s + 1)
     )
     assert found
+    # the montages of a few words are those rows of every word's montages
+    words = np.array([5, 0, 11])
+    np.testing.assert_array_equal(
+        word_montages(est, X, n_patches=4, max_images=50, words=words), m[words]
+    )
 
 
 def test_chi2_kernel_and_hinge_options(digits_small):

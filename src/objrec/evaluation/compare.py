@@ -372,7 +372,10 @@ def run_method(
     names = class_names_for(est.classes_, getattr(dataset, "classes", None))
     val_acc = None
     if len(dataset.val.y):
-        val_acc = float(np.mean(est.predict(dataset.val.X) == dataset.val.y))
+        # a network measured its final weights on the validation split at the end of fit
+        val_acc = getattr(est, "val_accuracy_", None) if "X_val" in fit_kw else None
+        if val_acc is None:
+            val_acc = float(np.mean(est.predict(dataset.val.X) == dataset.val.y))
     metrics, pred_cost, outputs = evaluate_estimator(
         est, dataset.test.X, dataset.test.y, classes=names, batch_size=batch_size
     )

@@ -156,7 +156,7 @@ def bovw_figures(
     k = len(codebook)
     sample = X[: min(len(X), 300)]
     words, top = class_specific_words(est, sample[:200], np.asarray(y)[: min(len(y), 200)])
-    mont = B.word_montages(est, sample, n_patches=10)[words]
+    mont = B.word_montages(est, sample, n_patches=10, words=words)
     centres = B.word_images(est)[words] if getattr(est, "descriptor", "") == "patch" else None
     labels = [f"word {w}" for w in words]
     if class_names is not None:
