@@ -1,0 +1,92 @@
+"""Training steps with PyTorch's looped optimiser update against its fused one, on the CPU.
+
+    python benchmarks/optimizer_step.py [--seconds 24] [--rounds 4]
+
+For each case (a network with the optimiser, batch and input size it trains with in
+``compare``'s quick budget on a folder of photos at 64x64): whole training steps (forward,
+cross-entropy, backward, update) on a fixed random batch, 2 threads, the update either
+PyTorch's CPU default (``fused=None``: a Python loop over the parameter tensors) or
+``fused=True`` (one kernel over all of them), the two taking turns in ``--rounds`` rounds
+(``timing.interleaved_rates``). The figures behind ``methods.cnn._make_optimizer``'s fused
+update. Prints a Markdown table and appends it to ``benchmarks/results/optimizer_step.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from timing import interleaved_rates
+
+RESULTS = Path(__file__).resolve().parent / "results" / "optimizer_step.md"
+# network, optimiser, batch, model arguments (the quick budget's on 64x64 colour images)
+CASES = (
+    ("simple_cnn", "adam", 64, {}),
+    ("resnet_small", "sgd", 128, {}),
+    ("efficientnet_lite0", "adamw", 16, {"image_size": (160, 160)}),
+)
+
+
+def stepper(model: str, optimizer: str, batch: int, model_args: dict, fused: bool):
+    """A function doing one training step of ``model`` on a fixed (batch, 3, 64, 64) batch."""
+    import torch
+
+    from objrec.nets import create_model
+
+    torch.manual_seed(0)
+    net = create_model(model, 3, 10, (64, 64), **model_args)
+    net = net.to(memory_format=torch.channels_last).train()
+    x = torch.randn(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+    kw = {"lr": 1e-4, "weight_decay": 0.01, "fused": True if fused else None}
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(net.parameters(), momentum=0.9, nesterov=True, **kw)
+    else:
+        opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer](
+            net.parameters(), **kw
+        )
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def main() -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=24.0, help="timing per case and update")
+    p.add_argument("--rounds", type=int, default=4, help="turns the two updates take")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    load0 = os.getloadavg()[0]
+    from benchmarks_md import machine
+
+    lines = [
+        f"Command: `python benchmarks/optimizer_step.py --seconds {args.seconds} --rounds "
+        f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
+        f"{torch.__version__}, {machine()}, 2 threads, load {load0:.2f})",
+        "",
+        "| network | optimiser | batch | looped ms/step | fused ms/step | fused / looped time |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for model, opt, batch, margs in CASES:
+        cells = {f: stepper(model, opt, batch, margs, f == "fused") for f in ("looped", "fused")}
+        r = interleaved_rates(cells, batch, args.seconds, args.rounds)
+        a, b = (1000 * batch / r[f]["images_per_s"] for f in ("looped", "fused"))
+        lines.append(f"| {model} | {opt} | {batch} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+        print(lines[-1], flush=True)
+    with RESULTS.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
