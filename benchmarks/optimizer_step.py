@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+import train_step
 from timing import interleaved_rates
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizer_step.md"
@@ -30,31 +31,19 @@ CASES = (
 
 
 def stepper(model: str, optimizer: str, batch: int, model_args: dict, fused: bool):
-    """A function doing one training step of ``model`` on a fixed (batch, 3, 64, 64) batch."""
+    """A function doing one NHWC training step of ``model`` on a fixed (batch, 3, 64, 64)
+    batch, ``optimizer`` updating looped (PyTorch's CPU default) or ``fused``."""
     import torch
 
-    from objrec.nets import create_model
-
-    torch.manual_seed(0)
-    net = create_model(model, 3, 10, (64, 64), **model_args)
-    net = net.to(memory_format=torch.channels_last).train()
-    x = torch.randn(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
     kw = {"lr": 1e-4, "weight_decay": 0.01, "fused": True if fused else None}
     if optimizer == "sgd":
-        opt = torch.optim.SGD(net.parameters(), momentum=0.9, nesterov=True, **kw)
+        make = lambda p: torch.optim.SGD(p, momentum=0.9, nesterov=True, **kw)  # noqa: E731
     else:
-        opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer](
-            net.parameters(), **kw
-        )
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss_fn(net(x), y).backward()
-        opt.step()
-
-    return step
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
+        make = lambda p: cls(p, **kw)  # noqa: E731
+    return train_step.stepper(
+        model, batch, True, shape=(3, 64, 64), model_args=model_args, make_optimizer=make
+    )
 
 
 def main() -> int:

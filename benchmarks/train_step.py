@@ -24,8 +24,19 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step.md"
 CASES = (("simple_cnn", 128), ("simple_cnn", 256), ("lenet5", 128), ("resnet_small", 128))
 
 
-def stepper(model: str, batch: int, channels_last: bool, bf16: bool = False):
-    """A function doing one training step of ``model`` on a fixed batch."""
+def stepper(
+    model: str,
+    batch: int,
+    channels_last: bool,
+    bf16: bool = False,
+    *,
+    shape: tuple[int, int, int] = (1, 28, 28),
+    model_args: dict | None = None,
+    make_optimizer=None,
+):
+    """A function doing one training step of ``model`` on a fixed random batch of
+    ``shape`` (C, H, W) images; ``make_optimizer(parameters)`` builds the optimiser (Adam
+    at 1e-3 when None)."""
     import contextlib
 
     import torch
@@ -33,12 +44,14 @@ def stepper(model: str, batch: int, channels_last: bool, bf16: bool = False):
     from objrec.nets import create_model
 
     torch.manual_seed(0)
-    net = create_model(model, 1, 10, (28, 28))
-    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    c, h, w = shape
+    net = create_model(model, c, 10, (h, w), **(model_args or {})).train()
+    x, y = torch.randn(batch, c, h, w), torch.randint(0, 10, (batch,))
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    params = net.parameters()
+    opt = make_optimizer(params) if make_optimizer else torch.optim.Adam(params, 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
