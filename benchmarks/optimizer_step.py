@@ -13,13 +13,10 @@ update. Prints a Markdown table and appends it to ``benchmarks/results/optimizer
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
 from pathlib import Path
 
 import train_step
-from timing import interleaved_rates
+from timing import append_results, command_line, interleaved_rates, turns_args
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizer_step.md"
 # network, optimiser, batch, model arguments (the quick budget's on 64x64 colour images)
@@ -47,20 +44,12 @@ def stepper(model: str, optimizer: str, batch: int, model_args: dict, fused: boo
 
 
 def main() -> int:
-    import torch
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=24.0, help="timing per case and update")
-    p.add_argument("--rounds", type=int, default=4, help="turns the two updates take")
-    args = p.parse_args()
-    torch.set_num_threads(2)
-    load0 = os.getloadavg()[0]
+    args = turns_args(__doc__, 24.0, "case and update")
     from benchmarks_md import machine
 
     lines = [
-        f"Command: `python benchmarks/optimizer_step.py --seconds {args.seconds} --rounds "
-        f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-        f"{torch.__version__}, {machine()}, 2 threads, load {load0:.2f})",
+        command_line("optimizer_step.py", args, machine()),
         "",
         "| network | optimiser | batch | looped ms/step | fused ms/step | fused / looped time |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -71,9 +60,7 @@ def main() -> int:
         a, b = (1000 * batch / r[f]["images_per_s"] for f in ("looped", "fused"))
         lines.append(f"| {model} | {opt} | {batch} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
         print(lines[-1], flush=True)
-    with RESULTS.open("a") as f:
-        f.write("\n".join(lines) + "\n\n")
-    print("\n".join(lines))
+    append_results(RESULTS, lines)
     return 0
 
 

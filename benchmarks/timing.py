@@ -41,3 +41,42 @@ def interleaved_rates(cells: dict, n_per_call: int, seconds: float, rounds: int)
         }
         for name in cells
     }
+
+
+def command_line(script: str, args, machine: str = "") -> str:
+    """The line above a results table: the command with ``args.seconds`` and
+    ``args.rounds``, the UTC time, torch's version, ``machine`` (when given), 2 threads and
+    the load average at the start."""
+    import os
+
+    import torch
+
+    where = f"{machine}, " if machine else ""
+    return (
+        f"Command: `python benchmarks/{script} --seconds {args.seconds} --rounds "
+        f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
+        f"{torch.__version__}, {where}2 threads, load {os.getloadavg()[0]:.2f})"
+    )
+
+
+def append_results(path, lines: list[str]) -> None:
+    """Append the table ``lines`` (and a blank line) to ``path`` and print them."""
+    with open(path, "a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    print("\n".join(lines))
+
+
+def turns_args(description: str, seconds: float, what: str):
+    """Command-line arguments of a benchmark whose cells take turns: ``--seconds`` per
+    cell (default ``seconds``) and ``--rounds`` (4); ``what`` names the cells in the help.
+    Sets PyTorch to 2 threads, the machine's usable cores."""
+    import argparse
+
+    import torch
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seconds", type=float, default=seconds, help=f"timing per {what}")
+    p.add_argument("--rounds", type=int, default=4, help="rounds in which the cells take turns")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    return args

@@ -13,12 +13,9 @@ Prints a Markdown table and appends it to ``benchmarks/results/train_step.md``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
 from pathlib import Path
 
-from timing import interleaved_rates
+from timing import append_results, command_line, interleaved_rates, turns_args
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.md"
 CASES = (("simple_cnn", 128), ("simple_cnn", 256), ("lenet5", 128), ("resnet_small", 128))
@@ -65,21 +62,13 @@ def stepper(
 
 
 def main() -> int:
-    import torch
 
     from objrec.training.runtime import native_bf16
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=float, default=12.0, help="timing per network and format")
-    p.add_argument("--rounds", type=int, default=4, help="turns the two formats take")
-    args = p.parse_args()
-    torch.set_num_threads(2)
-    load0 = os.getloadavg()[0]
+    args = turns_args(__doc__, 12.0, "network and format")
     formats = ("NCHW", "NHWC", "NHWC bf16") if native_bf16() else ("NCHW", "NHWC")
     lines = [
-        f"Command: `python benchmarks/train_step.py --seconds {args.seconds} --rounds "
-        f"{args.rounds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-        f"{torch.__version__}, 2 threads, load {load0:.2f})",
+        command_line("train_step.py", args),
         "",
         "| network | batch | NCHW images/s | NHWC images/s | NHWC / NCHW "
         "| NHWC bf16 images/s | bf16 / fp32 (NHWC) |",
@@ -93,9 +82,7 @@ def main() -> int:
         bf16 = f"{c:,.0f} | {c / b:.2f}x" if c else "- (no native bf16) | -"
         lines.append(f"| {model} | {batch} | {a:,.0f} | {b:,.0f} | {b / a:.2f}x | {bf16} |")
         print(lines[-1], flush=True)
-    with RESULTS.open("a") as f:
-        f.write("\n".join(lines) + "\n\n")
-    print("\n".join(lines))
+    append_results(RESULTS, lines)
     return 0
 
 

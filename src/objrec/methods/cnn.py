@@ -848,13 +848,13 @@ def _jsonable(v) -> bool:
 def _make_optimizer(name: str, groups: list[dict], weight_decay: float):
     """Optimiser ``name`` over parameter ``groups`` (dicts with ``params`` and ``lr``).
 
-    Adam and AdamW update through PyTorch's fused kernel (``fused=True``: one pass over
-    every parameter tensor) where the parameters are float tensors on the CPU or a CUDA
-    device; PyTorch's CPU default is a Python loop over the tensors. Whole training steps
-    on 2 threads (``benchmarks/optimizer_step.py``, BENCHMARKS.md): EfficientNet-Lite0
-    (AdamW, 149 tensors, batch 16 at 160 px) 435 -> 411 ms, simple_cnn (Adam, batch 64 at
-    64x64) 117 -> 113 ms. Nesterov SGD stays looped: fused, resnet_small's step took 1.06x
-    as long.
+    The update runs as PyTorch's fused kernel (``fused=True``: one pass over every
+    parameter tensor) where the parameters are float tensors on the CPU or a CUDA device;
+    PyTorch's CPU default is a Python loop over the tensors. Whole training steps on 2
+    threads (``benchmarks/optimizer_step.py``, BENCHMARKS.md "CNN training"):
+    EfficientNet-Lite0 (AdamW, 149 tensors, batch 16 at 160 px) 435 -> 411 ms, simple_cnn
+    (Adam, batch 64 at 64x64) 117 -> 113 ms, resnet_small (Nesterov SGD, batch 128) 375 ->
+    369 ms.
     """
     import torch
 
@@ -863,14 +863,13 @@ def _make_optimizer(name: str, groups: list[dict], weight_decay: float):
     fused = bool(params) and all(
         p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params
     )
+    kw = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
+        return torch.optim.Adam(groups, **kw)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
+        return torch.optim.AdamW(groups, **kw)
     if name == "sgd":
-        return torch.optim.SGD(
-            groups, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
-        )
+        return torch.optim.SGD(groups, momentum=0.9, nesterov=True, **kw)
     raise ObjrecError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
 
 
