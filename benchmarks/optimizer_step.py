@@ -29,22 +29,19 @@ CASES = (
 
 def stepper(model: str, optimizer: str, batch: int, model_args: dict, fused: bool):
     """A function doing one NHWC training step of ``model`` on a fixed (batch, 3, 64, 64)
-    batch, ``optimizer`` updating looped (PyTorch's CPU default) or ``fused``."""
-    import torch
+    batch, ``optimizer`` built as ``CNNClassifier`` builds it, updating looped (PyTorch's
+    CPU default) or ``fused``."""
+    from objrec.methods.cnn import _make_optimizer
 
-    kw = {"lr": 1e-4, "weight_decay": 0.01, "fused": True if fused else None}
-    if optimizer == "sgd":
-        make = lambda p: torch.optim.SGD(p, momentum=0.9, nesterov=True, **kw)  # noqa: E731
-    else:
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
-        make = lambda p: cls(p, **kw)  # noqa: E731
+    def make(params):
+        return _make_optimizer(optimizer, [{"params": list(params), "lr": 1e-4}], 0.01, fused=fused)
+
     return train_step.stepper(
         model, batch, True, shape=(3, 64, 64), model_args=model_args, make_optimizer=make
     )
 
 
 def main() -> int:
-
     args = turns_args(__doc__, 24.0, "case and update")
     from benchmarks_md import machine
 

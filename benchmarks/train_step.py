@@ -62,7 +62,6 @@ def stepper(
 
 
 def main() -> int:
-
     from objrec.training.runtime import native_bf16
 
     args = turns_args(__doc__, 12.0, "network and format")

@@ -338,6 +338,10 @@ def test_optimizer_update_matches_pytorchs_looped_one(name):
     else:
         base = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name](ref, **kw)
     assert opt.defaults.get("fused") is True
+    looped = _make_optimizer(
+        name, [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.01}], 0.0, fused=False
+    )
+    assert not looped.defaults.get("fused")
     for _ in range(5):
         g = [torch.randn_like(p) for p in start]
         for ps, o in ((mine, opt), (ref, base)):

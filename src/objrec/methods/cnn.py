@@ -845,12 +845,14 @@ def _jsonable(v) -> bool:
         return False
 
 
-def _make_optimizer(name: str, groups: list[dict], weight_decay: float):
+def _make_optimizer(
+    name: str, groups: list[dict], weight_decay: float, *, fused: bool | None = None
+):
     """Optimiser ``name`` over parameter ``groups`` (dicts with ``params`` and ``lr``).
 
-    The update runs as PyTorch's fused kernel (``fused=True``: one pass over every
-    parameter tensor) where the parameters are float tensors on the CPU or a CUDA device;
-    PyTorch's CPU default is a Python loop over the tensors. Whole training steps on 2
+    ``fused`` None (the default): the update runs as PyTorch's fused kernel (one pass over
+    every parameter tensor) where the parameters are float tensors on the CPU or a CUDA
+    device; False: PyTorch's CPU default, a Python loop over the tensors. Whole training steps on 2
     threads (``benchmarks/optimizer_step.py``, BENCHMARKS.md "CNN training"):
     EfficientNet-Lite0 (AdamW, 149 tensors, batch 16 at 160 px) 435 -> 411 ms, simple_cnn
     (Adam, batch 64 at 64x64) 117 -> 113 ms, resnet_small (Nesterov SGD, batch 128) 375 ->
@@ -859,10 +861,11 @@ def _make_optimizer(name: str, groups: list[dict], weight_decay: float):
     import torch
 
     lr = groups[0]["lr"]
-    params = [p for g in groups for p in g["params"]]
-    fused = bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params
-    )
+    if fused is None:
+        params = [p for g in groups for p in g["params"]]
+        fused = bool(params) and all(
+            p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params
+        )
     kw = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "adam":
         return torch.optim.Adam(groups, **kw)
