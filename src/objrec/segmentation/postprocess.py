@@ -107,6 +107,13 @@ def panoptic_batch(proba: np.ndarray, **kw) -> tuple[np.ndarray, np.ndarray, lis
     return stack_panoptic([panoptic_from_proba(p, **kw) for p in proba], proba.shape[2:])
 
 
+def join_panoptic(parts: list) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Batches ``(semantic (n, H, W), instances (n, H, W), [scores])`` of consecutive
+    images joined into one (at least one part)."""
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            [s for p in parts for s in p[2]])  # fmt: skip
+
+
 def stack_panoptic(out: list, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Per-image ``(semantic (H, W), instances (H, W), scores)`` results of images of
     ``size`` (H, W) as a batch: semantic uint8 (N, H, W), instances uint16 (N, H, W) and

@@ -52,6 +52,7 @@ from objrec.segmentation.base import (
     _whole,
     check_images,
     check_masks,
+    chunks,
 )
 
 WEIGHTS_NAME = "weights.safetensors"
@@ -242,13 +243,6 @@ def pixel_hits(out, targets, n_labels: int):
     y = targets[0] if isinstance(targets, tuple) else targets
     valid = y != IGNORE
     return ((out[:, :n_labels].argmax(1) == y) & valid).sum(), valid.sum()
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over axis 1, float32."""
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
 class UNetSegmenter(Segmenter):
@@ -516,25 +510,27 @@ class UNetSegmenter(Segmenter):
         return inst.astype(np.uint16 if int(inst.max(initial=0)) < 2**16 else np.int64)
 
     def _forward(self, images, batch: int) -> np.ndarray:
-        """The network's float32 output (N, L [+ 3], H, W) on ``images`` (float32, no
-        autocast, as the ONNX export)."""
+        """The network's output float32 (N, L [+ 3], H, W) on ``images``, the L label
+        channels turned into probabilities (softmax of the logits): float32, no autocast
+        (as the ONNX export), ``batch`` images at a time written into one array, so that
+        the memory held is the output and one batch's activations."""
         import torch
 
         self._check_fitted()
         X = check_images(images)
+        L = self.n_labels_
+        out = np.empty((len(X), L + (3 if self.has_centers else 0), *X.shape[1:3]), np.float32)
         self.net_.eval()
-        out = []
         with torch.inference_mode():
             for s in range(0, len(X), batch):
-                out.append(self.net_(self._to_tensor(X[s : s + batch])).float().numpy())
-        if not out:
-            k = self.n_labels_ + (3 if self.has_centers else 0)
-            return np.zeros((0, k, *X.shape[1:3]), np.float32)
-        return np.concatenate(out).astype(np.float32)
+                y = self.net_(self._to_tensor(X[s : s + batch])).float()
+                y[:, :L] = y[:, :L].softmax(1)
+                out[s : s + len(y)] = y.numpy()
+        return out
 
     def predict_proba(self, images, *, batch: int = 64) -> np.ndarray:
         """Label probabilities float32 (N, L, H, W) (softmax of the logits)."""
-        return _softmax(self._forward(images, batch)[:, : self.n_labels_])
+        return self._forward(images, batch)[:, : self.n_labels_]
 
     def predict_heads(self, images, *, batch: int = 64):
         """(label probabilities float32 (N, L, H, W), centre heatmap float32 (N, H, W),
@@ -548,7 +544,7 @@ class UNetSegmenter(Segmenter):
             )
         out = self._forward(images, batch)
         L = self.n_labels_
-        return _softmax(out[:, :L]), out[:, L], out[:, L + 1 : L + 3]
+        return out[:, :L], out[:, L], out[:, L + 1 : L + 3]
 
     def predict_panoptic(self, images, *, grouping: str | None = None, **kw):
         """(semantic uint8 (N, H, W), instances uint16 (N, H, W), scores [{id: score}]):
@@ -560,8 +556,12 @@ class UNetSegmenter(Segmenter):
         if g == "watershed":
             return super().predict_panoptic(images, **kw)
         from objrec.segmentation.centers import panoptic_centers_batch
+        from objrec.segmentation.postprocess import join_panoptic
 
-        return panoptic_centers_batch(*self.predict_heads(images), **kw)
+        X = check_images(images)
+        return join_panoptic(
+            [panoptic_centers_batch(*self.predict_heads(c), **kw) for c in chunks(X)]
+        )
 
     # ----------------------------------------------------------------- model file
     def _save_artifact(self, folder) -> dict:
