@@ -128,7 +128,9 @@ def train_crops(images, instances, labels, n_classes, seconds, *, bs=128, lr=3e-
             loss.backward()
             opt.step()
             hits, n = hits + int((out.argmax(1) == y[idx]).sum()), n + len(idx)
-        log.append({"epoch": len(log) + 1, "train_accuracy": hits / max(n, 1),
+        if n == 0:  # the time ran out at the epoch's first batch
+            break
+        log.append({"epoch": len(log) + 1, "train_accuracy": hits / n,
                     "seconds": time.perf_counter() - start})  # fmt: skip
     return net.eval(), log
 
