@@ -2,6 +2,11 @@
 MNIST and Fashion-MNIST, and the held-out-family augmentation protocol.
 
     flock /tmp/objrec-bench.lock python benchmarks/robustness.py
+    python benchmarks/robustness.py --datasets cifar10 --section "Robustness on CIFAR-10"
+
+``cifar10`` is objrec's named dataset where its binary files are found, else the JPEG
+re-encoding in ``../shared/data/cifar10-jpg.tar.gz`` (decoded once by
+``benchmarks/cifar_cnn.py``'s loader; figures on it are on re-encoded pixels).
 
 Each method is fitted on a stratified subset of the training split (``--train``, default
 10,000 images) and measured on a stratified subset of the official test set (``--test``,
@@ -64,6 +69,12 @@ def load(name: str):
         )
         return d.train.X, d.train.y, d.test.X, d.test.y, f"objrec.data ({d.source})"
     except objrec.ObjrecError as e:
+        if name == "cifar10":
+            from cifar_cnn import SHARED, load_cifar
+
+            print(f"  objrec.data could not load {name} ({e}); reading the JPEG copy", flush=True)
+            Xtr, ytr, Xte, yte = load_cifar()
+            return Xtr, ytr, Xte, yte, f"JPEG re-encoding, {SHARED / 'cifar10-jpg.tar.gz'}"
         print(f"  objrec.data could not load {name} ({e}); reading the IDX files", flush=True)
     folder = IDX_FOLDERS[name]
     part = {
@@ -207,7 +218,7 @@ def markdown(results, args, load_before, load_after, seconds) -> str:
     cmd = invocation()
     fams = nz.list_families()
     lines = [
-        "## Robustness",
+        f"## {args.section}",
         "",
         f"Command: `{cmd}` ({seconds / 60:.0f} min; load average "
         f"{load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before, "
@@ -365,7 +376,17 @@ def main() -> int:
     )
     p.add_argument("--slow-test", type=int, default=500)
     p.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    p.add_argument(
+        "--section",
+        default="Robustness",
+        help="BENCHMARKS.md section to write; another than the default also writes "
+        "benchmarks/results/robustness-<section words joined by ->.json",
+    )
     args = p.parse_args()
+    results_file = RESULTS
+    if args.section != "Robustness":
+        slug = "-".join(args.section.lower().replace("robustness", "").split())
+        results_file = RESULTS.with_name(f"robustness-{slug}.json")
     args.severities = rb.parse_severities(args.severities)
     sev_text = rb._span(args.severities)
 
@@ -387,8 +408,8 @@ def main() -> int:
         nonlocal text
         done = [r for r in results.values() if r["robustness"]]
         args.severities = sev_text
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(
             json.dumps(
                 {"args": vars(args), "source_tree": source_tree(), "results": done}, indent=1
             )
@@ -396,7 +417,7 @@ def main() -> int:
         # Written after every stage, so that an interrupted run still leaves its tables.
         text = markdown(done, args, load_before, os.getloadavg(), time.perf_counter() - t0)
         if not args.no_write:
-            write_section("Robustness", text, keep="Reading")
+            write_section(args.section, text, keep="Reading")
         args.severities = sev_list
 
     # Stages in order of importance: every fast method on every dataset, then the held-out
