@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 import objrec
 import objrec.data
-from benchmarks_md import write_section
+from benchmarks_md import machine, write_section
 from objrec.evaluation import nuisances as nz
 from objrec.evaluation import robustness as rb
 from objrec.evaluation.augment import heldout_family_protocol
@@ -190,11 +191,7 @@ def invocation() -> str:
     prefix = "flock /tmp/objrec-bench.lock " if Path(parent).name == "flock" else ""
     niceness = os.nice(0)
     prefix += f"nice -n {niceness} " if niceness else ""
-    return (
-        prefix
-        + "python benchmarks/robustness.py"
-        + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
-    )
+    return prefix + shlex.join(["python", "benchmarks/robustness.py", *sys.argv[1:]])
 
 
 def source_tree() -> str:
@@ -222,9 +219,8 @@ def markdown(results, args, load_before, load_after, seconds) -> str:
         "",
         f"Command: `{cmd}` ({seconds / 60:.0f} min; load average "
         f"{load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before, "
-        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after, on "
-        f"{os.cpu_count()} cores shared with other work; Python {platform.python_version()}; "
-        f"source {source_tree()}).",
+        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after; {machine()}; "
+        f"Python {platform.python_version()}; source {source_tree()}).",
         "",
         f"Every method is fitted on **{args.train:,} training images** (a stratified subset of "
         "the training split, to fit the time on 2 cores; the full-data accuracies are in the "
