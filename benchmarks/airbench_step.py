@@ -4,9 +4,10 @@ what a plain matrix product reaches on the same cores.
     python benchmarks/airbench_step.py --threads 2
 
 1. ``--steps`` steps of the airbench network (batch 1,024, 32x32 RGB, bf16 autocast,
-   channels-last, the recipe's optimiser and loss) are timed whole, then again with every
-   ATen operator timed by a ``TorchDispatchMode`` (``perf_counter`` around each call; on
-   a CPU each operator finishes before it returns). The operators are summed by kind
+   channels-last, the recipe's optimiser and loss; ``cifar_cnn.train_step``) are timed
+   whole, then again with every ATen operator timed by a ``TorchDispatchMode``
+   (``perf_counter`` around each call; on a CPU each operator finishes before it
+   returns). FLOPs per image: ``cifar_cnn.train_flops_per_image``. The operators are summed by kind
    (convolution forward and backward, max pool, GELU, BatchNorm, dtype copies, the rest)
    and listed by operator and input shape. The images are random: the time of a step does
    not depend on its pixels.
@@ -28,12 +29,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks_md import machine
+from cifar_cnn import train_flops_per_image, train_step
 from objrec.cpu import keep_freed_memory
 from objrec.nets import create_model
+from objrec.nets.airbench import WIDTHS
 from objrec.training import airbench
 from objrec.training.recipes import AIRBENCH_RECIPE
-
-FLOP_PER_IMAGE = 0.708e9  # forward + backward, FlopCounterMode (BENCHMARKS.md)
 
 
 def kind(op: str) -> str:
@@ -81,15 +82,7 @@ def make_step(batch: int):
     opt = airbench.make_optimizer(net, rec["lr"], rec["weight_decay"], batch)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=rec["label_smoothing"], reduction="none")
 
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = net(x)
-        loss = loss_fn(logits.float(), y).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return lambda: train_step(net, opt, loss_fn, x, y, amp=True)
 
 
 def matmul_rate(n: int, dtype: torch.dtype, repeats: int = 7) -> float:
@@ -128,7 +121,7 @@ def main() -> int:
             step()
     timed = (time.perf_counter() - t) / args.steps
     total = sum(timer.seconds.values()) / args.steps
-    rate = FLOP_PER_IMAGE * args.batch / wall
+    rate = train_flops_per_image(WIDTHS) * args.batch / wall
     print(
         f"step, batch {args.batch}: {wall:.3f} s ({rate / 1e12:.3f} TFLOP/s); with the "
         f"operators timed {timed:.3f} s, of which the operators {total:.3f} s"

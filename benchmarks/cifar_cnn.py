@@ -78,6 +78,17 @@ def clock_ghz() -> float:
     raise RuntimeError("no cpu MHz in /proc/cpuinfo")
 
 
+def train_step(net, opt, loss_fn, x, y, amp: bool) -> None:
+    """One step of the recipe's loop on batch ``x``: forward (bf16 autocast when ``amp``),
+    the summed loss in float32, backward, ``opt.step()``."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        out = net(x)
+    loss = loss_fn(out.float(), y).sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def step_seconds(net, x, y, amp: bool, steps: int) -> float:
     """Median seconds of one training step (fwd + bwd + SGD) on batch ``x`` (after one warm-up)."""
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
@@ -85,12 +96,7 @@ def step_seconds(net, x, y, amp: bool, steps: int) -> float:
     times = []
     for i in range(steps + 1):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            out = net(x)
-        loss = loss_fn(out.float(), y).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(net, opt, loss_fn, x, y, amp)
         if i:
             times.append(time.perf_counter() - t)
     return float(np.median(times))
