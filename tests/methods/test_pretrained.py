@@ -28,7 +28,7 @@ def test_digits_learned_well_above_chance(digits_small):
     X, y = X[keep], y[keep]
     idx = np.concatenate([np.flatnonzero(y == c)[:30] for c in range(4)])
     clf = make_method("effnet-logreg", image_size=64, threads=1).fit(X[idx], y[idx])
-    assert clf.n_features_ == 1280 and clf.method_name == "effnet-logreg"
+    assert clf.n_features_ == 80 + 112 + 192 + 320 + 1280 and clf.method_name == "effnet-logreg"
     acc = clf.score(Xt[keep_t], yt[keep_t])
     assert acc >= 0.8, acc
     proba = clf.predict_proba(Xt[keep_t][:5])
@@ -83,3 +83,52 @@ def test_bad_parameters_are_clear_errors(digits_small):
         make_method("effnet-logreg", backbone="simple_cnn").fit(X[:20], y[:20])
     with pytest.raises(InputError, match="at least 32"):
         make_method("effnet-logreg", image_size=16).fit(X[:20], y[:20])
+
+
+def test_head_features_are_the_backbones_pooled_output(digits_small):
+    """pool_layers=("conv_head",): the features are what the backbone module itself returns."""
+    from objrec.methods.pretrained import _backbone
+
+    X, y = digits_small[:2]
+    clf = make_method(
+        "effnet-logreg", image_size=32, pool_layers=("conv_head",), C=0.01, threads=1
+    ).fit(X[:40], y[:40])
+    net, _ = _backbone("efficientnet_lite0", 1, 32, None)
+    x = torch.from_numpy(X[:6]).float().unsqueeze(1) / 255
+    info = objrec.nets.model_info("efficientnet_lite0")
+    with torch.inference_mode():
+        want = net(((x - info.mean[0]) / info.std[0]).contiguous(memory_format=torch.channels_last))
+    got = clf.transform_features(X[:6])
+    assert got.shape == (6, 1280)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+    # a model saved before pool_layers existed pools the head alone
+    del clf.pool_layers
+    np.testing.assert_allclose(clf.transform_features(X[:6]), got, rtol=1e-6)
+    with pytest.raises(InputError, match="pool_layers=.*stage7"):
+        make_method("effnet-logreg", image_size=32, pool_layers=("stage9",)).fit(X[:40], y[:40])
+
+
+def test_C_auto_is_chosen_on_a_held_out_tenth(digits_small):
+    """C="auto": every C of the grid scored on a stratified tenth, the best refitted on all;
+    the fitted classifier is scikit-learn's own fit at that C (the oracle)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from objrec.methods.pretrained import CS
+
+    X, y = digits_small[:2]
+    clf = make_method("effnet-logreg", image_size=32, threads=1).fit(X[:200], y[:200])
+    assert set(clf.holdout_accuracy_) == set(CS)
+    assert all(0 <= a <= 1 for a in clf.holdout_accuracy_.values())
+    best = max(clf.holdout_accuracy_.values())
+    assert clf.C_ == min(C for C, a in clf.holdout_accuracy_.items() if a == best)
+    F = clf.transform_features(X[:200])
+    oracle = make_pipeline(StandardScaler(), LogisticRegression(C=clf.C_, max_iter=1000))
+    oracle.fit(F, y[:200])
+    Ft = clf.transform_features(X[200:300])
+    np.testing.assert_array_equal(clf.predict(X[200:300]), oracle.predict(Ft))
+    fixed = make_method("effnet-logreg", image_size=32, C=0.5, threads=1).fit(X[:30], y[:30])
+    assert fixed.C_ == 0.5 and fixed.holdout_accuracy_ == {}
+    with pytest.raises(InputError, match="C='best'"):
+        make_method("effnet-logreg", image_size=32, C="best").fit(X[:30], y[:30])
