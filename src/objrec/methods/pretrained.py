@@ -169,7 +169,7 @@ class PretrainedFeatureClassifier(ImageClassifier):
                 f"this model was fitted with ({self.weights_sha256_}); install the same "
                 "weights or refit"
             )
-        return self._extract(net, X, self.threads)
+        return self._extract(net, X, self.threads, bar=False)  # callers show their own
 
     def _layers(self, net) -> set[str]:
         """The checked ``pool_layers`` (a model saved before they existed pooled the head)."""
@@ -187,9 +187,10 @@ class PretrainedFeatureClassifier(ImageClassifier):
     def _channels(X) -> int:
         return 1 if X.ndim == 3 else int(X.shape[3])
 
-    def _extract(self, net, X: np.ndarray, threads: int | None) -> np.ndarray:
+    def _extract(self, net, X: np.ndarray, threads: int | None, *, bar: bool = True) -> np.ndarray:
         """(N, H, W[, C]) uint8 -> (N, F) float32, in batches without autograd; ``threads``
-        (None: keep PyTorch's setting) for the duration of the call."""
+        (None: keep PyTorch's setting) for the duration of the call; a progress bar where
+        ``bar`` and ``verbose``."""
         import torch
 
         from objrec.nets import model_info
@@ -210,7 +211,9 @@ class PretrainedFeatureClassifier(ImageClassifier):
         bs = max(1, int(self.batch_size))
         try:
             with torch.inference_mode():
-                for i in progress(range(0, len(X), bs), desc="features", enabled=self.verbose):
+                for i in progress(
+                    range(0, len(X), bs), desc="features", enabled=bar and self.verbose
+                ):
                     xb = torch.from_numpy(np.ascontiguousarray(X[i : i + bs]))
                     xb = xb.unsqueeze(1) if c == 1 else xb.permute(0, 3, 1, 2)
                     xb = (xb.float() * scale + shift).contiguous(memory_format=torch.channels_last)
