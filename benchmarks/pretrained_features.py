@@ -40,6 +40,7 @@ def features(size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, 
     and the seconds the extraction took (0 when cached)."""
     import objrec
     from objrec.methods.pretrained import POOLED, _backbone
+    from objrec.training.runtime import configure_threads
 
     X, y, Xt, yt = load_cifar()
     cache = CACHE / f"effnet-features-{size}.npz"
@@ -55,7 +56,7 @@ def features(size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, 
         widths.append(clf._extract(net, X[:1], None).shape[1])
     clf.pool_layers = POOLED
     t = time.perf_counter()
-    F = clf._extract(net, np.concatenate([X, Xt]), None)
+    F = clf._extract(net, np.concatenate([X, Xt]), configure_threads(None))  # as fit does
     seconds = time.perf_counter() - t
     cols = np.cumsum([0, *widths])
     out = {n: F[:, cols[i] : cols[i + 1]] for i, n in enumerate(POOLED)}

@@ -104,13 +104,13 @@ def test_head_features_are_the_backbones_pooled_output(digits_small):
     # a model saved before pool_layers existed pools the head alone
     del clf.pool_layers
     np.testing.assert_allclose(clf.transform_features(X[:6]), got, rtol=1e-6)
-    with pytest.raises(InputError, match="pool_layers=.*stage7"):
+    with pytest.raises(InputError, match=r"pool_layers=.*stage7"):
         make_method("effnet-logreg", image_size=32, pool_layers=("stage9",)).fit(X[:40], y[:40])
 
 
 def test_C_auto_is_chosen_on_a_held_out_tenth(digits_small):
-    """C="auto": every C of the grid scored on a stratified tenth, the best refitted on all;
-    the fitted classifier is scikit-learn's own fit at that C (the oracle)."""
+    """C="auto": every C of the grid scored on a stratified tenth (accuracy, then log loss),
+    the best refitted on all; the fitted classifier is scikit-learn's own fit at that C."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -121,14 +121,15 @@ def test_C_auto_is_chosen_on_a_held_out_tenth(digits_small):
     clf = make_method("effnet-logreg", image_size=32, threads=1).fit(X[:200], y[:200])
     assert set(clf.holdout_accuracy_) == set(CS)
     assert all(0 <= a <= 1 for a in clf.holdout_accuracy_.values())
-    best = max(clf.holdout_accuracy_.values())
-    assert clf.C_ == min(C for C, a in clf.holdout_accuracy_.items() if a == best)
+    acc, loss = clf.holdout_accuracy_, clf.holdout_log_loss_
+    assert set(loss) == set(CS) and all(v > 0 for v in loss.values())
+    assert clf.C_ == max(CS, key=lambda C: (acc[C], -loss[C]))
     F = clf.transform_features(X[:200])
     oracle = make_pipeline(StandardScaler(), LogisticRegression(C=clf.C_, max_iter=1000))
     oracle.fit(F, y[:200])
     Ft = clf.transform_features(X[200:300])
     np.testing.assert_array_equal(clf.predict(X[200:300]), oracle.predict(Ft))
     fixed = make_method("effnet-logreg", image_size=32, C=0.5, threads=1).fit(X[:30], y[:30])
-    assert fixed.C_ == 0.5 and fixed.holdout_accuracy_ == {}
+    assert fixed.C_ == 0.5 and fixed.holdout_accuracy_ == {} == fixed.holdout_log_loss_
     with pytest.raises(InputError, match="C='best'"):
         make_method("effnet-logreg", image_size=32, C="best").fit(X[:30], y[:30])
