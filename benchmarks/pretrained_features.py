@@ -9,7 +9,7 @@ effnet-logreg's own extraction with all of its default ``pool_layers`` and cache
 configuration then fits standardisation + logistic regression on 45,000 training images
 (a stratified, seeded 5,000 of the 50,000 are the validation split) and is scored on the
 validation split and the official 10,000 test images. Prints a Markdown table and writes
-``benchmarks/results/pretrained-features.json``.
+``benchmarks/results/pretrained-features-<size>.json``.
 """
 
 from __future__ import annotations
